@@ -1,0 +1,96 @@
+"""Provenance and diagnostics: where an element came from, and what is wrong with it (spec §1, §14)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+Layer = Literal["repository", "project_override", "organization_default", "bundled"]
+Severity = Literal["fatal", "error", "warning", "info"]
+
+SEVERITIES: tuple[Severity, ...] = ("fatal", "error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an element or a problem was defined: layer, source and position in the file."""
+
+    layer: Layer = "repository"
+    repo: str | None = None
+    branch: str | None = None
+    commit_sha: str | None = None
+    path: str | None = None
+    line: int | None = None
+    column: int | None = None
+    pointer: str = ""
+    generated: bool = False
+    derived_from: str | None = None
+
+    def at(self, *, line: int | None = None, column: int | None = None, pointer: str | None = None) -> Provenance:
+        """Return a copy pointing at another node of the same file."""
+        return replace(
+            self,
+            line=self.line if line is None else line,
+            column=self.column if column is None else column,
+            pointer=self.pointer if pointer is None else pointer,
+        )
+
+    @property
+    def location(self) -> str:
+        """`path:line:col`, as much of it as is known."""
+        parts = [self.path or "<unknown>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found while loading configuration, with a stable code and a hint for the fix."""
+
+    code: str
+    severity: Severity
+    message: str
+    hint: str = ""
+    prov: Provenance = field(default_factory=Provenance)
+
+    @property
+    def file(self) -> str | None:
+        return self.prov.path
+
+    @property
+    def line(self) -> int | None:
+        return self.prov.line
+
+    @property
+    def column(self) -> int | None:
+        return self.prov.column
+
+    @property
+    def pointer(self) -> str:
+        return self.prov.pointer
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready form, as the API and `validate --json` print it."""
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "hint": self.hint,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "pointer": self.pointer,
+            "layer": self.prov.layer,
+        }
+
+    def format(self) -> str:
+        """Compiler-style line: `path:line:col: severity code: message`."""
+        text = f"{self.prov.location}: {self.severity} {self.code}: {self.message}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class KiketError(Exception):
+    """Base for broken invariants inside the domain core (never for bad user input)."""
