@@ -1,0 +1,97 @@
+"""Sign up, log in, log out, join by invitation, change password."""
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from app.blueprints.auth.schemas import JoinSchema, LoginSchema, PasswordSchema, SignupSchema
+from app.blueprints.forms import load_form
+from app.services import accounts
+from app.services.errors import Invalid
+
+bp = Blueprint("auth", __name__)
+
+
+def safe_next(target: str | None) -> str:
+    """Only local paths: an open redirect would let a link send users elsewhere after log-in."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+            return target
+    return url_for("projects.index")
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup():
+    if not accounts.installation_is_empty():
+        return render_template("auth/signup_closed.html"), 403 if request.method == "POST" else 200
+    if request.method == "GET":
+        return render_template("auth/signup.html", form={}, problems={})
+    try:
+        data = load_form(SignupSchema(), request.form)
+        user = accounts.sign_up_first_user(data["email"], data["name"], data["password"], data["organization"])
+    except Invalid as error:
+        return render_template("auth/signup.html", form=request.form, problems=error.problems), 422
+    login_user(user)
+    return redirect(url_for("projects.index"), 303)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(safe_next(request.args.get("next")))
+    if accounts.installation_is_empty():
+        return redirect(url_for("auth.signup"))
+    if request.method == "GET":
+        return render_template("auth/login.html", form={"next": request.args.get("next", "")}, problems={})
+    try:
+        data = load_form(LoginSchema(), request.form)
+    except Invalid as error:
+        return render_template("auth/login.html", form=request.form, problems=error.problems), 422
+    user = accounts.authenticate(data["email"], data["password"])
+    if user is None:
+        problems = {"password": "That email and password do not match an account."}
+        return render_template("auth/login.html", form=request.form, problems=problems), 422
+    login_user(user, remember=bool(request.form.get("remember")))
+    return redirect(safe_next(data["next"]), 303)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    logout_user()
+    return redirect(url_for("auth.login"), 303)
+
+
+@bp.route("/join/<token>", methods=["GET", "POST"])
+def join(token: str):
+    try:
+        invitation = accounts.open_invitation(token)
+    except Invalid as error:
+        return render_template("auth/join_invalid.html", problem=error.problems["token"]), 410
+    if request.method == "GET":
+        return render_template("auth/join.html", invitation=invitation, token=token, form={"email": invitation.email or ""}, problems={})
+    try:
+        data = load_form(JoinSchema(), request.form)
+        user = accounts.accept_invitation(token, data["email"], data["name"], data["password"])
+    except Invalid as error:
+        return render_template("auth/join.html", invitation=invitation, token=token, form=request.form, problems=error.problems), 422
+    logout_user()
+    login_user(user)
+    return redirect(url_for("projects.index"), 303)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def password():
+    if request.method == "GET":
+        return render_template("auth/password.html", problems={}, done=False)
+    try:
+        data = load_form(PasswordSchema(), request.form)
+        accounts.change_password(current_user, data["current_password"], data["new_password"])
+    except Invalid as error:
+        return render_template("auth/password.html", problems=error.problems, done=False), 422
+    # The session version changed; log in again under the new one so this session stays.
+    login_user(current_user)
+    return render_template("auth/password.html", problems={}, done=True)

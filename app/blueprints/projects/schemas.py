@@ -1,0 +1,8 @@
+from marshmallow import Schema, fields, validate
+
+
+class ProjectSchema(Schema):
+    key = fields.String(required=True, validate=validate.Length(min=1, max=10), error_messages={"required": "Give the project a key."})
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120), error_messages={"required": "Give the project a name."})
+    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    template = fields.String(required=True, error_messages={"required": "Choose a template."})

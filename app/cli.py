@@ -1,0 +1,82 @@
+"""`flask kiket …` commands and `flask worker`."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+from redis.exceptions import ConnectionError as RedisConnectionError
+from rq import Worker
+
+from app.queue import QUEUES, get_queue, redis_connection
+from app.services import accounts, demo
+from app.services.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+kiket_cli = AppGroup("kiket", help="Kiket administration commands.")
+user_cli = AppGroup("user", help="Manage accounts.")
+kiket_cli.add_command(user_cli)
+
+
+@user_cli.command("create")
+@click.argument("email")
+@click.option("--password", help="Password to set; one is generated and printed when omitted.")
+@click.option("--org-role", type=click.Choice(["owner", "admin", "member"]), default="member", show_default=True)
+@click.option("--name", default="", help="Display name.")
+def create_user(email: str, password: str | None, org_role: str, name: str) -> None:
+    """Create an account in the organization."""
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    try:
+        user = accounts.create_user(email, password, org_role, name=name)
+    except ServiceError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"Created {user.email} ({user.org_role}).")
+    if generated:
+        click.echo(f"Password: {password}")
+
+
+@kiket_cli.command("demo")
+def seed_demo() -> None:
+    """Create the demo organization, admin account and DEMO project (idempotent)."""
+    result = demo.seed_demo()
+    if result.admin_password:
+        click.echo(f"Demo admin: {result.admin_email}  password: {result.admin_password}  (shown once)")
+    else:
+        click.echo(f"Demo admin: {result.admin_email} (exists; password unchanged)")
+    click.echo(f"Demo project: {result.project_key}" + (" (created)" if result.created_project else " (exists)"))
+
+
+def _wait_for_redis(timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            redis_connection().ping()
+            return
+        except RedisConnectionError:
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"Redis at {current_app.config['REDIS_URL']} did not answer in {timeout:.0f}s") from None
+            time.sleep(0.25)
+
+
+@click.command("worker")
+@click.argument("queues", nargs=-1)
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--wait", "wait_seconds", default=30.0, show_default=True, help="Seconds to wait for Redis at start.")
+@with_appcontext
+def worker_command(queues: tuple[str, ...], burst: bool, wait_seconds: float) -> None:
+    """Run an RQ worker (with the scheduler) inside the app, on `configuration default webhooks` by default."""
+    names = queues or QUEUES
+    _wait_for_redis(wait_seconds)
+    worker = Worker(
+        [get_queue(name) for name in names],
+        connection=redis_connection(),
+        worker_ttl=current_app.config["KIKET_WORKER_TTL"],
+    )
+    log.info("worker starting on %s", ", ".join(names))
+    worker.work(burst=burst, with_scheduler=True, logging_level="INFO")

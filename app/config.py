@@ -1,0 +1,91 @@
+"""Settings from the environment, with embedded defaults (no secrets in code)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Mapping
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value we cannot use."""
+
+
+def parse_boolean(name: str, raw: str) -> bool:
+    """Parse a yes/no setting strictly: junk is an error, not `False`."""
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off")
+
+
+def parse_int(name: str, raw: str, *, minimum: int = 0) -> int:
+    """Parse a whole-number setting strictly."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def database_url(raw: str | None, instance_path: str) -> str:
+    """The SQLAlchemy URL: SQLite under instance/ by default; `postgres://` rewritten for psycopg 3."""
+    if not raw:
+        return "sqlite:///" + os.path.join(instance_path, "kiket.sqlite3")
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix):]
+    return raw
+
+
+def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
+    """Build the app settings from environment variables. Pure: reads nothing but `environ`."""
+    env = environ.get
+    embedded_port = parse_int("KIKET_EMBEDDED_REDIS_PORT", env("KIKET_EMBEDDED_REDIS_PORT", "6390"), minimum=1)
+    redis_url = env("REDIS_URL") or None
+    production = env("KIKET_ENV", "development") == "production"
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url(env("DATABASE_URL"), instance_path),
+        # Connections die behind load balancers and database restarts; check before use.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url or f"redis://127.0.0.1:{embedded_port}/0",
+        "KIKET_REDIS_EMBEDDED": redis_url is None,
+        "KIKET_EMBEDDED_REDIS_PORT": embedded_port,
+        "SECRET_KEY": env("SECRET_KEY") or None,
+        "STORAGE_DIR": os.path.abspath(env("STORAGE_DIR", "storage")),
+        "PORT": parse_int("PORT", env("PORT", "5000"), minimum=1),
+        "KIKET_ENV": "production" if production else "development",
+        "KIKET_UP_MAX_QUEUE_DEPTH": parse_int("KIKET_UP_MAX_QUEUE_DEPTH", env("KIKET_UP_MAX_QUEUE_DEPTH", "50")),
+        "KIKET_UP_MAX_QUEUE_AGE": parse_int("KIKET_UP_MAX_QUEUE_AGE", env("KIKET_UP_MAX_QUEUE_AGE", "120")),
+        # A worker heartbeats every ttl - 15 s; anything older than this is gone.
+        "KIKET_WORKER_TTL": parse_int("KIKET_WORKER_TTL", env("KIKET_WORKER_TTL", "60"), minimum=20),
+        "KIKET_INVITATION_MAX_AGE": parse_int("KIKET_INVITATION_MAX_AGE", env("KIKET_INVITATION_MAX_AGE", str(7 * 24 * 3600)), minimum=60),
+        "KIKET_ALLOW_LOCAL_REMOTES": parse_boolean("KIKET_ALLOW_LOCAL_REMOTES", env("KIKET_ALLOW_LOCAL_REMOTES", "0" if production else "1")),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_SECURE": production,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SOCK_SERVER_OPTIONS": {"ping_interval": 25},
+    }
+
+
+def instance_secret_key(instance_path: str) -> str:
+    """Read the generated secret key under instance/, creating it once (mode 0600)."""
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key

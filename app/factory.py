@@ -1,0 +1,66 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import jinja2
+from flask import Flask
+from redis import Redis
+
+from app import config
+from app.extensions import csrf, db, login_manager, migrate, sock
+from app.models.base import render_item
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the app: settings from the environment, then `overrides` (tests), then extensions and blueprints."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(config.load_settings(os.environ, app.instance_path))
+    app.config.update(overrides or {})
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = config.instance_secret_key(app.instance_path)
+    # A typo in a template should fail loudly in tests, not render an empty string.
+    app.jinja_env.undefined = jinja2.StrictUndefined
+    configure_logging(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"), render_item=render_item)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    sock.init_app(app)
+    app.extensions["redis"] = Redis.from_url(app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=2)
+
+    from app import models  # noqa: F401  (registers the tables with the metadata)
+    from app.blueprints import admin, auth, errors, health, projects, repositories
+    from app.blueprints.admin import rq as rq_admin
+    from app.blueprints.auth import session as auth_session
+    from app.cli import kiket_cli, worker_command
+    from app.htmx import register_template_helpers
+
+    auth_session.init_app(app)
+    errors.init_app(app)
+    register_template_helpers(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(projects.bp)
+    app.register_blueprint(repositories.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(health.bp)
+    rq_admin.init_app(app)
+    app.cli.add_command(kiket_cli)
+    app.cli.add_command(worker_command)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    """Log to stdout once per process, with `%`-style lines."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_kiket", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._kiket = True
+        root.addHandler(handler)
+    root.setLevel(os.environ.get("KIKET_LOG_LEVEL", "INFO"))

@@ -1,0 +1,205 @@
+"""Sign-up, log-in, invitations and passwords."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.extensions import db
+from app.models import Invitation, Organization, OrganizationMembership, User
+from app.models.accounts import ORG_ROLES
+from app.models.base import utcnow
+from app.services.errors import Conflict, Invalid
+
+MIN_PASSWORD_LENGTH = 10
+INVITATION_SALT = "kiket.invitation"
+
+
+def installation_is_empty() -> bool:
+    """True until the first account exists: only then is open sign-up allowed."""
+    return db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def the_organization() -> Organization | None:
+    """The installation's organization (one per installation; created by the first sign-up)."""
+    return db.session.scalar(select(Organization).order_by(Organization.id).limit(1))
+
+
+def find_user(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid({"password": f"Use at least {MIN_PASSWORD_LENGTH} characters."})
+
+
+def _check_new_account(email: str, password: str) -> None:
+    if "@" not in email or len(email) > 254:
+        raise Invalid({"email": "Enter an email address like name@example.com."})
+    if find_user(email) is not None:
+        raise Invalid({"email": "An account with this email already exists; log in instead."})
+    check_password_rules(password)
+
+
+def _new_user(email: str, name: str, password: str) -> User:
+    _check_new_account(email, password)
+    user = User(email=normalize_email(email), name=name.strip())
+    user.set_password(password)
+    db.session.add(user)
+    return user
+
+
+def sign_up_first_user(email: str, name: str, password: str, organization_name: str) -> User:
+    """Create the organization and its owner; refused once the installation has any account."""
+    if not installation_is_empty():
+        raise Conflict("This installation already has accounts; ask an administrator for an invitation.")
+    organization = Organization(name=organization_name.strip() or "My organization")
+    user = _new_user(email, name, password)
+    db.session.add(OrganizationMembership(organization=organization, user=user, role="owner"))
+    db.session.commit()
+    return user
+
+
+def create_user(email: str, password: str, org_role: str = "member", name: str = "") -> User:
+    """Create an account in the installation's organization (CLI and demo)."""
+    if org_role not in ORG_ROLES:
+        raise Invalid({"org_role": f"Choose one of {', '.join(ORG_ROLES)}."})
+    organization = the_organization()
+    if organization is None:
+        organization = Organization(name="My organization")
+        org_role = "owner"
+    user = _new_user(email, name, password)
+    db.session.add(OrganizationMembership(organization=organization, user=user, role=org_role))
+    db.session.commit()
+    return user
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_hex(8))
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user whose email and password match, else None (same answer for both failures)."""
+    user = find_user(email)
+    if user is None:
+        # Spend the same time as a real check, so response times do not reveal accounts.
+        check_password_hash(_dummy_hash(), password)
+        return None
+    return user if user.check_password(password) else None
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """Replace the password after checking the current one; other sessions end."""
+    if not user.check_password(current):
+        raise Invalid({"current_password": "This is not your current password."})
+    check_password_rules(new)
+    user.set_password(new)
+    user.session_version += 1
+    db.session.commit()
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=INVITATION_SALT)
+
+
+def _digest(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def create_invitation(actor: User, email: str | None, role: str) -> tuple[Invitation, str]:
+    """Create an invitation; returns it with the token for the link (shown once, stored hashed)."""
+    if not actor.is_org_admin:
+        raise Invalid({"role": "Only owners and admins can invite people."})
+    if role not in ("admin", "member"):
+        raise Invalid({"role": "Invite as admin or member."})
+    if role == "admin" and actor.org_role != "owner":
+        raise Invalid({"role": "Only owners can invite admins."})
+    nonce = secrets.token_urlsafe(24)
+    max_age = current_app.config["KIKET_INVITATION_MAX_AGE"]
+    invitation = Invitation(
+        organization_id=actor.membership.organization_id,
+        email=normalize_email(email) if email else None,
+        role=role,
+        nonce_hash=_digest(nonce),
+        created_by=actor,
+        expires_at=utcnow() + timedelta(seconds=max_age),
+    )
+    db.session.add(invitation)
+    db.session.commit()
+    token = _serializer().dumps({"id": invitation.id, "nonce": nonce})
+    return invitation, token
+
+
+def open_invitation(token: str) -> Invitation:
+    """The invitation a link names, if it is still valid; else `Invalid` saying why."""
+    max_age = current_app.config["KIKET_INVITATION_MAX_AGE"]
+    try:
+        payload = _serializer().loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise Invalid({"token": "This invitation has expired; ask for a new one."}) from None
+    except BadSignature:
+        raise Invalid({"token": "This invitation link is not valid; check that you copied all of it."}) from None
+    invitation = db.session.get(Invitation, payload.get("id")) if isinstance(payload, dict) else None
+    if invitation is None or not secrets.compare_digest(invitation.nonce_hash, _digest(str(payload.get("nonce")))):
+        raise Invalid({"token": "This invitation link is not valid; check that you copied all of it."})
+    if invitation.accepted_at is not None:
+        raise Invalid({"token": "This invitation has already been used; log in instead."})
+    if invitation.expires_at <= utcnow():
+        raise Invalid({"token": "This invitation has expired; ask for a new one."})
+    return invitation
+
+
+def accept_invitation(token: str, email: str, name: str, password: str) -> User:
+    """Create the account an invitation allows and use the invitation up."""
+    invitation = open_invitation(token)
+    if invitation.email and normalize_email(email) != invitation.email:
+        raise Invalid({"email": f"This invitation is for {invitation.email}."})
+    _check_new_account(email, password)
+    # Mark it used with a conditional update, so two concurrent accepts cannot both win.
+    used = db.session.execute(
+        db.update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None))
+        .values(accepted_at=utcnow())
+    )
+    if used.rowcount != 1:
+        db.session.rollback()
+        raise Invalid({"token": "This invitation has already been used; log in instead."})
+    user = _new_user(email, name, password)
+    db.session.flush()
+    invitation.accepted_by_id = user.id
+    db.session.add(OrganizationMembership(organization_id=invitation.organization_id, user=user, role=invitation.role))
+    db.session.commit()
+    return user
+
+
+def list_invitations(actor: User) -> list[Invitation]:
+    return list(
+        db.session.scalars(
+            select(Invitation)
+            .where(Invitation.organization_id == actor.membership.organization_id)
+            .order_by(Invitation.created_at.desc())
+        )
+    )
+
+
+def list_members(actor: User) -> list[OrganizationMembership]:
+    return list(
+        db.session.scalars(
+            select(OrganizationMembership)
+            .where(OrganizationMembership.organization_id == actor.membership.organization_id)
+            .order_by(OrganizationMembership.id)
+        )
+    )

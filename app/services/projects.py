@@ -1,0 +1,80 @@
+"""Projects: listing what a user may see, creating from a bundled template, access checks."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.kiket import bundled
+from app.models import Project, ProjectMembership, User
+from app.services.errors import Forbidden, Invalid, NotFound
+
+PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
+
+
+def visible_projects(user: User) -> list[Project]:
+    """Projects the user may open: all of the organization's for its admins, else their memberships."""
+    query = select(Project).order_by(Project.key)
+    if user.is_org_admin:
+        query = query.where(Project.organization_id == user.membership.organization_id)
+    else:
+        query = query.join(ProjectMembership).where(ProjectMembership.user_id == user.id)
+    return list(db.session.scalars(query))
+
+
+def project_role(user: User, project: Project) -> str | None:
+    """The user's role in the project; organization owners and admins act as project admins."""
+    if user.membership is None or user.membership.organization_id != project.organization_id:
+        return None
+    membership = db.session.scalar(
+        select(ProjectMembership).where(ProjectMembership.project_id == project.id, ProjectMembership.user_id == user.id)
+    )
+    if membership is not None:
+        return membership.role
+    return "admin" if user.is_org_admin else None
+
+
+def get_project(user: User, key: str) -> Project:
+    """The project with this key, if the user may see it (404 rather than 403 for strangers)."""
+    project = db.session.scalar(
+        select(Project).where(Project.key == key.upper(), Project.organization_id == user.membership.organization_id)
+    ) if user.membership else None
+    if project is None or project_role(user, project) is None:
+        raise NotFound(f"No project {key!r} that you can see.")
+    return project
+
+
+def create_project(actor: User, key: str, name: str, description: str, template: str) -> Project:
+    """Create a project from a bundled template; the creator becomes its owner."""
+    if actor.membership is None:
+        raise Forbidden("Join an organization first.")
+    if actor.org_role not in ("owner", "admin", "member"):
+        raise Forbidden("You cannot create projects.")
+    key = key.strip().upper()
+    problems: dict[str, str] = {}
+    if not PROJECT_KEY.match(key):
+        problems["key"] = "Use 2 to 10 capital letters or digits, starting with a letter (like ENG or OPS2)."
+    elif db.session.scalar(
+        select(Project.id).where(Project.organization_id == actor.membership.organization_id, Project.key == key)
+    ):
+        problems["key"] = f"{key} is already used by another project; pick another key."
+    if not name.strip():
+        problems["name"] = "Give the project a name."
+    if template not in {t.key for t in bundled.list_templates()}:
+        problems["template"] = "Choose one of the templates."
+    if problems:
+        raise Invalid(problems)
+    project = Project(
+        organization_id=actor.membership.organization_id,
+        key=key,
+        name=name.strip(),
+        description=description.strip(),
+        template=template,
+        created_by_id=actor.id,
+    )
+    project.memberships.append(ProjectMembership(user_id=actor.id, role="owner"))
+    db.session.add(project)
+    db.session.commit()
+    return project

@@ -1,0 +1,177 @@
+"""Shared test setup: a real database and a real Redis-protocol server for the whole run.
+
+With DATABASE_URL / REDIS_URL set (CI: PostgreSQL and Redis), tests use them; without,
+a SQLite file and the embedded server started here, the same one `make run` uses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """Real Redis when REDIS_URL is set, else the embedded server in its own process."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.embedded_redis", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """The database under test: DATABASE_URL (PostgreSQL in CI) or a SQLite file."""
+    from app.config import database_url as normalize
+
+    raw = os.environ.get("DATABASE_URL")
+    return normalize(raw, "") if raw else "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+@pytest.fixture(scope="session")
+def settings(database_url, redis_url, tmp_path_factory) -> dict:
+    """Overrides every test app gets; also the environment for processes tests start."""
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": secrets.token_hex(16),
+        "STORAGE_DIR": str(tmp_path_factory.mktemp("storage")),
+    }
+
+
+@pytest.fixture(scope="session")
+def process_env(settings) -> dict:
+    """Environment for child processes (worker, web server, flask commands) sharing the test stores."""
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": settings["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": settings["REDIS_URL"],
+        "SECRET_KEY": settings["SECRET_KEY"],
+        "STORAGE_DIR": settings["STORAGE_DIR"],
+        "FLASK_APP": "wsgi:app",
+        "PYTHONPATH": str(ROOT),
+    })
+    return env
+
+
+@pytest.fixture(scope="session")
+def _schema(settings):
+    from app.extensions import db
+    from app.factory import create_app
+
+    app = create_app(settings)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    return app
+
+
+def clean_database(app) -> None:
+    from app.extensions import db
+
+    with app.app_context():
+        tables = list(reversed(db.metadata.sorted_tables))
+        if db.engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            db.session.execute(db.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                db.session.execute(table.delete())
+        db.session.commit()
+
+
+@pytest.fixture
+def app(_schema, settings):
+    """A fresh app on empty tables and an empty Redis database."""
+    from app.factory import create_app
+
+    clean_database(_schema)
+    application = create_app(settings)
+    application.extensions["redis"].flushdb()
+    with application.app_context():
+        yield application
+        from app.extensions import db
+
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"|"X-CSRFToken": "([^"]+)"')
+
+
+def csrf_token(client) -> str:
+    """The session's CSRF token, read from a rendered page as a browser would."""
+    html = client.get("/__no_such_page__").get_data(as_text=True)
+    match = CSRF.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1) or match.group(2)
+
+
+def post_form(client, url: str, data: dict | None = None, **kwargs):
+    """POST a form with the session's CSRF token, as the browser's form would."""
+    data = dict(data or {})
+    data["csrf_token"] = csrf_token(client)
+    return client.post(url, data=data, **kwargs)
+
+
+@pytest.fixture
+def make_user(app):
+    """Create an account directly through the service (role in the organization)."""
+    from app.services import accounts
+
+    def make(email: str = "owner@example.com", role: str = "owner", password: str = "correct horse battery"):
+        return accounts.create_user(email, password, role)
+
+    return make
+
+
+@pytest.fixture
+def login(client):
+    def do(email: str = "owner@example.com", password: str = "correct horse battery"):
+        response = post_form(client, "/login", {"email": email, "password": password})
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return response
+
+    return do

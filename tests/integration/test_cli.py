@@ -1,0 +1,35 @@
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Project, User
+
+
+def test_user_create_prints_a_generated_password(app):
+    result = app.test_cli_runner().invoke(args=["kiket", "user", "create", "ada@example.com", "--org-role", "admin"])
+    assert result.exit_code == 0, result.output
+    password = result.output.split("Password: ")[1].strip()
+    user = db.session.scalar(select(User))
+    assert user.check_password(password)
+    # The first account of an empty installation owns the organization it creates.
+    assert user.org_role == "owner"
+
+
+def test_user_create_with_password_and_duplicate(app):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["kiket", "user", "create", "a@example.com", "--password", "long enough pw"]).exit_code == 0
+    second = runner.invoke(args=["kiket", "user", "create", "b@example.com", "--password", "long enough pw"])
+    assert "Password:" not in second.output
+    assert db.session.scalar(select(User).where(User.email == "b@example.com")).org_role == "member"
+    duplicate = runner.invoke(args=["kiket", "user", "create", "a@example.com", "--password", "long enough pw"])
+    assert duplicate.exit_code == 1 and "already exists" in duplicate.output
+
+
+def test_demo_is_idempotent(app):
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["kiket", "demo"])
+    assert first.exit_code == 0, first.output
+    assert "password:" in first.output and "DEMO (created)" in first.output
+    second = runner.invoke(args=["kiket", "demo"])
+    assert "exists; password unchanged" in second.output and "DEMO (exists)" in second.output
+    projects = db.session.scalars(select(Project)).all()
+    assert [(p.key, p.template) for p in projects] == [("DEMO", "bug_tracking")]
