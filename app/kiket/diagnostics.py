@@ -25,6 +25,7 @@ class Provenance:
     pointer: str = ""
     generated: bool = False
     derived_from: str | None = None
+    record: str | None = None
 
     def at(self, *, line: int | None = None, column: int | None = None, pointer: str | None = None) -> Provenance:
         """Return a copy pointing at another node of the same file."""

@@ -1,0 +1,480 @@
+"""The normalized configuration model (spec §4): frozen dataclasses, tuples, provenance everywhere."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from app.kiket.calendar import BusinessHours
+from app.kiket.conditions import All, Any as AnyOf, ChecklistComplete, Compare, Condition, Never, Not
+from app.kiket.diagnostics import Diagnostic, Provenance
+
+__all__ = [
+    "All", "AnyOf", "ChecklistComplete", "Compare", "Condition", "Never", "Not",
+    "Source", "Action", "SlaRule", "SlaPolicy", "Approver", "ApprovalPolicy", "ChecklistItem", "Checklist",
+    "State", "Transition", "Workflow", "FieldDef", "DocumentDef", "IssueType", "Role", "Member", "Team",
+    "SeedIssue", "BusinessHours", "Project", "Automation", "Column", "Swimlane", "Swimlanes",
+    "BoardFilter", "CardTemplate", "QuickFilter", "Board", "PreservedDocument", "ConfigRevision",
+    "to_plain", "content_hash",
+]
+
+StateKind = Literal["initial", "active", "final"]
+Support = Literal["core", "stub", "unknown"]
+HOOK_NAMES = ("on_enter", "on_exit", "on_sla_warning", "on_sla_breach", "on_checklist_complete")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a revision was read from: repository, branch and full commit SHA."""
+
+    repo: str | None = None
+    branch: str | None = None
+    commit_sha: str | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """One hook or automation action in any spelling (§10.3), normalized to a type and params."""
+
+    type: str
+    params: Mapping[str, Any]
+    support: Support
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    templates: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SlaRule:
+    """One SLA rule: applies when `when` holds (None = unconditional)."""
+
+    when: Condition | None
+    warning_s: int | None
+    breach_s: int | None
+    warning_share: float | None = None
+    default: bool = False
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    """A state's SLA: ordered rules, the calendar flag and its own warning/breach actions."""
+
+    rules: tuple[SlaRule, ...]
+    business_hours: bool = False
+    on_warning: tuple[Action, ...] = ()
+    on_breach: tuple[Action, ...] = ()
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class Approver:
+    """Who may approve: a role, a user or a person field, optionally only when a condition holds."""
+
+    kind: Literal["role", "user", "field"]
+    ref: str
+    when: Condition | None = None
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """Approval needed in a state (§8.5)."""
+
+    mode: Literal["sequential", "parallel", "any", "quorum"]
+    required: int
+    approvers: tuple[Approver, ...]
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    """One checklist item; auto items are checked while their condition holds."""
+
+    id: str
+    label: str
+    check_type: Literal["manual", "auto"]
+    required: bool
+    when: Condition | None = None
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class Checklist:
+    """A state's checklist (§8.6)."""
+
+    id: str
+    title: str
+    mode: Literal["all", "any"]
+    items: tuple[ChecklistItem, ...]
+    state: str = ""
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class State:
+    """One workflow state with its kind, category and everything attached to it."""
+
+    key: str
+    label: str
+    kind: StateKind
+    category: str
+    description: str | None = None
+    color: str | None = None
+    icon: str | None = None
+    gateway: bool = False
+    wip_limit: int | None = None
+    sla: SlaPolicy | None = None
+    required_documents: tuple[str, ...] = ()
+    approval: ApprovalPolicy | None = None
+    checklists: Mapping[str, Checklist] = field(default_factory=dict)
+    hooks: Mapping[str, tuple[Action, ...]] = field(default_factory=dict)
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_final(self) -> bool:
+        """Issues in a final state are resolved."""
+        return self.kind == "final"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A declared move between states with its gates and actions (§8.8)."""
+
+    id: str
+    name: str
+    sources: tuple[str, ...] | Literal["*"]
+    target: str
+    guard: Condition | None = None
+    required_fields: tuple[str, ...] = ()
+    required_predicate: Condition | None = None
+    comment_required: bool = False
+    approval_required: bool | None = None
+    approval: ApprovalPolicy | None = None
+    allowed_roles: tuple[str, ...] = ()
+    actions: tuple[Action, ...] = ()
+    checklists: tuple[str, ...] = ()
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A normalized workflow; `version` is the hash of its normalized form."""
+
+    id: str
+    name: str
+    version: str
+    states: Mapping[str, State]
+    transitions: tuple[Transition, ...]
+    initial: str
+    finals: tuple[str, ...]
+    dialect: Literal["repo", "docs", "list"]
+    description: str | None = None
+    declared_version: str | None = None
+    model_version: str = "1.0"
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def checklist(self, checklist_id: str) -> Checklist | None:
+        """The checklist with this id in any state of the workflow."""
+        for state in self.states.values():
+            if checklist_id in state.checklists:
+                return state.checklists[checklist_id]
+        return None
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """A custom field of an issue type."""
+
+    key: str
+    label: str
+    type: str
+    required: bool = False
+    options: tuple[tuple[Any, str], ...] = ()
+    default: Any = None
+    min: Any = None
+    max: Any = None
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DocumentDef:
+    """A document an issue type can carry (e.g. a signed contract)."""
+
+    key: str
+    label: str
+    required: bool = False
+    accept: tuple[str, ...] = ()
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class IssueType:
+    """An issue type bound to a workflow (§7)."""
+
+    key: str
+    label: str
+    workflow: str | None
+    description: str | None = None
+    icon: str | None = None
+    color: str | None = None
+    position: int = 0
+    active: bool = True
+    allow_children: bool = False
+    child_types: tuple[str, ...] | None = None
+    parent_types: tuple[str, ...] | None = None
+    fields: tuple[FieldDef, ...] = ()
+    documents: tuple[DocumentDef, ...] = ()
+    workflow_declared: bool = False
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Role:
+    """A project role and the permissions it grants."""
+
+    name: str
+    description: str | None = None
+    permissions: frozenset[str] = frozenset()
+    builtin: bool = False
+    inherits: str | None = None
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A person (existing account) and their roles."""
+
+    identity: str
+    roles: tuple[str, ...]
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class Team:
+    """Roles and members of the project (§6)."""
+
+    roles: Mapping[str, Role] = field(default_factory=dict)
+    members: tuple[Member, ...] = ()
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class SeedIssue:
+    """An issue created once when a project is made from this configuration."""
+
+    title: str
+    issue_type: str | None = None
+    description: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    labels: tuple[str, ...] = ()
+    assignee: str | None = None
+    custom_fields: Mapping[str, Any] = field(default_factory=dict)
+    workflow: str | None = None
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class Project:
+    """Project settings (§5); None values mean "use the database project's value"."""
+
+    key: str | None = None
+    name: str | None = None
+    description: str | None = None
+    version: str | None = None
+    extensions_required: tuple[str, ...] = ()
+    extensions_optional: tuple[str, ...] = ()
+    business_hours: BusinessHours = field(default_factory=BusinessHours)
+    priorities: tuple[str, ...] = ("low", "medium", "high", "critical")
+    seed_issues: tuple[SeedIssue, ...] = ()
+    default_workflow: str | None = None
+    inherit: Mapping[str, Any] = field(default_factory=dict)
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Automation:
+    """A project or workflow-scoped automation (§10)."""
+
+    id: str
+    name: str
+    scope: str
+    events: tuple[str, ...]
+    actions: tuple[Action, ...]
+    condition: Condition | None = None
+    cron: str | None = None
+    description: str | None = None
+    version: str | None = None
+    enabled: bool = True
+    requires_approval: bool = False
+    sweep: bool = False
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A board column mapping one or more states (§11.2)."""
+
+    key: str
+    name: str
+    states: tuple[str, ...]
+    wip_limit: int | None = None
+    wip_policy: Literal["warn", "block"] = "warn"
+    color: str | None = None
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Swimlane:
+    """One declared lane value."""
+
+    value: Any
+    label: str
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class Swimlanes:
+    """Board swimlanes by a field (§11.4)."""
+
+    field: str
+    values: tuple[Swimlane, ...] = ()
+    other_label: str = "Other"
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BoardFilter:
+    """Which issues a board shows."""
+
+    issue_types: tuple[str, ...] = ()
+    workflows: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    priorities: tuple[str, ...] = ()
+    assignee: str | None = None
+    states: tuple[str, ...] = ()
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class CardTemplate:
+    """What a card shows (§11.5)."""
+
+    size: str = "standard"
+    primary: tuple[str, ...] = ("title", "assignee")
+    secondary: tuple[str, ...] = ("priority", "due_date")
+    badges: tuple[str, ...] = ("sla_status",)
+    text: Any = None
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class QuickFilter:
+    """A one-click board filter."""
+
+    label: str
+    field: str
+    values: tuple[Any, ...]
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class Board:
+    """A board over one or more workflows (§11)."""
+
+    id: str
+    name: str
+    type: str
+    workflow: str
+    workflows: tuple[str, ...]
+    columns: tuple[Column, ...]
+    description: str | None = None
+    swimlanes: Swimlanes | None = None
+    filters: BoardFilter = field(default_factory=BoardFilter)
+    card: CardTemplate = field(default_factory=CardTemplate)
+    quick_filters: tuple[QuickFilter, ...] = ()
+    generated: bool = False
+    unmapped_states: tuple[tuple[str, str], ...] = ()
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def column_for(self, state_key: str) -> Column | None:
+        """The column showing a state, or None (the board's "Unmapped" column)."""
+        for column in self.columns:
+            if state_key in column.states:
+                return column
+        return None
+
+
+@dataclass(frozen=True)
+class PreservedDocument:
+    """An unsupported section kept verbatim (§15)."""
+
+    section: str
+    path: str
+    raw_text: str
+    data: Any = None
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class ConfigRevision:
+    """One loaded, merged and resolved configuration."""
+
+    source: Source
+    model_version: str
+    project: Project
+    team: Team
+    issue_types: Mapping[str, IssueType]
+    workflows: Mapping[str, Workflow]
+    default_workflow: str | None
+    boards: Mapping[str, Board]
+    automations: Mapping[str, Automation]
+    preserved: tuple[PreservedDocument, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    def workflow_for(self, issue_type: str) -> Workflow | None:
+        """The workflow an issue type runs on (its own, else the default)."""
+        itype = self.issue_types.get(issue_type)
+        key = (itype.workflow if itype else None) or self.default_workflow
+        return self.workflows.get(key) if key else None
+
+
+def to_plain(value: Any, *, with_prov: bool = False) -> Any:
+    """JSON-ready form of model objects (dataclasses, mappings, tuples); provenance dropped by default."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {"__type__": type(value).__name__} if not with_prov else {}
+        for f in dataclasses.fields(value):
+            if f.name == "prov" and not with_prov:
+                continue
+            out[f.name] = to_plain(getattr(value, f.name), with_prov=with_prov)
+        return out
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v, with_prov=with_prov) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v, with_prov=with_prov) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(to_plain(v, with_prov=with_prov) for v in value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def content_hash(value: Any) -> str:
+    """sha256 hex of an object's normalized, provenance-free form."""
+    text = json.dumps(to_plain(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
