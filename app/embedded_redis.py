@@ -23,8 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("KIKET_EMBEDDED_REDIS_PORT", "6390")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    TcpFakeServer.allow_reuse_address = True
     server = TcpFakeServer((args.host, args.port), server_type="redis")
+    # Open client connections must not keep the process alive once it is asked to stop.
+    server.daemon_threads = True
+    server.block_on_close = False
     # Let SIGTERM (honcho, tests) stop the loop the same way Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     log.info("embedded redis listening on %s:%d", args.host, args.port)

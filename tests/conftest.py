@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,6 +119,18 @@ def clean_database(app) -> None:
         db.session.commit()
 
 
+class IsolatedClient(FlaskClient):
+    """Each request in its own app context, as in production.
+
+    Tests keep an app context open for their own queries; without this, Flask reuses
+    it for every request, so `g` (CSRF token cache) and the DB session leak between clients.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def app(_schema, settings):
     """A fresh app on empty tables and an empty Redis database."""
@@ -125,6 +138,7 @@ def app(_schema, settings):
 
     clean_database(_schema)
     application = create_app(settings)
+    application.test_client_class = IsolatedClient
     application.extensions["redis"].flushdb()
     with application.app_context():
         yield application

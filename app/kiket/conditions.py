@@ -117,7 +117,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "unknown_key": ("warning", "extra key in a condition node; ignored"),
     "condition_too_complex": ("error", f"more than {MAX_DEPTH} levels or {MAX_NODES} nodes; never holds"),
     "expression_syntax": ("error", "expression string does not parse; it never holds"),
-    "expression_too_complex": ("error", "expression longer, deeper or larger than allowed; it never holds"),
+    "expression_too_complex": ("error", "expression longer or deeper than allowed; it never holds"),
+    "expression_too_large": ("warning", "expression has more than 256 nodes; it never holds"),
     "unsupported_function": ("warning", "function calls such as `query(...)` are not supported; never holds"),
     "unsupported_comparison": ("warning", "comparison needs a field on one side and a literal on the other"),
 }
@@ -597,23 +598,24 @@ _OP_PHRASES = {
 }
 
 
-def describe(cond: object) -> str:
+def describe(cond: object, _depth: int = 0) -> str:
     """One-line human form of a condition, e.g. `priority equals 'high'`."""
+    if _depth > 8:
+        return "..."
     if isinstance(cond, Compare):
         if cond.op in UNARY_OPERATORS:
             return f"{cond.path} {'is present' if cond.op == 'is_present' else 'is blank'}"
         return f"{cond.path} {_verb(cond.op)} {_show(cond.value)}"
-    if isinstance(cond, All):
-        return "all of (" + "; ".join(describe(c) for c in cond.items[:10]) + ")"
-    if isinstance(cond, Any):
-        return "any of (" + "; ".join(describe(c) for c in cond.items[:10]) + ")"
+    if isinstance(cond, (All, Any)):
+        label = "all of" if isinstance(cond, All) else "any of"
+        return f"{label} (" + "; ".join(describe(c, _depth + 1) for c in cond.items[:10]) + ")"
     if isinstance(cond, Not):
-        return f"not ({describe(cond.item)})"
+        return f"not ({describe(cond.item, _depth + 1)})"
     if isinstance(cond, ChecklistComplete):
         return f"checklist {cond.id} is {'complete' if cond.expected else 'not complete'}"
     if isinstance(cond, Never):
         return f"never ({cond.reason})"
-    return repr(cond)
+    return type(cond).__name__
 
 
 def _verb(op: str) -> str:
@@ -672,4 +674,4 @@ def _explain(cond: object, snapshot: Mapping, checklists: Mapping[str, bool], ou
     elif isinstance(cond, Never):
         out.append(f"condition can never hold: {cond.reason}")
     else:
-        out.append(f"not a condition: {cond!r}"[:200])
+        out.append(f"not a condition: {type(cond).__name__}")

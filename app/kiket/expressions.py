@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,7 +103,9 @@ def _tokenize(text: str) -> list[Token]:
             try:
                 value: object = float(literal) if any(c in literal for c in ".eE") else int(literal)
             except (ValueError, OverflowError):
-                raise _Fail("expression_syntax", f"number {literal[:20]!r} at {i} is out of range") from None
+                value = math.inf
+            if isinstance(value, float) and not math.isfinite(value):
+                raise _Fail("expression_syntax", f"number {literal[:20]!r} at {i} is out of range")
             tokens.append(Token("num", value, i))
             i = number.end()
             continue
@@ -182,7 +185,7 @@ class _Parser:
     def node(self, cond: Condition) -> Condition:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise _Fail("expression_too_complex", f"expression has more than {MAX_NODES} nodes")
+            raise _Fail("expression_too_large", f"expression has more than {MAX_NODES} nodes")
         return cond
 
     def enter(self) -> None:
@@ -324,7 +327,7 @@ class _Parser:
                 raise _Fail("expression_syntax", f"lists may hold only literals; got {_show(token)} at {token.pos}")
             self.nodes += 1
             if self.nodes > MAX_NODES:
-                raise _Fail("expression_too_complex", f"expression has more than {MAX_NODES} nodes")
+                raise _Fail("expression_too_large", f"expression has more than {MAX_NODES} nodes")
             if self.at("punct", ","):
                 self.take()
             elif not self.at("punct", "]"):

@@ -28,7 +28,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "unknown_filter": ("warning", "filter is not one of slugify lower upper title truncate default json urlencode date"),
     "invalid_filter_argument": ("warning", "filter argument is missing or of the wrong kind; renders empty"),
     "unsupported_function": ("warning", "function calls are not supported in templates; renders empty"),
-    "unsupported_block": ("warning", "`{{#if}}`/`{{#each}}` blocks are not supported; kept literal"),
+    "unsupported_template_block": ("warning", "`{{#if}}`/`{{#each}}` blocks are not supported; kept literal"),
     "private_name": ("warning", "`_`-prefixed names are refused by the sandbox; renders empty"),
     "invalid_env_name": ("warning", "`env.NAME` must match ^[A-Z][A-Z0-9_]{0,63}$; renders empty"),
     "body_too_deep": ("error", f"body nested deeper than {MAX_BODY_DEPTH} levels; deeper parts dropped"),
@@ -187,6 +187,7 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
     parts: list[object] = []
     literal: list[str] = []
     warned_block = False
+    memo: dict[str, int] = {}
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
@@ -207,7 +208,7 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
             i = stop
             continue
         start = i + len(opener)
-        end = _find_close(text, start, closer)
+        end = _find_close(text, start, closer, memo)
         if end < 0:
             diags.append(_diag(
                 "template_syntax", f"placeholder at offset {i} is not closed; kept as text", prov,
@@ -224,7 +225,7 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
             if not warned_block:
                 warned_block = True
                 diags.append(_diag(
-                    "unsupported_block", f"block {raw[:40]!r} is not supported; kept as text", prov,
+                    "unsupported_template_block", f"block {raw[:40]!r} is not supported; kept as text", prov,
                     "use plain placeholders; conditional text belongs in automation conditions",
                 ))
             literal.append(raw)
@@ -250,13 +251,29 @@ _HINTS = {
 }
 
 
-def _find_close(text: str, start: int, closer: str) -> int:
-    """Index of the closing delimiter, skipping quoted filter arguments."""
-    i, n = start, len(text)
+def _find_close(text: str, start: int, closer: str, memo: dict[str, int]) -> int:
+    """Index of the closing delimiter, skipping quoted filter arguments; -1 if none within the length limit.
+
+    `memo` keeps the first closer found after an earlier start, so hostile text stays linear.
+    """
+    known = memo.get(closer)
+    if known is not None and (known == -1 or known >= start):
+        end = known
+    else:
+        end = text.find(closer, start)
+        memo[closer] = end
+    if end < 0 or end - start > MAX_EXPR_LENGTH:
+        end = -1
+    segment = text[start:end] if end >= 0 else text[start:start + MAX_EXPR_LENGTH]
+    if end >= 0 and not any(c in segment for c in ("'", '"', "${", "{{")):
+        return end
+    i, limit = start, min(len(text), start + MAX_EXPR_LENGTH + len(closer))
     quote_char = None
-    limit = min(n, start + MAX_EXPR_LENGTH + len(closer))
     while i < limit:
         ch = text[i]
+        # A new opener means this one was never closed; stopping here keeps the scan linear.
+        if text.startswith("${", i) or (text.startswith("{{", i) and i > start):
+            return -1
         if quote_char:
             if ch == "\\":
                 i += 2
@@ -267,8 +284,6 @@ def _find_close(text: str, start: int, closer: str) -> int:
             quote_char = ch
         elif text.startswith(closer, i):
             return i
-        elif text.startswith("${", i) or text.startswith("{{", i) and closer == "}}" and i > start:
-            return -1
         i += 1
     return -1
 

@@ -7,10 +7,10 @@ from flask_login import current_user
 from app.extensions import csrf, login_manager
 
 
-# Registered at import: Flask refuses setup calls on a blueprint after its first
-# registration, and tests build many apps from this one module-level blueprint.
-@rq_dashboard.blueprint.before_request
 def require_admin():
+    """Runs before rq-dashboard's own hooks (app-level hooks come first), so strangers reach none of its code."""
+    if request.blueprint != rq_dashboard.blueprint.name:
+        return None
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     if not current_user.is_org_admin:
@@ -21,6 +21,9 @@ def require_admin():
 
 
 def init_app(app: Flask) -> None:
+    # An app-level hook, not one on the dashboard's module-level blueprint: Flask refuses
+    # setup calls on a blueprint after its first registration, and tests build many apps.
+    app.before_request(require_admin)
     app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["REDIS_URL"]
     with app.app_context():
         rq_dashboard.web.setup_rq_connection(app)

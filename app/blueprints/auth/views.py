@@ -87,11 +87,12 @@ def join(token: str):
 def password():
     if request.method == "GET":
         return render_template("auth/password.html", problems={}, done=False)
+    user = current_user._get_current_object()
     try:
         data = load_form(PasswordSchema(), request.form)
-        accounts.change_password(current_user, data["current_password"], data["new_password"])
+        accounts.change_password(user, data["current_password"], data["new_password"])
     except Invalid as error:
         return render_template("auth/password.html", problems=error.problems, done=False), 422
     # The session version changed; log in again under the new one so this session stays.
-    login_user(current_user)
+    login_user(user)
     return render_template("auth/password.html", problems={}, done=True)
