@@ -1,0 +1,81 @@
+"""Browser tests: real Chromium through Playwright against a live gunicorn server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, clean_database, free_port, wait_for_port
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("KIKET_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    if chromium_path():
+        return
+    reason = "Chromium not found (install the chromium package or set KIKET_CHROMIUM)"
+    if os.environ.get("KIKET_REQUIRE_BROWSER") == "1":
+        raise pytest.UsageError(f"KIKET_REQUIRE_BROWSER=1 but {reason}")
+    for item in items:
+        if "tests/browser" in str(item.fspath):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def live_server(_schema, process_env):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "8", "--no-control-socket",
+         "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        cwd=ROOT, env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def fresh_install(_schema):
+    """Empty tables and Redis before each browser flow, as on a fresh installation."""
+    clean_database(_schema)
+    _schema.extensions["redis"].flushdb()
+
+
+@pytest.fixture
+def new_page(browser, live_server, fresh_install):
+    """Open a page in a new browser context (a separate person with their own cookies)."""
+    contexts = []
+
+    def open_page():
+        context = browser.new_context(base_url=live_server)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()

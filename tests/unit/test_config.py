@@ -1,0 +1,57 @@
+import os
+import stat
+
+import pytest
+
+from app.config import SettingsError, database_url, instance_secret_key, load_settings, parse_boolean
+
+
+def test_defaults_embed_everything(tmp_path):
+    settings = load_settings({}, str(tmp_path))
+    assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/kiket.sqlite3"
+    assert settings["REDIS_URL"] == "redis://127.0.0.1:6390/0" and settings["KIKET_REDIS_EMBEDDED"] is True
+    assert settings["SECRET_KEY"] is None
+    assert settings["PORT"] == 5000
+    assert (settings["KIKET_UP_MAX_QUEUE_DEPTH"], settings["KIKET_UP_MAX_QUEUE_AGE"]) == (50, 120)
+    assert settings["KIKET_ALLOW_LOCAL_REMOTES"] is True
+
+
+def test_environment_overrides(tmp_path):
+    settings = load_settings(
+        {"REDIS_URL": "redis://cache:6379/2", "KIKET_EMBEDDED_REDIS_PORT": "7000", "PORT": "8080", "KIKET_ENV": "production"},
+        str(tmp_path),
+    )
+    assert settings["REDIS_URL"] == "redis://cache:6379/2" and settings["KIKET_REDIS_EMBEDDED"] is False
+    assert settings["PORT"] == 8080
+    assert settings["KIKET_ALLOW_LOCAL_REMOTES"] is False and settings["SESSION_COOKIE_SECURE"] is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("postgres://u:p@db/kiket", "postgresql+psycopg://u:p@db/kiket"),
+        ("postgresql://u@db/kiket", "postgresql+psycopg://u@db/kiket"),
+        ("sqlite:////data/k.db", "sqlite:////data/k.db"),
+    ],
+)
+def test_database_url_rewrites_postgres_for_psycopg(raw, expected):
+    assert database_url(raw, "/x") == expected
+
+
+@pytest.mark.parametrize(("name", "value"), [("PORT", "http"), ("KIKET_UP_MAX_QUEUE_DEPTH", "-1"), ("KIKET_ALLOW_LOCAL_REMOTES", "maybe")])
+def test_junk_values_are_errors(tmp_path, name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value}, str(tmp_path))
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("Yes", True), ("on", True), ("0", False), ("false", False), ("", False)])
+def test_parse_boolean(raw, expected):
+    assert parse_boolean("X", raw) is expected
+
+
+def test_secret_key_is_generated_once_and_private(tmp_path):
+    first = instance_secret_key(str(tmp_path))
+    assert len(first) >= 40
+    assert instance_secret_key(str(tmp_path)) == first
+    mode = stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode)
+    assert mode == 0o600
