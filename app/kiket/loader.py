@@ -1,0 +1,384 @@
+"""Load a revision: classify files, parse, normalize each layer, merge (§13) and resolve references."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from app.kiket.automations import normalize_automation_file
+from app.kiket.boards import RawBoard, parse_board
+from app.kiket.diagnostics import SEVERITIES, Diagnostic, Layer, Provenance
+from app.kiket.issue_types import normalize_issue_types
+from app.kiket.model import Automation, ConfigRevision, IssueType, PreservedDocument, Source, Workflow
+from app.kiket.project import ProjectPart, TeamPart, normalize_project, normalize_team
+from app.kiket.reader import FileContext, PendingRef, join
+from app.kiket.workflows import normalize_workflow
+from app.kiket.yamlload import MAX_FILE_BYTES, parse_yaml
+
+MAX_TREE_BYTES = 8 * 1024 * 1024
+MAX_TREE_FILES = 1000
+UNSUPPORTED_SECTIONS = frozenset({"agents", "analytics", "dashboards", "intakes", "templates", "checks", "evidence",
+                                  "reports", "policies", "simulations", "modules"})
+YAML_SUFFIXES = (".yaml", ".yml")
+LAYER_ORDER: tuple[Layer, ...] = ("repository", "project_override", "organization_default", "bundled")
+_VERSION = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class LayerInput:
+    """Files of a lower layer (project overrides, organization defaults) and the record they came from."""
+
+    layer: Layer
+    files: Mapping[str, bytes]
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The loaded revision (None when anything is fatal) and every diagnostic."""
+
+    revision: ConfigRevision | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is fatal, so the revision may be activated."""
+        return not any(d.severity == "fatal" for d in self.diagnostics)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of diagnostics per severity."""
+        counts = {severity: 0 for severity in SEVERITIES}
+        for diagnostic in self.diagnostics:
+            counts[diagnostic.severity] = counts.get(diagnostic.severity, 0) + 1
+        return counts
+
+    def summary(self) -> dict[str, int]:
+        """Element counts of the revision (zeros when rejected)."""
+        revision = self.revision
+        if revision is None:
+            return {"workflows": 0, "states": 0, "transitions": 0, "boards": 0, "issue_types": 0, "automations": 0}
+        return {
+            "workflows": len(revision.workflows),
+            "states": sum(len(wf.states) for wf in revision.workflows.values()),
+            "transitions": sum(len(wf.transitions) for wf in revision.workflows.values()),
+            "boards": len(revision.boards),
+            "issue_types": len(revision.issue_types),
+            "automations": len(revision.automations),
+        }
+
+
+@dataclass
+class LayerConfig:
+    """Everything one layer defines, before merging."""
+
+    layer: Layer
+    prov: Provenance
+    model_version: str = "1.0"
+    project: ProjectPart | None = None
+    team: TeamPart | None = None
+    issue_types: dict[str, IssueType] = field(default_factory=dict)
+    issue_types_file: bool = False
+    workflows: dict[str, Workflow] = field(default_factory=dict)
+    boards: dict[str, RawBoard] = field(default_factory=dict)
+    automations: dict[str, Automation] = field(default_factory=dict)
+    recipe_dirs: dict[str, tuple[str, Provenance]] = field(default_factory=dict)
+    preserved: list[PreservedDocument] = field(default_factory=list)
+    agents: set[str] = field(default_factory=set)
+    refs: list[PendingRef] = field(default_factory=list)
+    intake_refs: list[PendingRef] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Facts about the surrounding app the pure core cannot look up itself."""
+
+    project_key: str | None = None
+    known_users: frozenset[str] | None = None
+    installed_extensions: frozenset[str] | None = None
+    allow_privileged_grants: bool = False
+
+
+def classify(rel: str) -> tuple[str, str | None]:
+    """(kind, detail) of a path relative to the config directory."""
+    parts = rel.split("/")
+    name = parts[-1]
+    is_yaml = name.endswith(YAML_SUFFIXES)
+    stem = name.rsplit(".", 1)[0]
+    if len(parts) == 1:
+        if is_yaml and stem in ("project", "team", "issue_types"):
+            return stem, None
+        if is_yaml and stem == "manifest":
+            return "preserved", "manifest"
+        return ("unknown", None) if is_yaml else ("other", None)
+    head = parts[0]
+    if head == "workflows":
+        if len(parts) == 2 and is_yaml:
+            return "workflow", None
+        if len(parts) == 4 and parts[2] == "automation_recipes" and is_yaml:
+            return "recipe", parts[1]
+    elif head in ("automations", "boards") and len(parts) == 2 and is_yaml:
+        return ("automation" if head == "automations" else "board"), None
+    elif head in UNSUPPORTED_SECTIONS:
+        return "preserved", head
+    return ("unknown", None) if is_yaml else ("other", None)
+
+
+def parse_model_version(ctx: FileContext, interpreted: bool) -> str | None:
+    """`"<major>.<minor>"` of a file; None when its major is unsupported (fatal reported)."""
+    data = ctx.doc.data
+    if not isinstance(data, dict) or data.get("model_version") is None:
+        return "1.0"
+    raw = data["model_version"]
+    match = _VERSION.match(str(raw).strip()) if isinstance(raw, (str, int, float)) and not isinstance(raw, bool) \
+        else None
+    if not match:
+        ctx.diag("invalid_model_version", f"model_version {raw!r} is not a version number; 1.0 is assumed.",
+                 "Write `model_version: \"1.0\"`.", "/model_version")
+        return "1.0"
+    major, minor = int(match.group(1)), int(match.group(2) or 0)
+    version = f"{major}.{minor}"
+    if major == 1:
+        return version
+    if major == 2:
+        ctx.diag("newer_model_version", f"model_version {version} is newer than this server's 1.x; the file is read by"
+                 " the 1.x rules and new blocks are kept unused.", "Check the result, or use model_version 1.0.",
+                 "/model_version")
+        return version
+    if interpreted:
+        ctx.diag("unsupported_model_version", f"model_version {version} is not supported (this server reads 1.x and"
+                 " 2.x).", "Use model_version \"1.0\".", "/model_version")
+        return None
+    return version
+
+
+def _base_prov(layer: Layer, source: Source | None, ref: str | None) -> Provenance:
+    if layer == "repository" and source is not None:
+        return Provenance(layer=layer, repo=source.repo, branch=source.branch, commit_sha=source.commit_sha)
+    return Provenance(layer=layer, record=ref)
+
+
+def normalize_layer(layer: Layer, files: Mapping[str, bytes], base: Provenance, config_path: str,
+                    options: LoadOptions, require_config: bool) -> LayerConfig:
+    """Parse and normalize every file of one layer."""
+    result = LayerConfig(layer=layer, prov=base)
+    diags = result.diagnostics
+    prefix = config_path.strip("/") + "/"
+    selected: list[tuple[str, str, bytes]] = []
+    for path in sorted(files):
+        if path.startswith(prefix):
+            selected.append((path, path[len(prefix):], files[path]))
+        elif path.startswith("analytics/dbt/"):
+            selected.append((path, "", files[path]))
+    if require_config and not any(rel for _, rel, _ in selected):
+        diags.append(Diagnostic("missing_config_dir", "fatal", f"The revision has no {config_path}/ directory "
+                                "(or it is empty).", f"Add a {config_path}/ directory with at least one workflow.",
+                                base.at(pointer="")))
+        return result
+    total = sum(len(data) for _, _, data in selected)
+    if len(selected) > MAX_TREE_FILES:
+        diags.append(Diagnostic("too_many_files", "fatal", f"The configuration has {len(selected)} files; the limit "
+                                f"is {MAX_TREE_FILES}.", "Remove files you do not need.", base))
+        return result
+    if total > MAX_TREE_BYTES:
+        diags.append(Diagnostic("tree_too_large", "fatal", f"The configuration is {total // 1024} KiB; the limit is "
+                                "8 MiB.", "Remove large files.", base))
+        return result
+    interpreted_stems: dict[str, str] = {}
+    for path, rel, data in selected:
+        kind, detail = classify(rel) if rel else ("preserved", "analytics")
+        prov = Provenance(layer=base.layer, repo=base.repo, branch=base.branch, commit_sha=base.commit_sha,
+                          path=path, record=base.record)
+        if kind in ("project", "team", "issue_types", "workflow", "recipe", "automation", "board"):
+            stem = path.rsplit(".", 1)[0]
+            if stem in interpreted_stems:
+                diags.append(Diagnostic("duplicate_file", "fatal", f"Both {interpreted_stems[stem]} and {path} "
+                                        "exist; they would define the same element.", "Delete one of them.", prov))
+                continue
+            interpreted_stems[stem] = path
+        if kind == "other":
+            if len(data) > MAX_FILE_BYTES:
+                diags.append(Diagnostic("file_too_large", "fatal", f"{path} is {len(data) // 1024} KiB; the limit is"
+                                        " 512 KiB per file.", "Remove or shrink it.", prov))
+            else:
+                diags.append(Diagnostic("non_yaml_file", "info", f"{path} is not a YAML file; it is kept but not read.",
+                                        "", prov))
+            continue
+        if kind in ("preserved", "unknown"):
+            _preserve(result, path, data, prov, detail, kind)
+            continue
+        doc = parse_yaml(data, path, prov, interpreted=True)
+        diags.extend(doc.diagnostics)
+        if not doc.ok:
+            continue
+        ctx = FileContext(doc, prov, allow_privileged=options.allow_privileged_grants)
+        version = parse_model_version(ctx, True)
+        if version is not None:
+            if version > result.model_version:
+                result.model_version = version
+            _normalize_file(result, ctx, kind, detail, version, options)
+        diags.extend(ctx.diagnostics)
+        result.refs.extend(ctx.refs)
+    return result
+
+
+def _normalize_file(result: LayerConfig, ctx: FileContext, kind: str, detail: str | None, version: str,
+                    options: LoadOptions) -> None:
+    if kind == "project":
+        result.project = normalize_project(ctx, options.project_key)
+    elif kind == "team":
+        result.team = normalize_team(ctx, options.known_users)
+    elif kind == "issue_types":
+        result.issue_types_file = True
+        seen: dict[str, str] = {}
+        for itype in normalize_issue_types(ctx):
+            if itype.key.lower() in seen:
+                ctx.diag("duplicate_issue_type", f"Issue type '{itype.key}' is declared twice (also as "
+                         f"'{seen[itype.key.lower()]}').", "Issue type keys must differ, also in letter case.",
+                         itype.prov.pointer)
+                continue
+            seen[itype.key.lower()] = itype.key
+            result.issue_types[itype.key] = itype
+    elif kind == "workflow":
+        workflow = normalize_workflow(ctx, version)
+        if workflow is not None:
+            clash = next((key for key in result.workflows if key.lower() == workflow.id.lower()), None)
+            if clash is not None:
+                ctx.diag("duplicate_workflow", f"Workflow '{workflow.id}' is defined twice (also in "
+                         f"{result.workflows[clash].prov.path}).", "Give each workflow its own id.", "")
+            else:
+                result.workflows[workflow.id] = workflow
+    elif kind in ("automation", "recipe"):
+        scope = "project" if kind == "automation" else f"@dir:{detail}"
+        for automation in normalize_automation_file(ctx, scope, kind == "recipe"):
+            if automation.id in result.automations:
+                ctx.diag("duplicate_automation", f"Automation '{automation.id}' is already defined in "
+                         f"{result.automations[automation.id].prov.path}; this one is dropped.",
+                         "Give each automation its own id.", automation.prov.pointer)
+                continue
+            result.automations[automation.id] = automation
+            if kind == "recipe":
+                result.recipe_dirs[automation.id] = (detail or "", automation.prov)
+    elif kind == "board":
+        board = parse_board(ctx)
+        if board is not None:
+            if board.id in result.boards:
+                ctx.diag("duplicate_board", f"Board '{board.id}' is already defined in "
+                         f"{result.boards[board.id].prov.path}; this one is dropped.", "Give each board its own id.",
+                         "")
+            else:
+                result.boards[board.id] = board
+
+
+def _preserve(result: LayerConfig, path: str, data: bytes, prov: Provenance, section: str | None, kind: str) -> None:
+    diags = result.diagnostics
+    is_yaml = path.endswith(YAML_SUFFIXES)
+    text = data.decode("utf-8", errors="replace")
+    parsed = None
+    ctx = None
+    if len(data) > MAX_FILE_BYTES:
+        diags.append(Diagnostic("file_too_large", "fatal", f"{path} is {len(data) // 1024} KiB; the limit is 512 KiB "
+                                "per file.", "Remove or shrink it.", prov))
+        return
+    if is_yaml:
+        doc = parse_yaml(data, path, prov, interpreted=False, require_mapping=False)
+        diags.extend(doc.diagnostics)
+        if doc.ok:
+            parsed = doc.data
+            ctx = FileContext(doc, prov)
+    if kind == "unknown":
+        diags.append(Diagnostic("unknown_file", "warning", f"{path} is not a file Kiket interprets; it is kept as is.",
+                                "Move it to the right directory (workflows/, boards/, automations/) or remove it.",
+                                prov.at(line=1, column=1)))
+        section = "unknown"
+    else:
+        label = "analytics/dbt" if path.startswith("analytics/dbt/") else section
+        diags.append(Diagnostic("unsupported_section", "warning", f"{path}: the '{label}' section is not supported "
+                                "yet; it is preserved, listed read-only and never executed.", "",
+                                prov.at(line=1, column=1)))
+    result.preserved.append(PreservedDocument(section=section or "unknown", path=path, raw_text=text, data=parsed,
+                                              prov=prov))
+    if ctx is None or not isinstance(parsed, dict):
+        return
+    if section == "agents":
+        agent = parsed.get("agent") if isinstance(parsed.get("agent"), dict) else parsed
+        if isinstance(agent.get("id"), str):
+            result.agents.add(agent["id"])
+    elif section == "intakes":
+        _intake_refs(result, ctx, parsed)
+
+
+def _intake_refs(result: LayerConfig, ctx: FileContext, data: dict) -> None:
+    """Intakes stay unsupported, but their issue type references are checked (scrum's `bug` for `Bug`)."""
+    for root in ("intake_form", "intake"):
+        node = data.get(root)
+        if not isinstance(node, dict):
+            continue
+        settings = node.get("settings")
+        if isinstance(settings, dict) and isinstance(settings.get("default_issue_type"), str):
+            result.intake_refs.append(PendingRef("issue_type", settings["default_issue_type"],
+                                                 ctx.locate(join("", root, "settings", "default_issue_type")),
+                                                 "intake"))
+        issue = node.get("issue")
+        if isinstance(issue, dict):
+            if isinstance(issue.get("type"), str):
+                result.intake_refs.append(PendingRef("issue_type", issue["type"],
+                                                     ctx.locate(join("", root, "issue", "type")), "intake"))
+            if isinstance(issue.get("workflow"), str):
+                result.intake_refs.append(PendingRef("workflow", issue["workflow"],
+                                                     ctx.locate(join("", root, "issue", "workflow")), "intake"))
+
+
+def load_revision(
+    files: Mapping[str, bytes],
+    *,
+    source: Source | None = None,
+    lower_layers: Sequence[LayerInput] = (),
+    config_path: str = ".kiket",
+    include_bundled: bool = True,
+    bundled_template: str = "kanban",
+    project_key: str | None = None,
+    known_users: frozenset[str] | None = None,
+    installed_extensions: frozenset[str] | None = None,
+    allow_privileged_grants: bool = False,
+) -> LoadResult:
+    """Load one revision from file bytes: parse, normalize, merge layers and resolve; never raises on bad input."""
+    from app.kiket.merge import merge_layers
+    from app.kiket.resolve import resolve_revision
+
+    options = LoadOptions(project_key=project_key, known_users=known_users,
+                          installed_extensions=installed_extensions, allow_privileged_grants=allow_privileged_grants)
+    source = source or Source()
+    diagnostics: list[Diagnostic] = []
+    try:
+        layers = [normalize_layer("repository", files, _base_prov("repository", source, None), config_path, options,
+                                  require_config=True)]
+        ordered = sorted(lower_layers, key=lambda item: LAYER_ORDER.index(item.layer))
+        for item in ordered:
+            layers.append(normalize_layer(item.layer, item.files, _base_prov(item.layer, None, item.ref), ".kiket",
+                                          options, require_config=False))
+        if include_bundled:
+            from app.kiket.bundled import template_files
+
+            bundled = template_files(bundled_template)
+            layers.append(normalize_layer("bundled", bundled, _base_prov("bundled", None, f"template:{bundled_template}"),
+                                          ".kiket", options, require_config=False))
+        for layer in layers:
+            diagnostics.extend(layer.diagnostics)
+        merged, merge_diags = merge_layers(layers)
+        diagnostics.extend(merge_diags)
+        revision, resolve_diags = resolve_revision(merged, source, options)
+        diagnostics.extend(resolve_diags)
+    except Exception as exc:  # noqa: BLE001 - the loader must report, never crash a sync
+        diagnostics.append(Diagnostic("internal_error", "fatal", f"The loader failed unexpectedly ({exc.__class__.__name__}:"
+                                      f" {exc}); the revision is rejected.", "Report this with the file that caused it.",
+                                      Provenance(layer="repository")))
+        return LoadResult(None, tuple(diagnostics))
+    final = tuple(diagnostics)
+    if any(d.severity == "fatal" for d in final):
+        return LoadResult(None, final)
+    from dataclasses import replace
+
+    return LoadResult(replace(revision, diagnostics=final), final)

@@ -1,0 +1,313 @@
+"""Cross-file references after merging (spec Appendix), default workflow (§7) and fallback boards (§11.6)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping
+
+from app.kiket.boards import fallback_board, resolve_board, resolve_issue_type_ref, resolve_workflow_ref
+from app.kiket.calendar import BusinessHours
+from app.kiket.diagnostics import Diagnostic, Provenance
+from app.kiket.loader import LoadOptions
+from app.kiket.merge import MergedConfig
+from app.kiket.model import Action, Board, ConfigRevision, IssueType, Project, SeedIssue, Source, Team, Workflow
+from app.kiket.reader import resolve_key
+
+
+class _Resolver:
+    def __init__(self, merged: MergedConfig, options: LoadOptions) -> None:
+        self.m = merged
+        self.options = options
+        self.out: list[Diagnostic] = []
+
+    def diag(self, code: str, severity: str, message: str, hint: str, prov: Provenance) -> None:
+        self.out.append(Diagnostic(code, severity, message, hint, prov))  # type: ignore[arg-type]
+
+    def default_workflow(self, workflows: Mapping[str, Workflow]) -> str | None:
+        declared = self.m.project.get("default_workflow")
+        if declared:
+            found, how = resolve_workflow_ref(declared, workflows)
+            prov = self.m.project_provs.get("default_workflow", Provenance())
+            if found is None:
+                self.diag("unknown_workflow", "error", f"default_workflow '{declared}' does not exist; the default is "
+                          "inferred instead.", "Name one of: " + ", ".join(workflows) + ".", prov)
+            else:
+                if how != "exact":
+                    self.diag("fuzzy_reference", "warning", f"default_workflow '{declared}' matched '{found}' by {how}.",
+                              f"Write '{found}'.", prov)
+                return found
+        if not workflows:
+            return None
+        if len(workflows) == 1:
+            return next(iter(workflows))
+        chosen = min(workflows.values(), key=lambda wf: (wf.prov.path or "", wf.id))
+        self.diag("default_workflow_inferred", "info", f"No default_workflow is set: '{chosen.id}' (first by file path)"
+                  " is the default for issue types without a workflow.",
+                  "Set `default_workflow:` in project.yaml to choose another.", chosen.prov)
+        return chosen.id
+
+    def issue_types(self, default: str | None, workflows: Mapping[str, Workflow]) -> dict[str, IssueType]:
+        types = dict(self.m.issue_types)
+        if not types:
+            self.diag("generated_issue_type", "info", "No issue types are defined; a generated type 'task' is used.",
+                      "Add .kiket/issue_types.yaml.", Provenance(generated=True, derived_from="default"))
+            types = {"task": IssueType(key="task", label="Task", workflow=default,
+                                       prov=Provenance(generated=True, derived_from="default"))}
+        result = {}
+        for key, itype in types.items():
+            workflow = default
+            if itype.workflow is not None:
+                found, how = resolve_workflow_ref(itype.workflow, workflows)
+                wprov = itype.prov.at(pointer=f"{itype.prov.pointer}/workflow")
+                if found is None:
+                    self.diag("unknown_workflow", "error", f"Issue type '{key}' names workflow '{itype.workflow}', which "
+                              f"does not exist; it uses the default workflow '{default}'.",
+                              "Use one of: " + ", ".join(workflows) + ".", wprov)
+                else:
+                    if how != "exact":
+                        self.diag("fuzzy_reference", "warning", f"Workflow '{itype.workflow}' matched '{found}' by "
+                                  f"{how}.", f"Write '{found}'.", wprov)
+                    workflow = found
+
+            def related(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+                if names is None:
+                    return None
+                resolved = (resolve_issue_type_ref(name, types)[0] for name in names)
+                return tuple(name for name in resolved if name)
+
+            result[key] = replace(itype, workflow=workflow, child_types=related(itype.child_types),
+                                  parent_types=related(itype.parent_types))
+        return result
+
+    def check_actions(self, actions: tuple[Action, ...], states: set[str], workflows: Mapping[str, Workflow],
+                      types: Mapping[str, IssueType]) -> tuple[Action, ...]:
+        kept = []
+        for action in actions:
+            problem = None
+            if action.type == "transition":
+                target = action.params.get("to")
+                if resolve_key(str(target), states)[0] is None:
+                    problem = f"targets state '{target}', which does not exist here"
+            elif action.type == "create_issue":
+                wf = action.params.get("workflow")
+                it = action.params.get("issue_type")
+                if isinstance(wf, str) and resolve_workflow_ref(wf, workflows)[0] is None:
+                    problem = f"names workflow '{wf}', which does not exist"
+                elif isinstance(it, str) and resolve_issue_type_ref(it, types)[0] is None:
+                    problem = f"names issue type '{it}', which does not exist"
+            if problem:
+                self.diag("invalid_action", "error", f"The {action.type} action {problem}; it is dropped.",
+                          "Fix the reference or remove the action.", action.prov)
+                continue
+            kept.append(action)
+        return tuple(kept)
+
+    def workflows(self, workflows: dict[str, Workflow], types: Mapping[str, IssueType]) -> dict[str, Workflow]:
+        result = {}
+        for key, wf in workflows.items():
+            states_set = set(wf.states)
+            states = {}
+            changed = False
+            for skey, state in wf.states.items():
+                hooks = {name: self.check_actions(acts, states_set, workflows, types) for name, acts in state.hooks.items()}
+                sla = state.sla
+                if sla is not None:
+                    sla = replace(sla, on_warning=self.check_actions(sla.on_warning, states_set, workflows, types),
+                                  on_breach=self.check_actions(sla.on_breach, states_set, workflows, types))
+                if hooks != dict(state.hooks) or sla != state.sla:
+                    changed = True
+                    state = replace(state, hooks=hooks, sla=sla)
+                states[skey] = state
+            transitions = []
+            for transition in wf.transitions:
+                actions = self.check_actions(transition.actions, states_set, workflows, types)
+                if actions != transition.actions:
+                    changed = True
+                    transition = replace(transition, actions=actions)
+                transitions.append(transition)
+            result[key] = replace(wf, states=states, transitions=tuple(transitions)) if changed else wf
+        return result
+
+    def automations(self, workflows: Mapping[str, Workflow], types: Mapping[str, IssueType]) -> dict[str, Any]:
+        result = {}
+        all_states = {s for wf in workflows.values() for s in wf.states}
+        for key, automation in self.m.automations.items():
+            scope = automation.scope
+            if scope.startswith("@dir:"):
+                directory, prov = self.m.recipe_dirs.get(key, (scope[5:], automation.prov))
+                found, how = resolve_workflow_ref(directory, workflows)
+                if found is None:
+                    self.diag("unknown_workflow", "error", f"Recipe '{key}' sits in workflows/{directory}/, but no "
+                              f"workflow '{directory}' exists; the recipe is dropped.",
+                              "Move it under the directory named like its workflow.", prov.at(line=1, column=1,
+                                                                                                pointer=""))
+                    continue
+                if how != "exact":
+                    self.diag("fuzzy_reference", "warning", f"Recipe directory '{directory}' matched workflow "
+                              f"'{found}' by {how}.", f"Rename the directory to '{found}'.", prov)
+                scope = found
+            states = set(workflows[scope].states) if scope != "project" else all_states
+            actions = self.check_actions(automation.actions, states, workflows, types)
+            if not actions:
+                self.diag("missing_actions", "error", f"Automation '{key}' has no valid actions left; it is dropped.",
+                          "Fix its actions.", automation.prov)
+                continue
+            result[key] = replace(automation, scope=scope, actions=actions)
+        return result
+
+    def refs(self, types: Mapping[str, IssueType], workflows: Mapping[str, Workflow], extensions: set[str]) -> None:
+        roles = self.m.roles
+        bound_documents: dict[str, set[str]] = {}
+        for itype in types.values():
+            bound_documents.setdefault(itype.workflow or "", set()).update(d.key for d in itype.documents)
+        for ref in self.m.refs:
+            if ref.kind == "role":
+                if ref.name not in roles:
+                    self.diag("unknown_role", "warning", f"Role '{ref.name}' ({ref.context}) is neither declared nor "
+                              "built in; nobody has it, so it reaches no one.",
+                              "Declare it under team.roles in project.yaml or team.yaml.", ref.prov)
+            elif ref.kind == "agent":
+                if ref.name not in self.m.agents:
+                    self.diag("unknown_agent", "warning", f"AI agent '{ref.name}' is not defined in .kiket/agents/; "
+                              "the action stays a stub.", "Add the agent file or fix the id.", ref.prov)
+            elif ref.kind == "channel":
+                if ref.name not in extensions:
+                    self.diag("unknown_channel", "warning", f"Channel '{ref.context}' needs the '{ref.name}' extension, "
+                              "which is not installed; the notification is skipped.",
+                              "Install the extension, or use channel in_app or email.", ref.prov)
+            elif ref.kind == "extension":
+                if ref.name not in extensions:
+                    self.diag("extension_not_installed", "warning", f"Extension '{ref.context}' is not installed; the "
+                              "action stays a stub.", "Install the extension.", ref.prov)
+            elif ref.kind == "issue_type":
+                self.issue_type_ref(ref, types)
+            elif ref.kind == "document":
+                documents = bound_documents.get(ref.workflow or "", set())
+                if ref.name not in documents:
+                    self.diag("unknown_required_document", "warning", f"Required document '{ref.name}' of state "
+                              f"'{ref.context}' is declared by no issue type of workflow '{ref.workflow}'; it is used "
+                              "as an attachment tag.", "Declare it under `documents:` of the issue type.", ref.prov)
+        for ref in self.m.intake_refs:
+            if ref.kind == "issue_type":
+                self.issue_type_ref(ref, types)
+            elif ref.kind == "workflow":
+                found, how = resolve_workflow_ref(ref.name, workflows)
+                if found is None:
+                    self.diag("unknown_workflow", "warning", f"The intake names workflow '{ref.name}', which does "
+                              "not exist.", "Fix the intake.", ref.prov)
+                elif how != "exact":
+                    self.diag("fuzzy_reference", "warning", f"Workflow '{ref.name}' matched '{found}' by {how}.",
+                              f"Write '{found}'.", ref.prov)
+
+    def issue_type_ref(self, ref: Any, types: Mapping[str, IssueType]) -> str | None:
+        found, how = resolve_issue_type_ref(ref.name, types)
+        if found is None:
+            self.diag("unknown_issue_type", "warning", f"Issue type '{ref.name}' ({ref.context}) does not exist; the "
+                      "reference is ignored.", "Use one of: " + ", ".join(types) + ".", ref.prov)
+        elif how != "exact":
+            self.diag("fuzzy_reference", "warning", f"Issue type '{ref.name}' ({ref.context}) matched '{found}' by "
+                      f"{how}.", f"Write '{found}'.", ref.prov)
+        return found
+
+    def seeds(self, seeds: tuple[SeedIssue, ...], types: Mapping[str, IssueType], workflows: Mapping[str, Workflow],
+              default: str | None, priorities: tuple[str, ...]) -> tuple[SeedIssue, ...]:
+        kept = []
+        for seed in seeds:
+            itype_key = None
+            if seed.issue_type is not None:
+                found, how = resolve_issue_type_ref(seed.issue_type, types)
+                if found is None:
+                    self.diag("invalid_seed_issue", "warning", f"Seed issue '{seed.title}' has issue type "
+                              f"'{seed.issue_type}', which does not exist; it is skipped.",
+                              "Use a key of issue_types.yaml.", seed.prov)
+                    continue
+                if how != "exact":
+                    self.diag("fuzzy_reference", "warning", f"Issue type '{seed.issue_type}' matched '{found}' by {how}.",
+                              f"Write '{found}'.", seed.prov)
+                itype_key = found
+            elif len(types) == 1:
+                itype_key = next(iter(types))
+            wf_key = types[itype_key].workflow if itype_key else default
+            workflow = workflows.get(wf_key) if wf_key else None
+            if workflow is None:
+                self.diag("invalid_seed_issue", "warning", f"Seed issue '{seed.title}' has no workflow; it is skipped.",
+                          "Give it an issue_type bound to a workflow.", seed.prov)
+                continue
+            status = seed.status
+            if status is not None:
+                found, how = resolve_key(status, workflow.states)
+                if found is None:
+                    self.diag("invalid_seed_issue", "warning", f"Seed issue '{seed.title}' has status '{status}', which "
+                              f"is not a state of workflow '{workflow.id}'; it is skipped.",
+                              "Use one of: " + ", ".join(workflow.states) + ".", seed.prov)
+                    continue
+                if how != "exact":
+                    self.diag("fuzzy_reference", "warning", f"Status '{status}' matched '{found}' by {how}.",
+                              f"Write '{found}'.", seed.prov)
+                status = found
+            else:
+                status = workflow.initial
+            priority = seed.priority
+            if priority is not None:
+                found, how = resolve_key(priority, priorities)
+                if found is None:
+                    self.diag("invalid_seed_issue", "warning", f"Seed issue '{seed.title}' has priority '{priority}', "
+                              "which is not a project priority; it is skipped.",
+                              "Use one of: " + ", ".join(priorities) + ".", seed.prov)
+                    continue
+                priority = found
+            kept.append(replace(seed, issue_type=itype_key, status=status, priority=priority, workflow=workflow.id))
+        return tuple(kept)
+
+
+def resolve_revision(merged: MergedConfig, source: Source, options: LoadOptions) -> tuple[ConfigRevision, list[Diagnostic]]:
+    """Resolve references of a merged configuration into a ConfigRevision."""
+    r = _Resolver(merged, options)
+    settings = merged.project
+    if not merged.has_project_file:
+        r.diag("project_missing", "info", "There is no project.yaml: the project's name, key and description come from "
+               "the app.", "", Provenance(path=".kiket/project.yaml"))
+    default = r.default_workflow(merged.workflows)
+    types = r.issue_types(default, merged.workflows)
+    workflows = r.workflows(merged.workflows, types)
+    automations = r.automations(workflows, types)
+    declared = set(settings.get("extensions_required", ())) | set(settings.get("extensions_optional", ()))
+    extensions = set(options.installed_extensions) if options.installed_extensions is not None else declared
+    if options.installed_extensions is not None:
+        for name in settings.get("extensions_required", ()):
+            if name not in options.installed_extensions:
+                r.diag("extension_not_installed", "warning", f"The project requires extension '{name}', which is not "
+                       "installed; its actions are stubs.", "Install the extension.",
+                       merged.project_provs.get("extensions_required", Provenance()))
+    r.refs(types, workflows, extensions)
+    boards: dict[str, Board] = {}
+    for key, raw in merged.boards.items():
+        board = resolve_board(raw, workflows, types, default, r.out)
+        if board is not None:
+            boards[key] = board
+    shown = {wf for board in boards.values() for wf in board.workflows}
+    for key, workflow in workflows.items():
+        if key not in shown:
+            generated = fallback_board(workflow)
+            if generated.id in boards:
+                continue
+            boards[generated.id] = generated
+            r.diag("generated_board", "info", f"Workflow '{key}' is on no board; a board '{generated.id}' with one "
+                   "column per state is generated.", "Add a board file to arrange it yourself.", generated.prov)
+    priorities = tuple(settings.get("priorities", ("low", "medium", "high", "critical")))
+    seeds = r.seeds(tuple(settings.get("seed_issues", ())), types, workflows, default, priorities)
+    project = Project(
+        key=settings.get("key"), name=settings.get("name"), description=settings.get("description"),
+        version=settings.get("version"), extensions_required=tuple(settings.get("extensions_required", ())),
+        extensions_optional=tuple(settings.get("extensions_optional", ())),
+        business_hours=settings.get("business_hours", BusinessHours()), priorities=priorities, seed_issues=seeds,
+        default_workflow=default, inherit=settings.get("inherit", {}),
+        prov=merged.project_prov or Provenance(generated=True, derived_from="database project"),
+    )
+    team = Team(roles=merged.roles, members=tuple(merged.members.values()))
+    revision = ConfigRevision(
+        source=source, model_version=merged.model_version, project=project, team=team, issue_types=types,
+        workflows=workflows, default_workflow=default, boards=boards, automations=automations,
+        preserved=tuple(merged.preserved.values()),
+    )
+    return revision, r.out
