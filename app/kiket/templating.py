@@ -20,6 +20,8 @@ MAX_OUTPUT_BYTES = 64 * 1024
 MAX_BODY_DEPTH = 16
 MAX_EXPR_LENGTH = 512
 MAX_FILTERS = 16
+# Enough to point at every real mistake; hostile text must not produce a million diagnostics.
+MAX_DIAGNOSTICS = 20
 ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 CODES: dict[str, tuple[Severity, str]] = {
@@ -37,7 +39,7 @@ CODES: dict[str, tuple[Severity, str]] = {
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _INDEX = re.compile(r"\[\s*([0-9]{1,9})\s*\]")
 _MISSING = object()
-_SPECIAL = re.compile(r"[\\${]")
+_SPECIAL = re.compile(r"\\(?=\$\{|\{\{)|\$\{|\{\{")
 
 
 class MissingSecret(KiketError):
@@ -201,7 +203,7 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
         elif text.startswith("{{", i):
             opener, closer = "{{", "}}"
         if opener is None:
-            # Copy plain text up to the next character that could start a placeholder or an escape.
+            # Copy plain text up to the next place that could start a placeholder or an escape.
             nxt = _SPECIAL.search(text, i + 1)
             stop = nxt.start() if nxt else n
             literal.append(text[i:stop])
@@ -210,10 +212,11 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
         start = i + len(opener)
         end = _find_close(text, start, closer, memo)
         if end < 0:
-            diags.append(_diag(
-                "template_syntax", f"placeholder at offset {i} is not closed; kept as text", prov,
-                f"close it with {closer!r} or escape it as \\{opener}",
-            ))
+            if len(diags) < MAX_DIAGNOSTICS:
+                diags.append(_diag(
+                    "template_syntax", f"placeholder at offset {i} is not closed; kept as text", prov,
+                    f"close it with {closer!r} or escape it as \\{opener}",
+                ))
             literal.append(opener)
             i = start
             continue
@@ -234,7 +237,7 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
             parts.append("".join(literal))
             literal = []
         placeholder, problem = _parse_placeholder(inner)
-        if problem is not None:
+        if problem is not None and len(diags) < MAX_DIAGNOSTICS:
             code, message = problem
             diags.append(_diag(code, f"{message} in {raw[:80]!r}; renders empty", prov, _HINTS.get(code, "")))
         parts.append(placeholder)
