@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 from app.kiket.automations import normalize_automation_file
@@ -343,6 +343,7 @@ def load_revision(
     known_users: frozenset[str] | None = None,
     installed_extensions: frozenset[str] | None = None,
     allow_privileged_grants: bool = False,
+    skipped: Sequence[tuple[str, str]] = (),
 ) -> LoadResult:
     """Load one revision from file bytes: parse, normalize, merge layers and resolve; never raises on bad input."""
     from app.kiket.merge import merge_layers
@@ -352,6 +353,11 @@ def load_revision(
                           installed_extensions=installed_extensions, allow_privileged_grants=allow_privileged_grants)
     source = source or Source()
     diagnostics: list[Diagnostic] = []
+    for path, why in skipped:
+        code = "submodule_skipped" if why == "submodule" else "symlink_skipped"
+        diagnostics.append(Diagnostic(code, "warning", f"{path} is a {why}; it is skipped (links and submodules are "
+                                      "never followed).", "Commit the file itself instead.",
+                                      replace(_base_prov("repository", source, None), path=path, line=1, column=1)))
     try:
         layers = [normalize_layer("repository", files, _base_prov("repository", source, None), config_path, options,
                                   require_config=True)]
@@ -366,7 +372,9 @@ def load_revision(
             layers.append(normalize_layer("bundled", bundled, _base_prov("bundled", None, f"template:{bundled_template}"),
                                           ".kiket", options, require_config=False))
         for layer in layers:
-            diagnostics.extend(layer.diagnostics)
+            # The bundled templates are tested clean; only real breakage there is worth showing.
+            diagnostics.extend(d for d in layer.diagnostics
+                               if layer.layer != "bundled" or d.severity in ("fatal", "error"))
         merged, merge_diags = merge_layers(layers)
         diagnostics.extend(merge_diags)
         revision, resolve_diags = resolve_revision(merged, source, options)
@@ -375,10 +383,17 @@ def load_revision(
         diagnostics.append(Diagnostic("internal_error", "fatal", f"The loader failed unexpectedly ({exc.__class__.__name__}:"
                                       f" {exc}); the revision is rejected.", "Report this with the file that caused it.",
                                       Provenance(layer="repository")))
-        return LoadResult(None, tuple(diagnostics))
-    final = tuple(diagnostics)
+        return LoadResult(None, tuple(_with_position(d, config_path) for d in diagnostics))
+    final = tuple(_with_position(d, config_path) for d in diagnostics)
     if any(d.severity == "fatal" for d in final):
         return LoadResult(None, final)
-    from dataclasses import replace
-
     return LoadResult(replace(revision, diagnostics=final), final)
+
+
+def _with_position(diagnostic: Diagnostic, config_path: str) -> Diagnostic:
+    """File-level problems point at line 1, column 1 so every diagnostic has a full position."""
+    prov = diagnostic.prov
+    if prov.path is not None and prov.line is not None and prov.column is not None:
+        return diagnostic
+    prov = replace(prov, path=prov.path or config_path, line=prov.line or 1, column=prov.column or 1)
+    return replace(diagnostic, prov=prov)
