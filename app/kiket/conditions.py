@@ -371,6 +371,8 @@ def referenced_paths(cond: object) -> set[str]:
 
 def resolve_path(snapshot: object, path: str) -> object:
     """Value at a dotted path through dicts and lists only; missing (or `_`-prefixed) → None."""
+    if not isinstance(path, str):
+        return None
     value = _resolve(snapshot, path)
     return None if value is _MISSING else value
 
@@ -650,7 +652,7 @@ def _explain(cond: object, snapshot: Mapping, checklists: Mapping[str, bool], ou
         return
     if isinstance(cond, Compare):
         actual = resolve_path(snapshot, cond.path)
-        out.append(f"{cond.path} must {_OP_PHRASES[cond.op]}"
+        out.append(f"{cond.path} must {_OP_PHRASES.get(cond.op, cond.op)}"
                    + ("" if cond.op in UNARY_OPERATORS else f" {_show(cond.value)}")
                    + f" (it is {_show(actual)})")
     elif isinstance(cond, All):

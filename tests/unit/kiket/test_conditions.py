@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -27,6 +30,7 @@ from app.kiket.conditions import (
     referenced_paths,
     resolve_path,
 )
+from app.kiket.codes import CODES as REGISTRY
 from app.kiket.diagnostics import Provenance
 
 
@@ -670,3 +674,24 @@ def test_parse_condition_never_raises(node):
     evaluate(cond, {"field": 1})
     for d in diags:
         assert d.code in CODES
+
+
+def test_hand_built_odd_conditions_do_not_raise():
+    for cond in (Compare("a", "bogus", 1), Compare(5, "eq", 1), Compare("a", "eq", object())):  # type: ignore[arg-type]
+        assert evaluate(cond, {"a": 1}) in (True, False)
+        explain(cond, {"a": 1})
+        describe(cond)
+
+
+def test_codes_match_the_registry():
+    for code, (severity, _) in CODES.items():
+        assert REGISTRY[code][0] == severity, code
+
+
+def test_leaf_modules_import_no_framework():
+    code = ("import sys; import app.kiket.conditions, app.kiket.expressions, app.kiket.templating, "
+            "app.kiket.durations, app.kiket.calendar; "
+            "print(sorted(m for m in ('flask', 'sqlalchemy', 'redis') if m in sys.modules))")
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert out.strip() == "[]"

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.kiket.codes import CODES as REGISTRY
 from app.kiket.diagnostics import KiketError, Provenance
 from app.kiket.templating import (
     CODES,
@@ -495,3 +496,8 @@ def test_random_bodies_render(body):
     result = render_body(body, SNAP)
     parsed, _ = parse_body(body, "/b", locate)
     assert render_body(parsed, SNAP).value == result.value
+
+
+def test_codes_match_the_registry():
+    for code, (severity, _) in CODES.items():
+        assert REGISTRY[code][0] == severity, code
