@@ -158,6 +158,12 @@ def merge_layers(layers: Sequence[LayerConfig]) -> tuple[MergedConfig, list[Diag
                     live_paths.add((layer.layer, board.prov.path))
             if layer.boards:
                 defined["boards"] = True
+        if bundled and use["workflows"] and layer.project is not None:
+            # Bundled workflows refer to the template's own roles.
+            for part in layer.project.roles:
+                if part.name not in merged.roles:
+                    merged.roles[part.name] = _role([part], {})
+            live_paths.add((layer.layer, layer.project.prov.path if layer.project.prov else None))
         if bundled:
             if any(use.values()) and any(getattr(layer, kind) for kind, used in use.items() if used):
                 used_kinds = [kind.replace("_", " ") for kind, used in use.items() if used and getattr(layer, kind)]
