@@ -80,3 +80,14 @@ def worker_command(queues: tuple[str, ...], burst: bool, wait_seconds: float) ->
     )
     log.info("worker starting on %s", ", ".join(names))
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+
+
+def _register_config_commands() -> None:
+    """`flask kiket validate` and `flask kiket schema` come from the config engine's commands."""
+    from app.commands.config import schema_command, validate_command
+
+    kiket_cli.add_command(validate_command)
+    kiket_cli.add_command(schema_command)
+
+
+_register_config_commands()
