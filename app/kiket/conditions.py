@@ -317,7 +317,10 @@ def _parse_compare(node: Mapping, pointer: str, prov: Provenance, locate: Locate
         ))
         return Never(f"unknown operator {raw_op!r}", prov)
     if op in UNARY_OPERATORS:
-        if has_value and value is not None and op_key in ("operator", "op"):
+        if op_key not in ("operator", "op") and value is False:
+            # Shorthand `{field: x, present: false}` reads as "not present".
+            op = "is_blank" if op == "is_present" else "is_present"
+        elif has_value and value is not None and op_key in ("operator", "op"):
             diags.append(diagnostic("ignored_value", f"operator {op} takes no value", locate(f"{pointer}/value")))
         value = None
     elif not has_value:

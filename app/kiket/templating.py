@@ -217,6 +217,10 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
                     "template_syntax", f"placeholder at offset {i} is not closed; kept as text", prov,
                     f"close it with {closer!r} or escape it as \\{opener}",
                 ))
+            if text.find("}", start) < 0:
+                # Nothing later can close a placeholder: the rest is text.
+                literal.append(text[i:])
+                break
             literal.append(opener)
             i = start
             continue

@@ -229,6 +229,18 @@ def test_value_on_unary_operator_is_ignored():
     assert diags[0].severity == "info"
 
 
+@pytest.mark.parametrize(("node", "op"), [
+    ({"field": "assignee", "is_present": True}, "is_present"),
+    ({"field": "assignee", "exists": False}, "is_blank"),
+    ({"field": "assignee", "present": False}, "is_blank"),
+    ({"field": "assignee", "is_blank": False}, "is_present"),
+    ({"field": "assignee", "is_empty": True}, "is_blank"),
+])
+def test_unary_shorthand_flag(node, op):
+    cond, diags = parse(node)
+    assert (cond.op, cond.value, diags) == (op, None, [])
+
+
 def test_unknown_keys_warn_but_keep_the_condition():
     cond, diags = parse({"field": "a", "operator": "eq", "value": 1, "note": "x"})
     assert isinstance(cond, Compare) and codes(diags) == ["unknown_key"]
@@ -645,7 +657,7 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 snapshots = st.dictionaries(st.sampled_from(["a", "status", "labels", "custom_fields", "_x"]), values, max_size=5)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(op=st.sampled_from(OPERATORS), value=values, snapshot=snapshots,
        path=st.sampled_from(["a", "status", "labels.0", "custom_fields.a", "custom_fields.a.b", "_x"]))
 def test_evaluate_never_raises(op, value, snapshot, path):
@@ -667,7 +679,7 @@ yaml_like = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(node=yaml_like)
 def test_parse_condition_never_raises(node):
     cond, diags = parse(node)
