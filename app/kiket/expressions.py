@@ -171,8 +171,8 @@ class _Parser:
         self.pos += 1
         return token
 
-    def at(self, kind: str, *values: object) -> bool:
-        token = self.peek()
+    def at(self, kind: str, *values: object, offset: int = 0) -> bool:
+        token = self.peek(offset)
         return token is not None and token.kind == kind and (not values or token.value in values)
 
     def expect(self, kind: str, value: object) -> None:
@@ -247,12 +247,12 @@ class _Parser:
         elif self.at("kw", "in"):
             self.take()
             op = "in"
-        elif self.at("kw", "not") and self.peek(1) is not None and self.peek(1).kind == "kw" and self.peek(1).value == "in":
+        elif self.at("kw", "not") and self.at("kw", "in", offset=1):
             self.take()
             self.take()
             op = "not_in"
-        elif token is not None and token.kind == "ident" and canonical_operator(token.value) is not None \
-                and not isinstance(left, _Literal):
+        elif token is not None and token.kind == "ident" and not isinstance(left, _Literal) \
+                and canonical_operator(token.value) is not None:
             # Word operators from the YAML form (`status equals 'done'`, `assignee is_present`).
             self.take()
             op = canonical_operator(token.value)
