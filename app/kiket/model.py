@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import abc
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -454,22 +455,37 @@ class ConfigRevision:
         return self.workflows.get(key) if key else None
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def to_plain(value: Any, *, with_prov: bool = False) -> Any:
     """JSON-ready form of model objects (dataclasses, mappings, tuples); provenance dropped by default."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {"__type__": type(value).__name__} if not with_prov else {}
-        for f in dataclasses.fields(value):
-            if f.name == "prov" and not with_prov:
-                continue
-            out[f.name] = to_plain(getattr(value, f.name), with_prov=with_prov)
-        return out
-    if isinstance(value, Mapping):
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, dict):
         return {str(k): to_plain(v, with_prov=with_prov) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_plain(v, with_prov=with_prov) for v in value]
+    cls = type(value)
+    if hasattr(cls, "__dataclass_fields__"):
+        out: dict[str, Any] = {} if with_prov else {"__type__": cls.__name__}
+        for name in _field_names(cls):
+            if name == "prov" and not with_prov:
+                continue
+            out[name] = to_plain(getattr(value, name), with_prov=with_prov)
+        return out
+    if isinstance(value, abc.Mapping):
+        return {str(k): to_plain(v, with_prov=with_prov) for k, v in value.items()}
     if isinstance(value, (set, frozenset)):
-        return sorted(to_plain(v, with_prov=with_prov) for v in value)
-    if value is None or isinstance(value, (str, int, float, bool)):
+        return sorted((to_plain(v, with_prov=with_prov) for v in value), key=repr)
+    if isinstance(value, (str, int, float)):
         return value
     return str(value)
 
