@@ -160,9 +160,10 @@ def _walk(node: yaml.Node, pointer: str, state: _Walk, depth: int) -> Any:
         if key_node.tag == _MERGE:
             merged.append((key_node, value_node))
             continue
-        key = key_node.value if key_node.tag == _STR else _scalar(key_node)
-        if not isinstance(key, str):
-            key = "null" if key is None else str(key).lower() if isinstance(key, bool) else str(key)
+        if key_node.tag not in _TEXT_TAGS and key_node.tag not in _SCALAR_TAGS:
+            raise _scalar_tag_problem(key_node)
+        # Keys keep their source text: YAML 1.1 would turn the docs' `on:` into True.
+        key = key_node.value
         if key in result:
             raise _problem(
                 "yaml_duplicate_key",
