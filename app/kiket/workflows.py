@@ -384,18 +384,19 @@ class _WorkflowBuilder:
                     continue
                 ctx.extra(item, item_ptr, known_rule | {"on_warning", "on_breach"}, "an SLA rule")
                 is_default = item.get("default") is True or item.get("condition", item.get("when")) is None
+                rule = self.sla_rule(item, item_ptr, state, is_default)
+                if rule is None:
+                    continue
                 if is_default and seen_default:
                     ctx.diag("invalid_sla_rule", f"State '{state}' has a second default SLA rule; it is dropped.",
                              "Keep one `default: true` rule, last.", item_ptr)
                     continue
-                if rules and any(r.default for r in rules) and not is_default:
+                if seen_default and not is_default:
                     ctx.diag("sla_default_not_last", f"The default SLA rule of state '{state}' is not the last;"
                              " rules after it are only used when their condition holds first.",
                              "Move the `default: true` rule to the end.", item_ptr)
-                rule = self.sla_rule(item, item_ptr, state, is_default)
-                if rule:
-                    seen_default = seen_default or is_default
-                    rules.append(rule)
+                seen_default = seen_default or is_default
+                rules.append(rule)
                 if item.get("business_hours") is True:
                     business_hours = True
         else:
