@@ -82,8 +82,8 @@ def approval_status(policy: ApprovalPolicy, records: Sequence[ApprovalRecord], c
     approvers = active_approvers(policy, context)
     if policy.approvers and not approvers:
         return ApprovalStatus(True, False, (), ())
-    ordered = sorted(enumerate(records), key=lambda pair: (pair[1].at is None, pair[1].at or 0, pair[0]))
-    records = [r for _, r in ordered] if all(r.at is not None for r in records) else list(records)
+    if all(r.at is not None for r in records):
+        records = sorted(records, key=lambda r: r.at)
     denials = [r for r in records if r.decision == "denied" and _eligible(approvers, r, context)]
     if denials:
         who = ", ".join(dict.fromkeys(r.approver for r in denials))
@@ -143,3 +143,32 @@ def _match(approvers: Sequence[Approver], records: Sequence[ApprovalRecord], con
     for index in range(len(approvers)):
         place(index, set())
     return {index: people[person] for person, index in seat_of.items()}
+
+
+def can_decide(policy: ApprovalPolicy, approver: ApprovalRecord, records: Sequence[ApprovalRecord],
+               context: Mapping, *, may_approve: bool) -> str | None:
+    """None when this person may approve or deny now; otherwise why not (for the approve/deny buttons)."""
+    if not may_approve:
+        return "You lack the issue.approve permission"
+    approvers = active_approvers(policy, context)
+    if approvers and not any(matches(a, approver, context) for a in approvers):
+        return f"Only {_who(approvers)} may decide"
+    if any(r.approver.casefold() == approver.approver.casefold() for r in records):
+        return "You have already decided in this state"
+    status = approval_status(policy, records, context)
+    if status.denied:
+        return "The approval was denied; the issue must re-enter the state"
+    if status.satisfied:
+        return "The approval is already complete"
+    return None
+
+
+def requests_approval(workflow: Workflow, state: str) -> bool:
+    """True when entering `state` emits `approval.requested` (it has a policy, or a gated way out)."""
+    from app.kiket.runtime.transitions import outgoing
+
+    current = workflow.states.get(state)
+    if current is None:
+        return False
+    return current.approval is not None or any(gating_policy(workflow, t, state) is not None
+                                               for t in outgoing(workflow, state))

@@ -185,10 +185,7 @@ def build_directive(
     secrets: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> Directive:
-    """A validated directive for one action; stubs and unknown types come back `skipped: not supported`.
-
-    `context` is the template context (`snapshot.template_context`); person fields are read from its `issue`.
-    """
+    """A validated directive for one action and a `template_context`; stubs come back `skipped: not supported`."""
     if action.support != "core":
         return _skipped(action, "not supported")
     builder = _BUILDERS.get(action.type)

@@ -70,10 +70,8 @@ def sla_clock(
     context: Mapping | None = None,
     rule: SlaRule | None = None,
 ) -> SlaClock:
-    """The clock of a state entry: the rule is re-selected from `context` on every call unless given.
-
-    With `policy.business_hours`, only the calendar's business time counts (`calendar` None = default hours).
-    """
+    """The clock of a state entry at `now`; the rule is re-selected from `context` unless one is given."""
+    # With `policy.business_hours` only calendar time counts; a missing calendar means the §5 default hours.
     entered_at, now = _aware(entered_at), _aware(now)
     if rule is None:
         rule = select_rule(policy, context or {})

@@ -181,18 +181,16 @@ def to_context(
     workflow: Workflow | None = None,
     calendar: BusinessHours | None = None,
 ) -> dict[str, Any]:
-    """The plain dict conditions evaluate against: fields, custom_fields, computed values and event fields.
-
-    The same dict also carries `issue` (the issue's fields) so paths written as `issue.x` work in both
-    conditions and templates; use `template_context` for the full template roots.
-    """
+    """The plain dict conditions evaluate against: fields, custom_fields, computed values and event fields."""
     fields = issue_fields(snapshot)
     context: dict[str, Any] = dict(fields)
     context.update(computed_fields(snapshot, now, workflow=workflow, calendar=calendar))
+    # `issue` repeats the fields so a path written `issue.x` in a template reads the same value.
     context["issue"] = dict(fields)
     context["now"] = plain(_aware(now).astimezone(timezone.utc))
     if event is not None:
-        context.update(event.fields())
+        # A payload never shadows the issue's own fields.
+        context.update({k: v for k, v in event.fields().items() if k not in context or k == "actor"})
         if actor is None:
             actor = event.actor
     if actor is not None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from app.kiket.calendar import BusinessHours
 
 __all__ = ["Actor", "GateResult", "Verdict", "WipInfo", "GATES", "leaves_from", "outgoing", "find_transition",
-           "available_transitions", "evaluate_request", "evaluate_transition"]
+           "available_transitions", "evaluate_request", "evaluate_transition", "field_label"]
 
 # Gate names in the order §8.8 lists them.
 GATES = ("permission", "conditions", "required_fields", "predicate", "checklists", "documents", "approval",
@@ -105,10 +105,7 @@ def evaluate_request(
     field_labels: Mapping[str, str] | None = None,
     calendar: BusinessHours | None = None,
 ) -> Verdict:
-    """Evaluate a request: the named transition, else the first declared one to `target` whose gates all pass.
-
-    When no candidate passes, the verdict of the first candidate is returned with all its failures.
-    """
+    """Evaluate a request: the named transition, else the first declared one to `target` whose gates all pass."""
     state = snapshot.status
     if state not in workflow.states:
         return _refused(f"The issue is in state '{state}', which workflow '{workflow.name}' does not declare")
@@ -131,6 +128,7 @@ def evaluate_request(
                             f"'{_state_label(workflow, target)}'")
     else:
         raise ValueError("evaluate_request needs a target state or a transition name")
+    # When no candidate passes, the first one's verdict carries every failure for the "simulate" view.
     context = to_context(snapshot, now, actor=actor, workflow=workflow, calendar=calendar)
     first: Verdict | None = None
     for candidate in candidates:

@@ -66,10 +66,7 @@ def wip_info(
     to_state: str,
     count: int,
 ) -> WipInfo | None:
-    """WIP facts for moving an issue into `to_state`; `count` = matching issues now in the target column.
-
-    None when the target is in no column or has no limit.
-    """
+    """WIP facts for a move into `to_state` (`count` = matching issues now in that column); None without a limit."""
     target = column_for_state(board, workflow_id, to_state)
     if target is None:
         return None
