@@ -46,6 +46,21 @@ def database_url(raw: str | None, instance_path: str) -> str:
     return raw
 
 
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
+
+
+def parse_smtp_url(name: str, raw: str) -> str | None:
+    """An `smtp://`, `smtp+starttls://` or `smtps://` URL with a host, or None when unset."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    scheme, _, rest = raw.partition("://")
+    host = rest.rpartition("@")[2].split("/", 1)[0].split("?", 1)[0]
+    if scheme not in SMTP_SCHEMES or not host:
+        raise SettingsError(f"{name} must look like smtp://[user:password@]host[:port][?from=address] (or smtps://, smtp+starttls://)")
+    return raw
+
+
 def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
     """Build the app settings from environment variables. Pure: reads nothing but `environ`."""
     env = environ.get
@@ -69,6 +84,12 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         "KIKET_WORKER_TTL": parse_int("KIKET_WORKER_TTL", env("KIKET_WORKER_TTL", "60"), minimum=20),
         "KIKET_INVITATION_MAX_AGE": parse_int("KIKET_INVITATION_MAX_AGE", env("KIKET_INVITATION_MAX_AGE", str(7 * 24 * 3600)), minimum=60),
         "KIKET_ALLOW_LOCAL_REMOTES": parse_boolean("KIKET_ALLOW_LOCAL_REMOTES", env("KIKET_ALLOW_LOCAL_REMOTES", "0" if production else "1")),
+        "KIKET_MAX_ATTACHMENT_BYTES": parse_int("KIKET_MAX_ATTACHMENT_BYTES", env("KIKET_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024)), minimum=1),
+        # Unset: emails stay in the outbox (admins read them there) instead of being sent.
+        "KIKET_SMTP_URL": parse_smtp_url("KIKET_SMTP_URL", env("KIKET_SMTP_URL", "")),
+        # Outbound webhooks to loopback, private, link-local and metadata addresses are refused unless set.
+        "KIKET_WEBHOOK_ALLOW_PRIVATE": parse_boolean("KIKET_WEBHOOK_ALLOW_PRIVATE", env("KIKET_WEBHOOK_ALLOW_PRIVATE", "0")),
+        "KIKET_WEBHOOK_TIMEOUT": parse_int("KIKET_WEBHOOK_TIMEOUT", env("KIKET_WEBHOOK_TIMEOUT", "10"), minimum=1),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

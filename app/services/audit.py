@@ -1,0 +1,113 @@
+"""The append-only audit trail: a hash chain per project, and its verification."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.models.audit import AuditEvent
+from app.models.base import utcnow
+from app.models.issues import ProjectCounter
+from app.services.issue_keys import ensure_counter
+
+log = logging.getLogger(__name__)
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    seq: int
+    id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    first_broken: BrokenLink | None = None
+
+
+def _timestamp(moment: datetime) -> str:
+    # Fixed format at microsecond precision: both databases keep microseconds.
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical(project_id: int, seq: int, kind: str, actor_id: int | None, issue_id: int | None,
+              data: dict[str, Any], created_at: datetime) -> str:
+    """The event as canonical JSON (sorted keys, no spaces, ASCII): the bytes the hash covers."""
+    return json.dumps(
+        {"project_id": project_id, "seq": seq, "kind": kind, "actor_id": actor_id, "issue_id": issue_id,
+         "data": data, "created_at": _timestamp(created_at)},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False,
+    )
+
+
+def chain_hash(prev_hash: str, canonical_json: str) -> str:
+    return hashlib.sha256((prev_hash + canonical_json).encode()).hexdigest()
+
+
+def record(project_id: int, kind: str, actor_id: int | None, issue_id: int | None,
+           data: dict[str, Any] | None = None) -> AuditEvent:
+    """Append an event to the project's chain, inside the caller's transaction (the caller commits).
+
+    Bumping `project_counters.audit_seq` with `UPDATE … RETURNING` locks the project's counter
+    row until commit, so concurrent writers queue up instead of forking the chain; the unique
+    (project_id, seq) constraint is the backstop.
+    """
+    # A JSON round trip now, so the hash covers exactly what the database will hand back.
+    data = json.loads(json.dumps(data or {}, sort_keys=True, allow_nan=False))
+    ensure_counter(project_id)
+    seq = db.session.execute(
+        update(ProjectCounter)
+        .where(ProjectCounter.project_id == project_id)
+        .values(audit_seq=ProjectCounter.audit_seq + 1)
+        .returning(ProjectCounter.audit_seq)
+    ).scalar_one()
+    prev_hash = GENESIS_HASH
+    if seq > 1:
+        prev_hash = db.session.execute(
+            select(AuditEvent.hash).where(AuditEvent.project_id == project_id, AuditEvent.seq == seq - 1)
+        ).scalar_one()
+    created_at = utcnow()
+    event = AuditEvent(
+        project_id=project_id, seq=seq, kind=kind, actor_id=actor_id, issue_id=issue_id, data=data,
+        created_at=created_at, prev_hash=prev_hash,
+        hash=chain_hash(prev_hash, canonical(project_id, seq, kind, actor_id, issue_id, data, created_at)),
+    )
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def verify(project_id: int) -> VerifyResult:
+    """Recompute the project's chain from the first event; report the first link that does not hold."""
+    expected_prev = GENESIS_HASH
+    checked = 0
+    rows = db.session.execute(
+        select(AuditEvent).where(AuditEvent.project_id == project_id).order_by(AuditEvent.seq)
+        .execution_options(yield_per=500)
+    ).scalars()
+    for event in rows:
+        checked += 1
+        reason = None
+        if event.seq != checked:
+            reason = f"sequence gap: expected seq {checked}, found {event.seq}"
+        elif event.prev_hash != expected_prev:
+            reason = "prev_hash does not match the previous event's hash"
+        elif event.hash != chain_hash(event.prev_hash, canonical(
+                event.project_id, event.seq, event.kind, event.actor_id, event.issue_id, event.data, event.created_at)):
+            reason = "hash does not match the event's content"
+        if reason:
+            log.warning("audit chain broken project=%s seq=%s id=%s: %s", project_id, event.seq, event.id, reason)
+            return VerifyResult(ok=False, checked=checked, first_broken=BrokenLink(event.seq, event.id, reason))
+        expected_prev = event.hash
+    return VerifyResult(ok=True, checked=checked)
