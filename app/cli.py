@@ -12,6 +12,7 @@ from flask.cli import AppGroup, with_appcontext
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Worker
 
+from app.commands.audit import audit_cli
 from app.queue import QUEUES, get_queue, redis_connection
 from app.services import accounts, demo
 from app.services.errors import ServiceError
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 kiket_cli = AppGroup("kiket", help="Kiket administration commands.")
 user_cli = AppGroup("user", help="Manage accounts.")
 kiket_cli.add_command(user_cli)
+kiket_cli.add_command(audit_cli)
 
 
 @user_cli.command("create")

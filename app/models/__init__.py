@@ -1,6 +1,26 @@
 """SQLAlchemy models; importing this package registers every table."""
 
 from app.models.accounts import Invitation, Organization, OrganizationMembership, User
+from app.models.audit import AuditEvent, ProjectSecret
+from app.models.issues import (
+    Approval,
+    Attachment,
+    AutomationRun,
+    ChecklistProgress,
+    Comment,
+    Issue,
+    IssueTransition,
+    ProjectCounter,
+    SlaTimer,
+    Watcher,
+)
+from app.models.notifications import EmailOutbox, Notification
 from app.models.projects import Project, ProjectMembership
+from app.models.webhooks import WebhookDelivery
 
-__all__ = ["Invitation", "Organization", "OrganizationMembership", "Project", "ProjectMembership", "User"]
+__all__ = [
+    "Invitation", "Organization", "OrganizationMembership", "Project", "ProjectMembership", "User",
+    "Approval", "Attachment", "AuditEvent", "AutomationRun", "ChecklistProgress", "Comment", "EmailOutbox",
+    "Issue", "IssueTransition", "Notification", "ProjectCounter", "ProjectSecret", "SlaTimer", "Watcher",
+    "WebhookDelivery",
+]
