@@ -80,7 +80,7 @@ def parse_board(ctx: FileContext) -> RawBoard | None:
     if board_id is None:
         return None
     btype = merged.get("type", "kanban")
-    if btype not in BOARD_TYPES:
+    if not isinstance(btype, str) or btype not in BOARD_TYPES:
         ctx.diag("unknown_board_type", f"Board type {btype!r} is not kanban, scrum or list; it is kept.",
                  "Use kanban, scrum or list.", ptr("type"))
         btype = str(btype)
@@ -197,7 +197,7 @@ def _badges(ctx: FileContext, value: Any, ptr: str) -> tuple[str, ...]:
     result = []
     for index, item in enumerate(ctx.listing(value, ptr, "badges")):
         name = item.get("type") if isinstance(item, dict) else item
-        if name not in BADGES:
+        if not isinstance(name, str) or name not in BADGES:
             ctx.diag("unknown_badge", f"Card badge {name!r} does not exist; it is dropped.",
                      "Use " + ", ".join(sorted(BADGES)) + ".", join(ptr, index))
             continue

@@ -90,6 +90,7 @@ def _issue_type(ctx: FileContext, key: str, item: dict, ptr: str, position: int)
                                    child_types is not None),
         child_types=child_types, parent_types=parent_types, fields=fields, documents=documents,
         workflow_declared=workflow is not None, prov=ctx.locate(ptr), extra=extra,
+        workflow_prov=ctx.locate(join(ptr, "workflow")) if workflow is not None else None,
     )
 
 

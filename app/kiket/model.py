@@ -235,6 +235,7 @@ class IssueType:
     documents: tuple[DocumentDef, ...] = ()
     workflow_declared: bool = False
     prov: Provenance = field(default_factory=Provenance, compare=False)
+    workflow_prov: Provenance | None = field(default=None, compare=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -477,7 +478,7 @@ def to_plain(value: Any, *, with_prov: bool = False) -> Any:
     if hasattr(cls, "__dataclass_fields__"):
         out: dict[str, Any] = {} if with_prov else {"__type__": cls.__name__}
         for name in _field_names(cls):
-            if name == "prov" and not with_prov:
+            if not with_prov and (name == "prov" or name.endswith("_prov")):
                 continue
             out[name] = to_plain(getattr(value, name), with_prov=with_prov)
         return out

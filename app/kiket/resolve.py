@@ -58,7 +58,7 @@ class _Resolver:
             workflow = default
             if itype.workflow is not None:
                 found, how = resolve_workflow_ref(itype.workflow, workflows)
-                wprov = itype.prov.at(pointer=f"{itype.prov.pointer}/workflow")
+                wprov = itype.workflow_prov or itype.prov
                 if found is None:
                     self.diag("unknown_workflow", "error", f"Issue type '{key}' names workflow '{itype.workflow}', which "
                               f"does not exist; it uses the default workflow '{default}'.",

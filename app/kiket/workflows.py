@@ -7,6 +7,7 @@ from typing import Any
 
 from app.kiket.actions import normalize_actions
 from app.kiket.conditions import All, Any as AnyOf, ChecklistComplete, Not, parse_condition
+from app.kiket.diagnostics import Diagnostic
 from app.kiket.durations import parse_duration, parse_share
 from app.kiket.model import (
     ApprovalPolicy, Approver, Checklist, ChecklistItem, SlaPolicy, SlaRule, State, Transition, Workflow,
@@ -633,11 +634,11 @@ class _WorkflowBuilder:
         return tuple(result)
 
     def guard_checklists(self, condition: Any, states: dict[str, State], ptr: str) -> tuple[str, ...]:
-        found: list[str] = []
+        found: list[ChecklistComplete] = []
 
         def visit(node: Any) -> None:
             if isinstance(node, ChecklistComplete):
-                found.append(node.id)
+                found.append(node)
             elif isinstance(node, (All, AnyOf)):
                 for item in node.items:
                     visit(item)
@@ -646,14 +647,16 @@ class _WorkflowBuilder:
 
         visit(condition)
         known = {cl for state in states.values() for cl in state.checklists}
-        for cl_id in found:
-            if cl_id not in known:
-                self.ctx.diag("unknown_checklist", f"The guard names checklist '{cl_id}', which no state of workflow "
-                              f"'{self.wf_id}' declares.",
-                              "Use the id of a checklist of this workflow" + (": " + ", ".join(sorted(known)) if known
-                                                                              else "."), ptr)
+        for node in found:
+            if node.id not in known:
+                # The guard's own node, so several guards on one transition stay distinguishable.
+                prov = node.prov if node.prov.line is not None else self.ctx.locate(ptr)
+                self.ctx.diagnostics.append(Diagnostic(
+                    "unknown_checklist", "fatal", f"The guard names checklist '{node.id}', which no state of workflow "
+                    f"'{self.wf_id}' declares.", "Use the id of a checklist of this workflow"
+                    + (": " + ", ".join(sorted(known)) if known else "."), prov))
                 self.fatal = True
-        return tuple(found)
+        return tuple(node.id for node in found)
 
     def gate_approvals(self, states: dict[str, State], transitions: tuple[Transition, ...]) -> dict[str, State]:
         return states
