@@ -1,0 +1,362 @@
+"""The one outbound webhook path: record, enqueue on `webhooks`, sign, send with an SSRF guard, retry.
+
+Every outbound webhook (the workflow `webhook` action, extension events) goes through `deliver`.
+The job calls `attempt`, which sends one attempt and records it as its own row; retryable
+failures (timeouts, connection errors, 5xx, 429) raise `RetryLater` after the row is committed,
+so RQ's `Retry` schedules the next try after 30 s, 1 min, 5 min, 30 min, 2 h and 8 h.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import ipaddress
+import json
+import logging
+import re
+import socket
+import ssl
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from flask import current_app
+from rq import Retry
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models.base import utcnow
+from app.models.webhooks import WebhookDelivery
+from app.queue import enqueue
+from app.services import crypto
+from app.services.errors import Invalid, NotFound
+from app.services.secrets import secrets_for
+
+log = logging.getLogger(__name__)
+
+RETRY_INTERVALS = [30, 60, 300, 1800, 7200, 28800]
+MAX_ATTEMPTS = len(RETRY_INTERVALS) + 1
+MAX_REDIRECTS = 3
+MAX_TIMEOUT = 60
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+EXCERPT_BYTES = 2048
+PAYLOAD_PURPOSE = "webhook payloads"
+REDACTED = "[redacted]"
+# Header names whose values are credentials whatever they contain; dropped on a cross-origin redirect too.
+SENSITIVE_HEADER = re.compile(r"authorization|cookie|token|secret|password|api[-_]?key|signature", re.IGNORECASE)
+# Ours to set, or the transport's: a caller cannot spoof or override them.
+RESERVED_HEADER = re.compile(r"^(x-kiket-.*|host|content-length|transfer-encoding|connection)$", re.IGNORECASE)
+# Shorter secret values are not searched for in logs: redacting "a" would shred every text.
+MIN_REDACTABLE = 4
+METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+
+
+class RetryLater(Exception):
+    """The attempt failed in a way worth retrying; raised after its row is committed so RQ retries."""
+
+
+class Refused(Exception):
+    """The target is not allowed (scheme, credentials in URL, or a forbidden address)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    ip: str
+    path: str
+
+
+@dataclass
+class _Outcome:
+    status_code: int | None = None
+    excerpt: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+
+def deliver(project_id: int | None, url: str, method: str, headers: dict[str, str] | None, body: Any,
+            event: str, secret: str | None, *, timeout: int | None = None) -> WebhookDelivery:
+    """Record a delivery and enqueue its first attempt on the `webhooks` queue.
+
+    `body` may be text, bytes (UTF-8) or a JSON value (sent as application/json). With a
+    `secret`, every attempt is signed: `X-Kiket-Signature: sha256=HMAC(secret, "<ts>.<body>")`.
+    """
+    method = (method or "POST").upper()
+    if method not in METHODS:
+        raise Invalid({"method": f"must be one of {', '.join(METHODS)}"})
+    scheme = urlsplit(url or "").scheme.lower()
+    if scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise Invalid({"url": "must be an http(s) URL with a host"})
+    clean: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        name, value = str(name).strip(), str(value)
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name) or "\r" in value or "\n" in value:
+            raise Invalid({"headers": f"header {name[:40]!r} is not a valid header"})
+        if not RESERVED_HEADER.match(name):
+            clean[name] = value
+    if isinstance(body, bytes):
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            raise Invalid({"body": "must be UTF-8"}) from None
+    elif isinstance(body, str):
+        text = body
+    elif body is None:
+        text = ""
+    else:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        if not any(k.lower() == "content-type" for k in clean):
+            clean["Content-Type"] = "application/json"
+    timeout = min(int(timeout or current_app.config["KIKET_WEBHOOK_TIMEOUT"]), MAX_TIMEOUT)
+    hidden = _redactable(project_id, secret)
+    payload = {"url": url, "method": method, "headers": clean, "body": text, "secret": secret,
+               "timeout": timeout, "hidden": hidden}
+    row = WebhookDelivery(
+        project_id=project_id, delivery_uuid=str(uuid.uuid4()), event=event, method=method,
+        url=_redact(url, hidden), request_headers=redact_headers(clean, hidden), request_body=_redact(text, hidden),
+        payload_encrypted=crypto.encrypt(json.dumps(payload), PAYLOAD_PURPOSE), attempt=1, status="pending",
+    )
+    db.session.add(row)
+    db.session.commit()
+    _enqueue(row)
+    log.info("webhook queued delivery=%s event=%s project=%s host=%s", row.id, event, project_id, urlsplit(url).hostname)
+    return row
+
+
+def _enqueue(row: WebhookDelivery) -> None:
+    timeout = json.loads(crypto.decrypt(row.payload_encrypted, PAYLOAD_PURPOSE))["timeout"]
+    enqueue(
+        "webhooks", "jobs.webhooks.deliver_webhook", row.id,
+        job_id=f"webhook-{row.delivery_uuid}",
+        retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        job_timeout=timeout * (MAX_REDIRECTS + 1) * 3 + 30,
+        result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
+    )
+
+
+def redeliver(delivery_id: int) -> WebhookDelivery:
+    """Send a past delivery again, as a new delivery with its own attempts."""
+    source = db.session.get(WebhookDelivery, delivery_id)
+    if source is None:
+        raise NotFound(f"no webhook delivery {delivery_id}")
+    row = WebhookDelivery(
+        project_id=source.project_id, delivery_uuid=str(uuid.uuid4()), event=source.event, method=source.method,
+        url=source.url, request_headers=source.request_headers, request_body=source.request_body,
+        payload_encrypted=source.payload_encrypted, attempt=1, status="pending",
+    )
+    db.session.add(row)
+    db.session.commit()
+    _enqueue(row)
+    return row
+
+
+def attempts(delivery_id: int) -> list[WebhookDelivery]:
+    """Every attempt of the delivery that `delivery_id` (any of its attempts) belongs to, in order."""
+    row = db.session.get(WebhookDelivery, delivery_id)
+    if row is None:
+        raise NotFound(f"no webhook delivery {delivery_id}")
+    return list(db.session.execute(
+        select(WebhookDelivery).where(WebhookDelivery.delivery_uuid == row.delivery_uuid).order_by(WebhookDelivery.attempt)
+    ).scalars())
+
+
+def attempt(delivery_id: int) -> WebhookDelivery:
+    """Make the next attempt of a delivery and record it; raise `RetryLater` when another is due."""
+    history = attempts(delivery_id)
+    latest = history[-1]
+    if latest.status in ("delivered", "failed"):
+        log.info("webhook delivery=%s already %s; nothing to do", latest.id, latest.status)
+        return latest
+    row = latest
+    if latest.status == "retrying":
+        row = WebhookDelivery(
+            project_id=latest.project_id, delivery_uuid=latest.delivery_uuid, event=latest.event, method=latest.method,
+            url=latest.url, request_headers=latest.request_headers, request_body=latest.request_body,
+            payload_encrypted=latest.payload_encrypted, attempt=latest.attempt + 1, status="pending",
+        )
+        db.session.add(row)
+    payload = json.loads(crypto.decrypt(row.payload_encrypted, PAYLOAD_PURPOSE))
+    hidden = payload.get("hidden", [])
+    started = time.monotonic()
+    outcome = _send(payload, row.delivery_uuid, row.event, current_app.config["KIKET_WEBHOOK_ALLOW_PRIVATE"])
+    row.duration_ms = int((time.monotonic() - started) * 1000)
+    row.status_code = outcome.status_code
+    row.response_excerpt = _redact(outcome.excerpt, hidden) if outcome.excerpt is not None else None
+    row.error = _redact(outcome.error, hidden) if outcome.error else None
+    if outcome.status_code is not None and 200 <= outcome.status_code < 300 and not outcome.error:
+        row.status, row.delivered_at = "delivered", utcnow()
+    elif outcome.retryable and row.attempt < MAX_ATTEMPTS:
+        row.status = "retrying"
+        row.next_retry_at = utcnow() + timedelta(seconds=RETRY_INTERVALS[row.attempt - 1])
+    else:
+        row.status = "failed"
+    db.session.commit()
+    log.info("webhook delivery=%s attempt=%d status=%s code=%s ms=%d", row.id, row.attempt, row.status,
+             row.status_code, row.duration_ms)
+    if row.status == "retrying":
+        raise RetryLater(f"webhook delivery {row.id} attempt {row.attempt} failed; retry at {row.next_retry_at.isoformat()}")
+    return row
+
+
+def _send(payload: dict, delivery_uuid: str, event: str, allow_private: bool) -> _Outcome:
+    url, method, body = payload["url"], payload["method"], payload["body"].encode()
+    headers = dict(payload["headers"])
+    origin = _origin(url)
+    for hop in range(MAX_REDIRECTS + 1):
+        try:
+            target = resolve_target(url, allow_private)
+        except Refused as refusal:
+            where = "" if hop == 0 else f"redirect {hop} to {url}: "
+            return _Outcome(error=f"refused: {where}{refusal}")
+        except OSError as error:
+            return _Outcome(error=f"cannot resolve host: {error}", retryable=True)
+        timestamp = str(int(time.time()))
+        sent = {**headers, "User-Agent": "Kiket-Webhooks/1", "X-Kiket-Event": event,
+                "X-Kiket-Delivery": delivery_uuid, "X-Kiket-Timestamp": timestamp}
+        if payload.get("secret"):
+            sent["X-Kiket-Signature"] = "sha256=" + sign(payload["secret"], timestamp, body)
+        try:
+            status, location, excerpt = _request(target, method, sent, body, payload["timeout"])
+        except TimeoutError:
+            return _Outcome(error=f"timeout after {payload['timeout']}s", retryable=True)
+        except ssl.SSLError as error:
+            return _Outcome(error=f"TLS error: {error.reason or error}", retryable=True)
+        except (OSError, http.client.HTTPException) as error:
+            return _Outcome(error=f"connection error: {type(error).__name__}: {error}", retryable=True)
+        if status in REDIRECT_CODES and location:
+            if hop == MAX_REDIRECTS:
+                return _Outcome(status_code=status, excerpt=excerpt, error=f"more than {MAX_REDIRECTS} redirects")
+            url = urljoin(url, location)
+            if status == 303 or (status in (301, 302) and method not in ("GET", "HEAD")):
+                method, body = "GET", b""
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            if _origin(url) != origin:
+                # Credentials were meant for the first host, not wherever it points us.
+                headers = {k: v for k, v in headers.items() if not SENSITIVE_HEADER.search(k)}
+                origin = _origin(url)
+            continue
+        retryable = status == 429 or status >= 500
+        error = None if 200 <= status < 300 else f"HTTP {status}"
+        return _Outcome(status_code=status, excerpt=excerpt, error=error, retryable=retryable)
+    raise AssertionError("unreachable")
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 of `"<timestamp>.<body>"`: what `X-Kiket-Signature: sha256=…` carries."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def forbidden_reason(address: str) -> str | None:
+    """Why an IP address may not be a webhook target, or None when it is a public address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in METADATA_ADDRESSES:
+        return "cloud metadata address"
+    for reason, flag in (("loopback", ip.is_loopback), ("unspecified", ip.is_unspecified),
+                         ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
+                         ("reserved", ip.is_reserved), ("private", ip.is_private)):
+        if flag:
+            return f"{reason} address"
+    if not ip.is_global:
+        return "not a globally routable address"
+    return None
+
+
+def resolve_target(url: str, allow_private: bool) -> Target:
+    """Check the URL and resolve its host; every address must be public unless `allow_private`.
+
+    The request then connects to the checked address itself, so a DNS answer that changes
+    between check and connect (rebinding) cannot redirect it.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise Refused(f"scheme {scheme or '(none)'!r} is not http or https")
+    if parts.username is not None or parts.password is not None:
+        raise Refused("credentials in the URL are not supported; send them in a header")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise Refused("no host")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise Refused("invalid port") from None
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if not addresses:
+        raise OSError(f"{host} has no address")
+    if not allow_private:
+        for address in addresses:
+            reason = forbidden_reason(address)
+            if reason:
+                raise Refused(f"{host} resolves to {address}, a {reason}")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(scheme=scheme, host=host, port=port, ip=addresses[0], path=path)
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """HTTP to a fixed IP, with the Host header of the name."""
+
+    def __init__(self, target: Target, timeout: float):
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._ip = target.ip
+
+    def connect(self):
+        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to a fixed IP, with SNI and certificate checks against the name."""
+
+    def __init__(self, target: Target, timeout: float):
+        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+        self._ip = target.ip
+
+    def connect(self):
+        sock = socket.create_connection((self._ip, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _request(target: Target, method: str, headers: dict[str, str], body: bytes, timeout: float) -> tuple[int, str | None, str]:
+    connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+    connection = connection_class(target, timeout)
+    try:
+        connection.request(method, target.path, body=body if (body or method not in ("GET", "DELETE")) else None,
+                           headers=headers)
+        response = connection.getresponse()
+        excerpt = response.read(EXCERPT_BYTES).decode("utf-8", "replace")
+        return response.status, response.getheader("Location"), excerpt
+    finally:
+        connection.close()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+def _redactable(project_id: int | None, secret: str | None) -> list[str]:
+    values = list(secrets_for(project_id).values()) if project_id is not None else []
+    if secret:
+        values.append(secret)
+    # Longest first, so a secret containing another is replaced whole.
+    return sorted({v for v in values if len(v) >= MIN_REDACTABLE}, key=len, reverse=True)
+
+
+def _redact(text: str, hidden: list[str]) -> str:
+    for value in hidden:
+        text = text.replace(value, REDACTED)
+    return text
+
+
+def redact_headers(headers: dict[str, str], hidden: list[str]) -> dict[str, str]:
+    """Headers for the log: credential-looking names fully hidden, known secret values replaced anywhere."""
+    return {name: REDACTED if SENSITIVE_HEADER.search(name) else _redact(value, hidden) for name, value in headers.items()}
