@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Worker
 
 from app.commands.audit import audit_cli
+from app.commands.repositories import repo_cli, sync_repository
 from app.queue import QUEUES, get_queue, redis_connection
 from app.services import accounts, demo
 from app.services.errors import ServiceError
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 kiket_cli = AppGroup("kiket", help="Kiket administration commands.")
 user_cli = AppGroup("user", help="Manage accounts.")
 kiket_cli.add_command(user_cli)
+kiket_cli.add_command(repo_cli)
+kiket_cli.add_command(sync_repository)
 kiket_cli.add_command(audit_cli)
 
 

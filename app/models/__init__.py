@@ -16,10 +16,21 @@ from app.models.issues import (
 )
 from app.models.notifications import EmailOutbox, Notification
 from app.models.projects import Project, ProjectMembership
+from app.models.repositories import (
+    ConfigEvent,
+    ConfigLayer,
+    ConfigRevision,
+    GithubDelivery,
+    ProjectSeedMarker,
+    SyncRun,
+    WorkflowRepository,
+)
 from app.models.webhooks import WebhookDelivery
 
 __all__ = [
-    "Invitation", "Organization", "OrganizationMembership", "Project", "ProjectMembership", "User",
+    "ConfigEvent", "ConfigLayer", "ConfigRevision", "GithubDelivery", "Invitation", "Organization",
+    "OrganizationMembership", "Project", "ProjectMembership", "ProjectSeedMarker", "SyncRun", "User",
+    "WorkflowRepository",
     "Approval", "Attachment", "AuditEvent", "AutomationRun", "ChecklistProgress", "Comment", "EmailOutbox",
     "Issue", "IssueTransition", "Notification", "ProjectCounter", "ProjectSecret", "SlaTimer", "Watcher",
     "WebhookDelivery",
