@@ -268,6 +268,8 @@ def _diag(out: list[Diagnostic], code: str, severity: str, message: str, hint: s
 
 def resolve_workflow_ref(name: str, workflows: Mapping[str, Workflow]) -> tuple[str | None, str]:
     """Resolve a workflow reference: exact, case-insensitive, then file stem."""
+    if name in workflows:
+        return name, "exact"
     stems = {key: (wf.prov.path or "").rsplit("/", 1)[-1].rsplit(".", 1)[0] for key, wf in workflows.items()}
     return resolve_key(name, workflows.keys(), stems=stems)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -331,6 +332,15 @@ def _intake_refs(result: LayerConfig, ctx: FileContext, data: dict) -> None:
                                                      ctx.locate(join("", root, "issue", "workflow")), "intake"))
 
 
+@lru_cache(maxsize=8)
+def _bundled_layer(key: str) -> LayerConfig:
+    """The bundled templates never change at runtime; normalize each once (merge only reads layers)."""
+    from app.kiket.bundled import template_files
+
+    return normalize_layer("bundled", template_files(key), _base_prov("bundled", None, f"template:{key}"), ".kiket",
+                           LoadOptions(), require_config=False)
+
+
 def load_revision(
     files: Mapping[str, bytes],
     *,
@@ -366,11 +376,7 @@ def load_revision(
             layers.append(normalize_layer(item.layer, item.files, _base_prov(item.layer, None, item.ref), ".kiket",
                                           options, require_config=False))
         if include_bundled:
-            from app.kiket.bundled import template_files
-
-            bundled = template_files(bundled_template)
-            layers.append(normalize_layer("bundled", bundled, _base_prov("bundled", None, f"template:{bundled_template}"),
-                                          ".kiket", options, require_config=False))
+            layers.append(_bundled_layer(bundled_template))
         for layer in layers:
             # The bundled templates are tested clean; only real breakage there is worth showing.
             diagnostics.extend(d for d in layer.diagnostics

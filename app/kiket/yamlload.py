@@ -37,6 +37,27 @@ _TEXT_TAGS = {_STR, _TAG + "timestamp", _TAG + "binary", _TAG + "value"}
 _constructor = yaml.constructor.SafeConstructor()
 
 
+class _FastLoader(_Loader):  # type: ignore[misc, valid-type]
+    """The safe loader without path resolvers: tag resolution of plain scalars dominates Python time."""
+
+    _resolvers = yaml.resolver.Resolver.yaml_implicit_resolvers
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, regexp in self._resolvers.get(value[:1] if value else "", ()):
+                    if regexp.match(value):
+                        return tag
+            return _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
+
+
 @dataclass(frozen=True)
 class YamlDocument:
     """A parsed file: plain data (dicts, lists, scalars), node positions and problems."""
@@ -276,7 +297,7 @@ def parse_yaml(
         line = text.count("\n", 0, text.index("\x00")) + 1
         return fail("yaml_encoding", "The file contains NUL bytes; it looks binary.", "Save it as UTF-8 text.",
                     line, 1, extra=notes)
-    loader = _Loader(text)
+    loader = _FastLoader(text)
     try:
         root = loader.get_single_node()
     except yaml.YAMLError as exc:
