@@ -18,7 +18,7 @@ DELIVERY_STATUSES = ("pending", "retrying", "delivered", "failed")
 class WebhookDelivery(db.Model):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        Index("ix_webhook_deliveries_uuid_attempt", "delivery_uuid", "attempt"),
+        Index("ix_webhook_deliveries_uuid_attempt", "delivery_uuid", "attempt", unique=True),
         Index("ix_webhook_deliveries_project_created", "project_id", "created_at"),
     )
 
