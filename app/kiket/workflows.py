@@ -86,7 +86,6 @@ def normalize_workflow(ctx: FileContext, model_version: str) -> Workflow | None:
     transitions = builder.transitions(raw_transitions, states)
     if builder.fatal:
         return None
-    states = builder.gate_approvals(states, transitions)
     transitions = builder.apply_gates(states, transitions)
     builder.check_graph(states, transitions)
     initial = next(key for key, state in states.items() if state.kind == "initial")
@@ -96,7 +95,8 @@ def normalize_workflow(ctx: FileContext, model_version: str) -> Workflow | None:
         finals=finals, dialect=dialect, description=description, declared_version=declared_version,
         model_version=model_version, prov=ctx.locate(id_ptr).at(pointer=""), extra=extra,
     )
-    return replace(workflow, version=content_hash(workflow))
+    # The hash sorts mapping keys, so the declaration order of states is hashed explicitly.
+    return replace(workflow, version=content_hash((workflow, tuple(states))))
 
 
 class _WorkflowBuilder:
@@ -657,9 +657,6 @@ class _WorkflowBuilder:
                     + (": " + ", ".join(sorted(known)) if known else "."), prov))
                 self.fatal = True
         return tuple(node.id for node in found)
-
-    def gate_approvals(self, states: dict[str, State], transitions: tuple[Transition, ...]) -> dict[str, State]:
-        return states
 
     def apply_gates(self, states: dict[str, State], transitions: tuple[Transition, ...]) -> tuple[Transition, ...]:
         """Explicit approval_required wins; if no outgoing transition sets it, all are gated (§8.5)."""

@@ -294,3 +294,10 @@ def test_summary_counts_and_layer_input_type():
                                 "automations": 0}
     assert set(result.counts) == {"fatal", "error", "warning", "info"}
     assert LayerInput("project_override", {}, "override:1").layer == "project_override"
+
+
+def test_reordering_states_changes_the_workflow_version():
+    swapped = b"states: {done: {type: final}, open: {type: initial}}\ntransitions: [{from: open, to: done}]\n"
+    first = load({".kiket/workflows/a.yaml": SIMPLE}).revision.workflows["a"]
+    second = load({".kiket/workflows/a.yaml": swapped}).revision.workflows["a"]
+    assert list(second.states) == ["done", "open"] and first.version != second.version
