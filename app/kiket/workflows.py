@@ -46,6 +46,8 @@ def normalize_workflow(ctx: FileContext, model_version: str) -> Workflow | None:
     data: dict = ctx.doc.data
     header = ctx.mapping(data.get("workflow"), "/workflow", "The workflow block") or {}
     extra = ctx.extra(data, "", TOP_KEYS, "the workflow file")
+    if "process" in data:
+        extra["process"] = data["process"]  # model_version 2 starters: kept, not interpreted (§2)
     if header:
         extra.update(ctx.extra(header, "/workflow", HEADER_KEYS, "the workflow block"))
     wf_id, id_ptr = None, ""

@@ -58,6 +58,7 @@ def test_model_version_two_warns_and_three_is_fatal():
     two = load({".kiket/workflows/a.yaml": b"model_version: '2.0'\nprocess: {x: 1}\n" + SIMPLE})
     assert two.ok and codes(two, "warning") == {"newer_model_version": 1}
     assert two.revision.workflows["a"].model_version == "2.0"
+    assert two.revision.workflows["a"].extra == {"process": {"x": 1}}
     three = load({".kiket/workflows/a.yaml": b"model_version: 3\n" + SIMPLE})
     assert not three.ok and three.revision is None and codes(three, "fatal") == {"unsupported_model_version": 1}
     assert load({".kiket/workflows/a.yaml": b"model_version: 1.0\n" + SIMPLE}).revision.model_version == "1.0"
