@@ -8,6 +8,7 @@ several layers pass through dummy lanes so they never cross a state box.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +34,7 @@ V_GAP = 76
 MARGIN = 20
 BACK_BULGE = 26.0
 LABEL_H = 15
+BADGE_ICON = 13
 
 EdgeKind = Literal["forward", "back", "self", "flat", "any"]
 
@@ -42,6 +44,7 @@ class Badge:
     """A small marker inside a state box; `x` is relative to the box's left edge."""
 
     kind: Literal["sla", "approval", "checklist", "wip"]
+    icon: str
     text: str
     title: str
     x: float
@@ -132,10 +135,11 @@ class Diagram:
     width: float
     height: float
     layers: int
+    min_x: float = 0
 
     @property
     def view_box(self) -> str:
-        return f"0 0 {_n(self.width)} {_n(self.height)}"
+        return f"{_n(self.min_x)} 0 {_n(self.width)} {_n(self.height)}"
 
     def node(self, key: str) -> Node:
         """The node of a state key (or `*`); KeyError if absent."""
@@ -217,24 +221,25 @@ def _approval_text(state: State) -> str:
 
 def _badges(state: State) -> tuple[tuple[Badge, ...], float]:
     """Badges laid out left to right from x=0; returns them and their total width."""
-    specs: list[tuple[str, str, str]] = []
+    specs: list[tuple[str, str, str, str]] = []
     if state.sla is not None:
         text, title = _sla_texts(state.sla)
-        specs.append(("sla", f"⏱ {text}", title))
+        specs.append(("sla", "⏱", text, title))
     if state.approval is not None:
         text = _approval_text(state)
         who = ", ".join(f"{a.kind} {a.ref}" for a in state.approval.approvers)
-        specs.append(("approval", f"✔ {text}", f"Approval ({state.approval.mode}): {text}" + (f" by {who}" if who else "")))
+        specs.append(("approval", "✔", text, f"Approval ({state.approval.mode}): {text}" + (f" by {who}" if who else "")))
     if state.checklists:
         titles = ", ".join(c.title or c.id for c in state.checklists.values())
-        specs.append(("checklist", "☑", f"Checklist: {titles}"))
+        specs.append(("checklist", "☑", "checklist", f"Checklist: {titles}"))
     if state.wip_limit is not None:
-        specs.append(("wip", f"WIP {state.wip_limit}", f"WIP limit {state.wip_limit}"))
+        specs.append(("wip", "", f"WIP {state.wip_limit}", f"WIP limit {state.wip_limit}"))
     badges: list[Badge] = []
     x = 0.0
-    for kind, text, title in specs:
-        width = round(text_width(text, BADGE_PX) + 10)
-        badges.append(Badge(kind, text, title, x, width))  # type: ignore[arg-type]
+    for kind, icon, text, title in specs:
+        # The icon is drawn in a fixed 10 px slot (the SLA clock is vector, not a font glyph).
+        width = round(text_width(text, BADGE_PX) + 12 + (BADGE_ICON if icon else 0))
+        badges.append(Badge(kind, icon, text, title, x, width))  # type: ignore[arg-type]
         x += width + BADGE_GAP
     return tuple(badges), max(0.0, x - BADGE_GAP)
 
@@ -261,6 +266,7 @@ class _Route:
     target: str
     kind: EdgeKind
     chain: list[str]
+    shape: str = ""  # geometry: forward, back, flat or self (an "any" edge keeps its kind)
 
 
 def _layers(workflow: Workflow, links: list[tuple[str, str]]) -> dict[str, int]:
@@ -321,7 +327,6 @@ def _layers(workflow: Workflow, links: list[tuple[str, str]]) -> dict[str, int]:
 
 def _routes(workflow: Workflow) -> tuple[list[_Route], bool]:
     """One route per transition; `*` sources become a single edge from the "any" node."""
-    non_final = tuple(k for k, s in workflow.states.items() if not s.is_final)
     routes: list[_Route] = []
     has_any = False
     for tr in workflow.transitions:
@@ -335,7 +340,6 @@ def _routes(workflow: Workflow) -> tuple[list[_Route], bool]:
             if source in workflow.states:
                 kind: EdgeKind = "self" if source == tr.target else "forward"
                 routes.append(_Route(tr, source, tr.target, kind, []))
-    del non_final
     return routes, has_any
 
 
@@ -366,12 +370,12 @@ def layout_workflow(workflow: Workflow) -> Diagram:
         s, t = route.source, route.target
         if route.kind == "self":
             route.chain = [s]
+            route.shape = "self"
             continue
         ls, lt = layer[s], layer[t]
-        if ls == lt:
-            route.kind = "flat"
-        elif lt < ls:
-            route.kind = "back"
+        route.shape = "flat" if ls == lt else ("back" if lt < ls else "forward")
+        if route.kind != "any":
+            route.kind = route.shape  # type: ignore[assignment]
         step = 1 if lt > ls else -1
         chain = [s]
         for lay in range(ls + step, lt, step) if ls != lt else ():
@@ -473,7 +477,7 @@ def layout_workflow(workflow: Workflow) -> Diagram:
     # x of the far end, so a pair of opposite edges between two states never share a line.
     ports: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
     for idx, route in enumerate(routes):
-        if route.kind in ("self", "flat"):
+        if route.shape in ("self", "flat"):
             continue
         chain = route.chain
         first, second = chain[0], chain[1]
@@ -493,7 +497,8 @@ def layout_workflow(workflow: Workflow) -> Diagram:
     occupied: list[tuple[float, float, float, float]] = [
         box(k) for k, v in vertices.items() if not v.dummy
     ]
-    edges: list[Edge] = []
+    adjacent = {(r.source, r.target) for r in routes if r.shape in ("forward", "back") and len(r.chain) == 2}
+    geometry: list[tuple[list, str, float]] = []
     back_seen: dict[tuple[str, str], int] = {}
     pair_seen: dict[tuple[str, str], int] = {}
     for idx, route in enumerate(routes):
@@ -501,7 +506,7 @@ def layout_workflow(workflow: Workflow) -> Diagram:
         label = truncate(tr.name)
         lw = round(text_width(label, EDGE_PX) + 8)
         segments: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]] = []
-        if route.kind == "self":
+        if route.shape == "self":
             x, y0, w, h = box(route.source)
             rx, cy = x + w, y0 + h / 2
             n = pair_seen.get((route.source, route.source), 0)
@@ -509,15 +514,18 @@ def layout_workflow(workflow: Workflow) -> Diagram:
             reach = 34 + 14 * n
             segments.append(((rx, cy - 8), (rx + reach, cy - 26), (rx + reach, cy + 26), (rx, cy + 8)))
             right_extra = max(right_extra, rx + reach + lw)
-        elif route.kind == "flat":
+        elif route.shape == "flat":
             sx, sy, sw, sh = box(route.source)
             tx, ty, tw, th = box(route.target)
             n = pair_seen.get((route.source, route.target), 0)
             pair_seen[(route.source, route.target)] = n + 1
-            dip = 30 + 12 * n
-            a = (sx + sw / 2, sy + sh)
-            b = (tx + tw / 2, ty + th)
-            segments.append((a, (a[0], a[1] + dip), (b[0], b[1] + dip), b))
+            # Side to side, sagging a little, so top and bottom ports stay free for the layers.
+            rightwards = tx > sx
+            a = (sx + sw if rightwards else sx, sy + sh / 2 + 6 * n)
+            b = (tx if rightwards else tx + tw, ty + th / 2 + 6 * n)
+            pull = 24 if rightwards else -24
+            sag = 14 + 10 * n
+            segments.append((a, (a[0] + pull, a[1] + sag), (b[0] - pull, b[1] + sag), b))
         else:
             points: list[tuple[float, float]] = []
             chain = route.chain
@@ -530,7 +538,7 @@ def layout_workflow(workflow: Workflow) -> Diagram:
             tx, ty, tw, th = box(chain[-1])
             points.append((port_x[(idx, 1)], ty if going_down else ty + th))
             bulge = 0.0
-            if route.kind == "back" and len(chain) == 2:
+            if route.shape == "back" and len(chain) == 2:
                 pair = (min(route.source, route.target), max(route.source, route.target))
                 n = back_seen.get(pair, 0)
                 back_seen[pair] = n + 1
@@ -545,9 +553,32 @@ def layout_workflow(workflow: Workflow) -> Diagram:
             [f"{_n(segments[0][0][0])},{_n(segments[0][0][1])}"]
             + [f"C{_n(c1[0])},{_n(c1[1])} {_n(c2[0])},{_n(c2[1])} {_n(q[0])},{_n(q[1])}" for _, c1, c2, q in segments]
         )
-        lx, ly = _place_label(segments, lw, occupied, route.kind)
+        geometry.append((segments, d, lw))
+
+    # Labels go where they cover no box, no other label and as little of other lines as
+    # possible; each line is sampled once so scoring a candidate stays cheap.
+    samples = [
+        [_bezier(seg, t / 8) for seg in segs for t in range(9)] for segs, _d, _lw in geometry
+    ]
+    edges: list[Edge] = []
+    for idx, route in enumerate(routes):
+        tr = route.transition
+        label = truncate(tr.name)
+        segments, d, lw = geometry[idx]
+        # Opposite edges between neighbouring states: each label sits beside its own line (the
+        # forward one on the left, the back arc's on the right) instead of stacking.
+        side = 0
+        if (route.target, route.source) in adjacent and (route.source, route.target) in adjacent:
+            side = 1 if route.shape == "back" else -1
+        # Only points near this path can meet a candidate label box.
+        xs = [pt[0] for pt in samples[idx]]
+        ys = [pt[1] for pt in samples[idx]]
+        x0, x1 = min(xs) - lw - 12, max(xs) + lw + 12
+        y0, y1 = min(ys) - LABEL_H, max(ys) + LABEL_H
+        others = [pt for j, pts in enumerate(samples) if j != idx for pt in pts
+                  if x0 <= pt[0] <= x1 and y0 <= pt[1] <= y1]
+        lx, ly = _place_label(segments, lw, occupied, others, route.shape, side)
         occupied.append((lx - lw / 2, ly - LABEL_H / 2, lw, LABEL_H))
-        right_extra = max(right_extra, lx + lw / 2)
         sources = tuple(k for k, s in workflow.states.items() if not s.is_final) if route.kind == "any" else (route.source,)
         edges.append(Edge(
             id=tr.id if len(_sources_list(tr)) <= 1 else f"{tr.id}--{route.source}",
@@ -577,10 +608,11 @@ def layout_workflow(workflow: Workflow) -> Diagram:
             checklist=bool(st.checklists), wip_limit=st.wip_limit, badges=badges,
             description=st.description or "", prov_path=st.prov.path, prov_line=st.prov.line,
         ))
-    width = max([n.x + n.width for n in nodes] + [right_extra]) + MARGIN
-    for e in edges:
-        width = max(width, e.label_x + e.label_width / 2 + MARGIN)
-    return Diagram(workflow.id, workflow.name, tuple(nodes), tuple(edges), round(width), round(height), n_layers)
+    # Labels and loops may stick out left of the first box: the viewBox starts there instead.
+    min_x = min([0.0] + [e.label_x - e.label_width / 2 - MARGIN for e in edges])
+    max_x = max([n.x + n.width for n in nodes] + [right_extra] + [e.label_x + e.label_width / 2 for e in edges])
+    return Diagram(workflow.id, workflow.name, tuple(nodes), tuple(edges), round(max_x + MARGIN - min_x),
+                   round(height), n_layers, min_x=math.floor(min_x))
 
 
 def _sources_list(tr: Transition) -> tuple[str, ...]:
@@ -598,30 +630,34 @@ def _overlaps(r1, r2) -> bool:
     return r1[0] < r2[0] + r2[2] and r2[0] < r1[0] + r1[2] and r1[1] < r2[1] + r2[3] and r2[1] < r1[1] + r1[3]
 
 
-def _place_label(segments, lw: float, occupied, kind: str) -> tuple[float, float]:
-    """First point along the path (middle first) where the label box hits no box or label."""
+def _place_label(segments, lw: float, occupied, others, kind: str, side: int = 0) -> tuple[float, float]:
+    """The candidate point along the path (middle first) whose label box collides least."""
     if kind == "self":
         p0, c1, _c2, p3 = segments[0]
-        x, y = c1[0] - 6 + lw / 2, (p0[1] + p3[1]) / 2
-        return x, y
+        return c1[0] - 6 + lw / 2, (p0[1] + p3[1]) / 2
     n = len(segments)
     seg_order = sorted(range(n), key=lambda i: (abs(i - (n - 1) / 2), i))
     # Straight dummy runs are inside a layer row; prefer the curved inter-layer segments.
     seg_order.sort(key=lambda i: segments[i][0] == segments[i][1])
-    candidates = [(i, t) for i in seg_order for t in (0.5, 0.35, 0.65, 0.22, 0.78)]
-    first = None
-    for i, t in candidates:
-        x, y = _bezier(segments[i], t)
-        rect = (x - lw / 2, y - LABEL_H / 2, lw, LABEL_H)
-        if first is None:
-            first = (x, y)
-        if not any(_overlaps(rect, o) for o in occupied):
-            return x, y
-    # Nothing free on the path: shift sideways from the middle point.
-    assert first is not None
-    x, y = first
-    for dx in (lw / 2 + 6, -(lw / 2 + 6), lw + 12, -(lw + 12)):
-        rect = (x + dx - lw / 2, y - LABEL_H / 2, lw, LABEL_H)
-        if not any(_overlaps(rect, o) for o in occupied):
-            return x + dx, y
-    return first
+    sides = (side, 0, -side) if side else (0, 1, -1)
+    best: tuple[float, float] | None = None
+    best_score = math.inf
+    rank = 0
+    for sd in sides:
+        for i in seg_order:
+            for t in (0.5, 0.35, 0.65, 0.22, 0.78):
+                x, y = _bezier(segments[i], t)
+                x += sd * (lw / 2 + 5)
+                rect = (x - lw / 2 - 2, y - LABEL_H / 2, lw + 4, LABEL_H)
+                hard = sum(1 for o in occupied if _overlaps(rect, o))
+                soft = sum(1 for px, py in others
+                           if rect[0] <= px <= rect[0] + rect[2] and rect[1] <= py <= rect[1] + rect[3])
+                # Rank breaks ties towards the preferred side and the middle of the path.
+                score = hard * 1000 + soft * 10 + rank * 0.01
+                rank += 1
+                if score < best_score:
+                    best, best_score = (x, y), score
+                if score < 10:
+                    return x, y
+    assert best is not None
+    return best
