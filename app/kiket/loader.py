@@ -389,8 +389,8 @@ def load_revision(
         diagnostics.append(Diagnostic("internal_error", "fatal", f"The loader failed unexpectedly ({exc.__class__.__name__}:"
                                       f" {exc}); the revision is rejected.", "Report this with the file that caused it.",
                                       Provenance(layer="repository")))
-        return LoadResult(None, tuple(_with_position(d, config_path) for d in diagnostics))
-    final = tuple(_with_position(d, config_path) for d in diagnostics)
+        return LoadResult(None, _ordered(diagnostics, config_path))
+    final = _ordered(diagnostics, config_path)
     if any(d.severity == "fatal" for d in final):
         return LoadResult(None, final)
     return LoadResult(replace(revision, diagnostics=final), final)
@@ -403,3 +403,9 @@ def _with_position(diagnostic: Diagnostic, config_path: str) -> Diagnostic:
         return diagnostic
     prov = replace(prov, path=prov.path or config_path, line=prov.line or 1, column=prov.column or 1)
     return replace(diagnostic, prov=prov)
+
+
+def _ordered(diagnostics: list[Diagnostic], config_path: str) -> tuple[Diagnostic, ...]:
+    """Compiler order: by file, then line and column."""
+    positioned = [_with_position(d, config_path) for d in diagnostics]
+    return tuple(sorted(positioned, key=lambda d: (d.prov.path or "", d.prov.line or 0, d.prov.column or 0)))
