@@ -8,6 +8,7 @@ several layers pass through dummy lanes so they never cross a state box.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -228,7 +229,8 @@ def _badges(state: State) -> tuple[tuple[Badge, ...], float]:
     if state.approval is not None:
         text = _approval_text(state)
         who = ", ".join(f"{a.kind} {a.ref}" for a in state.approval.approvers)
-        specs.append(("approval", "✔", text, f"Approval ({state.approval.mode}): {text}" + (f" by {who}" if who else "")))
+        title = f"Approval ({state.approval.mode}): {text}" + (f" by {who}" if who else "")
+        specs.append(("approval", "✔", text, title))
     if state.checklists:
         titles = ", ".join(c.title or c.id for c in state.checklists.values())
         specs.append(("checklist", "☑", "checklist", f"Checklist: {titles}"))
@@ -560,6 +562,7 @@ def layout_workflow(workflow: Workflow) -> Diagram:
     samples = [
         [_bezier(seg, t / 8) for seg in segs for t in range(9)] for segs, _d, _lw in geometry
     ]
+    non_final = tuple(k for k, st in workflow.states.items() if not st.is_final)
     edges: list[Edge] = []
     for idx, route in enumerate(routes):
         tr = route.transition
@@ -575,11 +578,11 @@ def layout_workflow(workflow: Workflow) -> Diagram:
         ys = [pt[1] for pt in samples[idx]]
         x0, x1 = min(xs) - lw - 12, max(xs) + lw + 12
         y0, y1 = min(ys) - LABEL_H, max(ys) + LABEL_H
-        others = [pt for j, pts in enumerate(samples) if j != idx for pt in pts
-                  if x0 <= pt[0] <= x1 and y0 <= pt[1] <= y1]
+        others = sorted((pt[1], pt[0]) for j, pts in enumerate(samples) if j != idx for pt in pts
+                        if x0 <= pt[0] <= x1 and y0 <= pt[1] <= y1)
         lx, ly = _place_label(segments, lw, occupied, others, route.shape, side)
         occupied.append((lx - lw / 2, ly - LABEL_H / 2, lw, LABEL_H))
-        sources = tuple(k for k, s in workflow.states.items() if not s.is_final) if route.kind == "any" else (route.source,)
+        sources = non_final if route.kind == "any" else (route.source,)
         edges.append(Edge(
             id=tr.id if len(_sources_list(tr)) <= 1 else f"{tr.id}--{route.source}",
             name=tr.name, label=label, source=route.source, target=route.target, sources=sources,
@@ -631,7 +634,10 @@ def _overlaps(r1, r2) -> bool:
 
 
 def _place_label(segments, lw: float, occupied, others, kind: str, side: int = 0) -> tuple[float, float]:
-    """The candidate point along the path (middle first) whose label box collides least."""
+    """The candidate point along the path (middle first) whose label box collides least.
+
+    `others` are (y, x) samples of the other edges' lines, sorted by y.
+    """
     if kind == "self":
         p0, c1, _c2, p3 = segments[0]
         return c1[0] - 6 + lw / 2, (p0[1] + p3[1]) / 2
@@ -650,8 +656,9 @@ def _place_label(segments, lw: float, occupied, others, kind: str, side: int = 0
                 x += sd * (lw / 2 + 5)
                 rect = (x - lw / 2 - 2, y - LABEL_H / 2, lw + 4, LABEL_H)
                 hard = sum(1 for o in occupied if _overlaps(rect, o))
-                soft = sum(1 for px, py in others
-                           if rect[0] <= px <= rect[0] + rect[2] and rect[1] <= py <= rect[1] + rect[3])
+                lo = bisect.bisect_left(others, (rect[1], -math.inf))
+                hi = bisect.bisect_right(others, (rect[1] + rect[3], math.inf))
+                soft = sum(1 for _py, px in others[lo:hi] if rect[0] <= px <= rect[0] + rect[2])
                 # Rank breaks ties towards the preferred side and the middle of the path.
                 score = hard * 1000 + soft * 10 + rank * 0.01
                 rank += 1
