@@ -364,10 +364,15 @@ def load_revision(
     source = source or Source()
     diagnostics: list[Diagnostic] = []
     for path, why in skipped:
+        prov = replace(_base_prov("repository", source, None), path=path, line=1, column=1)
+        if why == "too_large":
+            diagnostics.append(Diagnostic("file_too_large", "fatal", f"{path} was not read: it would exceed the limits"
+                                          " of 512 KiB per file, 8 MiB and 1000 files per tree.",
+                                          "Remove large or unneeded files from the configuration.", prov))
+            continue
         code = "submodule_skipped" if why == "submodule" else "symlink_skipped"
         diagnostics.append(Diagnostic(code, "warning", f"{path} is a {why}; it is skipped (links and submodules are "
-                                      "never followed).", "Commit the file itself instead.",
-                                      replace(_base_prov("repository", source, None), path=path, line=1, column=1)))
+                                      "never followed).", "Commit the file itself instead.", prov))
     try:
         layers = [normalize_layer("repository", files, _base_prov("repository", source, None), config_path, options,
                                   require_config=True)]

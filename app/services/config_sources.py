@@ -12,6 +12,9 @@ GIT_TIMEOUT_S = 30
 # Refs are branch names, tags or commit ids: no options, no revision-range syntax.
 _SAFE_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./@+-]{0,254}$")
 MAX_BLOB_BYTES = 8 * 1024 * 1024
+MAX_FILE_BYTES = 512 * 1024
+MAX_TREE_BYTES = 8 * 1024 * 1024
+MAX_TREE_FILES = 1000
 
 
 class ConfigSourceError(Exception):
@@ -105,14 +108,16 @@ def read_git_tree(repo_path: str | os.PathLike, ref: str, config_path: str = ".k
 def read_git_tree_files(repo_path: str | os.PathLike, ref: str, config_path: str = ".kiket") -> TreeFiles:
     """Like `read_git_tree`, also returning skipped symlinks (120000) and submodules (160000)."""
     commit = resolve_commit(repo_path, ref)
-    listing = _git(repo_path, "ls-tree", "-r", "-z", "--full-tree", commit, "--", config_path, "analytics/dbt")
+    listing = _git(repo_path, "ls-tree", "-r", "-z", "-l", "--full-tree", commit, "--", config_path,
+                   "analytics/dbt")
     result = TreeFiles()
     blobs: list[tuple[str, str]] = []
+    total = 0
     for entry in listing.split(b"\0"):
         if not entry:
             continue
         meta, _, raw_path = entry.partition(b"\t")
-        mode, kind, sha = meta.decode().split()
+        mode, kind, sha, size = meta.decode().split()
         path = raw_path.decode("utf-8", "replace")
         if not _wanted(path, config_path):
             continue
@@ -121,6 +126,11 @@ def read_git_tree_files(repo_path: str | os.PathLike, ref: str, config_path: str
         elif mode == "160000" or kind == "commit":
             result.skipped.append((path, "submodule"))
         elif kind == "blob":
+            # Oversized content is never pulled into memory; the loader reports it as fatal.
+            if int(size) > MAX_FILE_BYTES or total + int(size) > MAX_TREE_BYTES or len(blobs) >= MAX_TREE_FILES:
+                result.skipped.append((path, "too_large"))
+                continue
+            total += int(size)
             blobs.append((path, sha))
     if not blobs:
         return result

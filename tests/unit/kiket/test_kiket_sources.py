@@ -61,3 +61,13 @@ def test_unknown_ref_and_missing_directory_raise_source_errors(repo, tmp_path):
         read_git_tree(repo, "nope")
     with pytest.raises(ConfigSourceError):
         read_directory(tmp_path / "missing")
+
+
+def test_oversized_blobs_are_not_read_and_reject_the_revision(repo):
+    (repo / ".kiket" / "big.yaml").write_bytes(b"a: " + b"x" * (600 * 1024) + b"\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "big")
+    tree = read_git_tree_files(repo, "main")
+    assert ".kiket/big.yaml" not in tree.files and (".kiket/big.yaml", "too_large") in tree.skipped
+    result = load_revision(tree.files, skipped=tree.skipped, include_bundled=False)
+    assert not result.ok and any(d.code == "file_too_large" for d in result.diagnostics)
