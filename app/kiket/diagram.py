@@ -31,7 +31,7 @@ BADGE_GAP = 4
 ANY_W, ANY_H = 72, 24
 DUMMY_W = 14
 H_GAP = 48
-V_GAP = 76
+V_GAP = 80
 MARGIN = 20
 BACK_BULGE = 26.0
 LABEL_H = 15
@@ -429,7 +429,8 @@ def layout_workflow(workflow: Workflow) -> Diagram:
 
     # Horizontal placement: pack, then pull each row towards its neighbours' centres.
     def gap(a: _Vertex, b: _Vertex) -> float:
-        return (H_GAP if not (a.dummy or b.dummy) else 16) + (a.width + b.width) / 2
+        # Room beside long edges lets their neighbours' labels sit next to their own line.
+        return (H_GAP if not (a.dummy and b.dummy) else 24) + (a.width + b.width) / 2
 
     for row in rows:
         x = 0.0
