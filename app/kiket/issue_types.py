@@ -14,9 +14,6 @@ TYPE_KEYS = frozenset({"key", "label", "name", "description", "icon", "color", "
                        "child_types", "parent_types", "workflow", "fields", "documents"})
 FIELD_KEYS = frozenset({"key", "label", "name", "type", "required", "options", "default", "min", "max", "description",
                         "placeholder", "help"})
-STANDARD_FIELDS = frozenset({"id", "key", "title", "description", "status", "issue_type", "workflow", "priority",
-                             "assignee", "reporter", "labels", "due_date", "parent", "created_at", "updated_at",
-                             "resolved_at"})
 
 
 def normalize_issue_types(ctx: FileContext) -> list[IssueType]:

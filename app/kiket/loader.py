@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from app.kiket.automations import normalize_automation_file
 from app.kiket.boards import RawBoard, parse_board

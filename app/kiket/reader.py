@@ -11,7 +11,6 @@ from app.kiket.diagnostics import Diagnostic, Provenance, Severity
 from app.kiket.yamlload import YamlDocument, escape_pointer_token, locator
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
-_MISSING = object()
 
 
 @dataclass(frozen=True)
