@@ -1,7 +1,8 @@
 """Malformed-repository corpus: one small repository per rule of the spec, each with its exact diagnostics.
 
 Each directory of `corpus/` holds a `.kiket/` tree (and sometimes other files) plus `expect.yaml`:
-`{description, spec, expect: [{code, severity, file, line}], xfail?}`. Every expected diagnostic must be
+`{description, spec, options?, expect: [{code, severity, file, line}], xfail?}`; `options` are
+keyword arguments of `load_revision` (lists become frozensets), for facts only the app knows. Every expected diagnostic must be
 reported with that code, severity, file and line; no fatal may appear unless one is expected. Cases that
 need bytes a text file cannot hold well (encodings, sizes, file counts) are built in `GENERATED` below.
 A case whose `xfail` names an engine bug is expected to fail until the engine is fixed (strict).
@@ -143,7 +144,9 @@ def _stored_cases() -> list:
     for root in sorted(p for p in CORPUS.iterdir() if p.is_dir()):
         spec = yaml.safe_load((root / "expect.yaml").read_text(encoding="utf-8"))
         marks = [pytest.mark.xfail(strict=True, reason=spec["xfail"])] if spec.get("xfail") else []
-        params.append(pytest.param(_read_case(root), spec["expect"], id=root.name, marks=marks))
+        options = {key: frozenset(value) if isinstance(value, list) else value
+                   for key, value in (spec.get("options") or {}).items()}
+        params.append(pytest.param(_read_case(root), spec["expect"], options, id=root.name, marks=marks))
     return params
 
 
@@ -159,8 +162,8 @@ def _describe(diagnostics: tuple[Diagnostic, ...]) -> str:
     return "\n".join(f"  {d.severity} {d.code} {d.file}:{d.line} {d.message}" for d in diagnostics)
 
 
-def _check(files: dict[str, bytes], expect: list[dict], skipped: list[tuple[str, str]] = ()) -> None:
-    result = load_revision(files, skipped=skipped)
+def _check(files: dict[str, bytes], expect: list[dict], skipped: list[tuple[str, str]] = (), **options) -> None:
+    result = load_revision(files, skipped=skipped, **options)
     got = {(d.code, d.severity, d.file, d.line) for d in result.diagnostics}
     missing = [e for e in expect if (e["code"], e["severity"], e["file"], e["line"]) not in got]
     assert not missing, f"missing {missing}; reported:\n{_describe(result.diagnostics)}"
@@ -181,9 +184,9 @@ def test_corpus_is_large_and_uses_registered_codes() -> None:
             assert entry["severity"] in ("fatal", "error", "warning", "info"), entry
 
 
-@pytest.mark.parametrize(("files", "expect"), _stored_cases())
-def test_stored_case(files: dict[str, bytes], expect: list[dict]) -> None:
-    _check(files, expect)
+@pytest.mark.parametrize(("files", "expect", "options"), _stored_cases())
+def test_stored_case(files: dict[str, bytes], expect: list[dict], options: dict) -> None:
+    _check(files, expect, **options)
 
 
 @pytest.mark.parametrize(("files", "expect"), _generated_cases())
