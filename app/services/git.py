@@ -264,7 +264,7 @@ def list_repository_branches(repo) -> list[str]:
 def _github_branches(owner: str, name: str, token: str) -> list[str]:
     import github3
     import requests
-    from github3.exceptions import GitHubError
+    from github3.exceptions import GitHubError, NotFoundError
 
     api_url = current_app.config.get("KIKET_GITHUB_API_URL") or os.environ.get("KIKET_GITHUB_API_URL")
     try:
@@ -273,6 +273,8 @@ def _github_branches(owner: str, name: str, token: str) -> list[str]:
         if repository is None:
             raise GitError(f"GitHub has no repository {owner}/{name} that this token can see")
         return sorted(branch.name for branch in repository.branches())
+    except NotFoundError:
+        raise GitError(f"GitHub has no repository {owner}/{name} that this token can see") from None
     except GitHubError as exc:
         raise GitError(f"GitHub refused to list branches of {owner}/{name}: {exc.msg or exc.code}") from None
     except requests.RequestException as exc:

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 TEMP_PREFIX = ".tmp-"
 # Test-only: when set to a file path, the writer creates that file and waits (to be killed) before renaming.
 PAUSE_ENV = "KIKET_TEST_PAUSE_BEFORE_RENAME"
+PAUSE_MAX_S = 120
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -103,8 +104,11 @@ def _pause_for_tests() -> None:
         return
     Path(flag).touch()
     log.warning("%s is set: waiting before the rename until this process is killed", PAUSE_ENV)
-    while True:
+    deadline = time.monotonic() + PAUSE_MAX_S
+    while time.monotonic() < deadline:
         time.sleep(0.1)
+    # Nobody killed us: give up rather than linger as an orphan after a failed test.
+    raise RuntimeError(f"{PAUSE_ENV}: not killed within {PAUSE_MAX_S} s")
 
 
 def _remove(path: Path) -> None:

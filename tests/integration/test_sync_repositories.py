@@ -289,17 +289,20 @@ def test_worker_killed_while_writing_leaves_no_partial_copy(app, owner, tmp_path
     run = sync.request_sync(repository.id, trigger="cli")
     flag = tmp_path / "paused"
     worker = _start_worker(process_env, {"KIKET_TEST_PAUSE_BEFORE_RENAME": str(flag)})
+    horse = None
     try:
         deadline = time.monotonic() + 60
         while not flag.exists():
             assert worker.poll() is None, worker.stdout.read().decode()
             assert time.monotonic() < deadline, "the worker never reached the write phase"
             time.sleep(0.05)
-        # The work horse (which writes) runs in a session of its own: kill it and the worker.
         db.session.expire_all()
-        os.kill(db.session.get(SyncRun, run.id).worker_pid, signal.SIGKILL)
-        os.killpg(worker.pid, signal.SIGKILL)
+        horse = db.session.get(SyncRun, run.id).worker_pid
     finally:
+        # The work horse (which writes) runs in a session of its own: kill it and the worker.
+        if horse:
+            os.kill(horse, signal.SIGKILL)
+        os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(30)
         worker.stdout.close()
 
