@@ -23,7 +23,7 @@ from app.kiket.loader import LayerInput, LoadResult, load_revision
 from app.models import ConfigEvent, ConfigLayer, ConfigRevision, Project, ProjectSeedMarker, User, WorkflowRepository
 from app.models.base import utcnow
 from app.services import seeding, workflow_sources
-from app.services.errors import Forbidden, Invalid, NotFound
+from app.services.errors import Forbidden, Invalid
 from app.services.projects import project_role
 
 log = logging.getLogger(__name__)
@@ -206,7 +206,7 @@ def _check_layer_permission(actor: User, project: Project | None, organization_i
         if project_role(actor, project) not in ("owner", "admin"):
             raise Forbidden("Only project owners and admins can edit project overrides.")
         return project.organization_id
-    if not actor.is_org_admin or actor.membership.organization_id != organization_id:
+    if not actor.is_org_admin or actor.membership is None or actor.membership.organization_id != organization_id:
         raise Forbidden("Only organization owners and admins can edit organization defaults.")
     return organization_id
 
@@ -251,7 +251,7 @@ def save_layer_file(actor: User, path: str, yaml_text: str, *, project: Project 
                                kind="override_saved" if project else "default_saved", actor_id=actor.id,
                                detail={"path": path, "version": candidate.version}))
     db.session.commit()
-    from app.services import sync
+    from app.services import sync  # sync uses this module; importing it here avoids a cycle
 
     projects = [project] if project is not None else list(db.session.scalars(
         select(Project).where(Project.organization_id == organization_id)))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.sync_repos import bare_remote, file_url, push_change, run_worker, show
+from tests.support.sync_repos import bare_remote, file_url, git, push_change, run_worker, show
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,13 +86,12 @@ def test_fixture_repository_syncs_end_to_end(app, owner, tmp_path, seed_calls, n
 
     remote = bare_remote(tmp_path, name)
     project, repository = connect(owner, remote)
-    head = show(remote, "main", "").splitlines() and subprocess.run(
-        ["git", "--git-dir", str(remote), "rev-parse", "main"], capture_output=True, text=True).stdout.strip()
+    head = git("--git-dir", str(remote), "rev-parse", "main")
 
     run = sync_now(app, repository.id)
 
     assert run.status == "active", (run.error, run.diagnostics[:3])
-    assert run.commit_sha == head and run.commit_author == run.commit_author.strip() and run.commit_message
+    assert run.commit_sha == head and "<" in run.commit_author and run.commit_message
     assert set(run.timings) >= {"fetch", "resolve", "read", "validate", "write", "load"}
     assert run.started_at and run.finished_at and run.worker_pid
     assert all("file" in d and "line" in d for d in run.diagnostics)
@@ -354,3 +353,66 @@ def test_cli_adds_a_repository_and_waits_for_the_sync(app, owner, tmp_path, proc
     assert waiting.returncode == 0, err
     assert ": active at " in out
     assert ".kiket/" in out and "warning unsupported_section" in out
+
+
+def test_every_status_change_is_published_on_the_repository_channel(app, owner, tmp_path):
+    import json
+
+    from app.services import sync
+
+    remote = bare_remote(tmp_path, "kanban")
+    _, repository = connect(owner, remote)
+    pubsub = app.extensions["redis"].pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(sync.sync_channel(repository.id))
+    try:
+        run = sync_now(app, repository.id)
+        messages = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not messages or messages[-1]["status"] != "active"):
+            message = pubsub.get_message(timeout=0.5)
+            if message:
+                messages.append(json.loads(message["data"]))
+    finally:
+        pubsub.close()
+    assert [m["status"] for m in messages] == ["queued", "fetching", "validating", "writing", "loading", "active"]
+    assert set(messages[-1]) == {"repository_id", "sync_run_id", "status", "revision_id"}
+    assert messages[-1] == {"repository_id": repository.id, "sync_run_id": run.id, "status": "active",
+                            "revision_id": run.revision_id}
+
+
+def test_retention_prunes_the_oldest_inactive_copies(app, owner, tmp_path):
+    from app.services import workflow_sources
+
+    app.config["KIKET_REVISION_RETENTION"] = 1
+    remote = bare_remote(tmp_path, "engineering")
+    _, repository = connect(owner, remote)
+    main = sync_now(app, repository.id)
+    develop = sync_now(app, repository.id, branch="develop")
+    assert develop.status == "active"
+    assert not workflow_sources.has_revision(repository.id, main.commit_sha)
+    assert workflow_sources.has_revision(repository.id, develop.commit_sha)
+
+
+def test_a_failing_load_rolls_back_everything_and_keeps_the_previous_revision(app, owner, make_user, tmp_path,
+                                                                              monkeypatch):
+    from rq.job import Job
+
+    from app.extensions import db
+    from app.models import ConfigRevision, Invitation
+    from app.services import configuration, seeding
+
+    remote = bare_remote(tmp_path, "engineering")
+    project, repository = connect(owner, remote)
+    monkeypatch.setattr(seeding, "create_seed_issues", lambda project, seeds: 1 / 0)
+    team = "team:\n  members:\n    - {user: someone@example.com, roles: [member]}\n"
+    configuration.save_layer_file(owner, "team.yaml", team, project=project)
+
+    run = sync_now(app, repository.id)
+
+    assert run.status == "failed" and "ZeroDivisionError" in run.error
+    assert set(run.timings) >= {"fetch", "write", "load"}
+    revision = db.session.get(ConfigRevision, run.revision_id)
+    assert revision.status == "rejected"
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 0  # same transaction, undone
+    assert Job.fetch(run.load_job_id, connection=app.extensions["redis"]).get_status() == "failed"
+    assert configuration.project_config(project).source.repo == "template:kanban"
