@@ -40,10 +40,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.blueprints.auth import session as auth_session
     from app.cli import kiket_cli, worker_command
     from app.htmx import register_template_helpers
+    from app import template_filters
 
     auth_session.init_app(app)
     errors.init_app(app)
     register_template_helpers(app)
+    template_filters.register(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(projects.bp)
     app.register_blueprint(repositories.bp)

@@ -54,7 +54,7 @@ from app.models.base import utcnow
 from app.models.repositories import SYNC_DONE, SYNC_IN_FLIGHT, SYNC_TRIGGERS
 from app.queue import enqueue, redis_connection
 from app.services import configuration, git, workflow_sources
-from app.services.config_sources import read_git_tree_files
+from app.services.config_sources import ConfigSourceError, read_git_tree_files
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.projects import project_role
 
@@ -265,6 +265,23 @@ def revision_files(revision_id: int, actor: User | None = None) -> list[str]:
         return sorted(workflow_sources.read_revision(revision.repository_id, revision.commit_sha))
     except workflow_sources.StorageError as exc:
         raise NotFound(str(exc)) from None
+
+
+def run_source(sync_run_id: int, path: str, actor: User | None = None) -> list[str]:
+    """Lines of one file as a sync run saw it: from the canonical copy, or (a rejected commit) from the mirror."""
+    run = get_sync_run(sync_run_id)
+    repository = get_repository(run.repository_id, actor)
+    if not run.commit_sha:
+        raise NotFound("This run never resolved a commit.")
+    if run.revision_id is not None:
+        return revision_source(run.revision_id, path, actor)
+    try:
+        tree = read_git_tree_files(git.mirror_path(repository.id), run.commit_sha, repository.config_path)
+    except ConfigSourceError:
+        raise NotFound(f"The files of commit {run.commit_sha[:10]} are no longer available.") from None
+    if path not in tree.files:
+        raise NotFound(f"{path} is not part of commit {run.commit_sha[:10]}.")
+    return tree.files[path].decode("utf-8", "replace").splitlines()
 
 
 # Requesting a sync

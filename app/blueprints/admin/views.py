@@ -5,8 +5,9 @@ from flask_login import current_user, login_required
 
 from app.blueprints.admin.schemas import InvitationSchema
 from app.blueprints.forms import load_form
+from app.blueprints.repositories.schemas import LayerFileSchema
 from app.htmx import render_view
-from app.services import accounts
+from app.services import accounts, configuration
 from app.services.errors import Invalid
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -43,3 +44,37 @@ def create_invitation():
     except Invalid as error:
         return _page(422, form=request.form, problems=error.problems)
     return _page(link=url_for("auth.join", token=token, _external=True))
+
+
+def _defaults_page(status: int = 200, **editor):
+    editor.setdefault("form", {})
+    editor.setdefault("problems", {})
+    editor.setdefault("diagnostics", [])
+    editor.setdefault("saved", None)
+    organization_id = current_user.membership.organization_id
+    return render_view(
+        "admin/defaults.html", "repositories/_layer_editor.html", status=status,
+        layer_title="Organization defaults", layer_files=configuration.list_layer_files(organization_id=organization_id),
+        editor_action=url_for("admin.save_default"), can_manage=True, **editor,
+    )
+
+
+@bp.route("/defaults")
+def defaults():
+    return _defaults_page()
+
+
+@bp.route("/defaults", methods=["POST"])
+def save_default():
+    """Save one organization-default file; it sits under every project's repository and overrides."""
+    try:
+        data = load_form(LayerFileSchema(), request.form)
+        result = configuration.save_layer_file(
+            current_user, data["path"], data["yaml_text"], organization_id=current_user.membership.organization_id,
+        )
+    except Invalid as error:
+        return _defaults_page(422, form=request.form, problems=error.problems)
+    return _defaults_page(
+        200 if result.saved else 422, form={} if result.saved else request.form,
+        diagnostics=result.diagnostics, saved=result.saved,
+    )

@@ -5,10 +5,12 @@ from flask_login import current_user, login_required
 
 from app.blueprints.forms import load_form
 from app.blueprints.projects.schemas import ProjectSchema
+from app.blueprints.repositories.schemas import LayerFileSchema
 from app.htmx import is_htmx, render_view
 from app.kiket import bundled
-from app.services import projects
-from app.services.errors import Invalid
+from app.kiket.diagram import layout_workflow
+from app.services import configuration, projects, sync
+from app.services.errors import Invalid, NotFound
 
 bp = Blueprint("projects", __name__)
 
@@ -56,4 +58,57 @@ def show(key: str):
     template = next((t for t in bundled.list_templates() if t.key == project.template), None)
     return render_template(
         "projects/show.html", project=project, template=template, role=projects.project_role(current_user, project)
+    )
+
+
+def _configuration_context(project, **editor) -> dict:
+    editor.setdefault("form", {})
+    editor.setdefault("problems", {})
+    editor.setdefault("diagnostics", [])
+    editor.setdefault("saved", None)
+    return {
+        "project": project,
+        "config": configuration.project_config(project),
+        "repository": sync.repository_for_project(project.id),
+        "active": configuration.active_revision(project.id),
+        "layer_files": configuration.list_layer_files(project=project),
+        "can_manage": sync.can_manage(current_user, project),
+        "editor_action": url_for("projects.save_override", key=project.key),
+        "layer_title": "Project overrides",
+        **editor,
+    }
+
+
+@bp.route("/projects/<key>/configuration", endpoint="configuration")
+def configuration_page(key: str):
+    project = projects.get_project(current_user, key)
+    return render_template("projects/configuration.html", **_configuration_context(project))
+
+
+@bp.route("/projects/<key>/configuration/workflows/<workflow_id>")
+def workflow(key: str, workflow_id: str):
+    project = projects.get_project(current_user, key)
+    wf = configuration.project_config(project).workflows.get(workflow_id)
+    if wf is None:
+        raise NotFound(f"No workflow {workflow_id!r} in {project.key}.")
+    return render_template(
+        "repositories/workflow.html", workflow=wf, diagram=layout_workflow(wf), revision=None, project=project,
+    )
+
+
+@bp.route("/projects/<key>/configuration/overrides", methods=["POST"])
+def save_override(key: str):
+    """Save one project-override file; fatal problems keep the old one and come back inline (422)."""
+    project = projects.get_project(current_user, key)
+    try:
+        data = load_form(LayerFileSchema(), request.form)
+        result = configuration.save_layer_file(current_user, data["path"], data["yaml_text"], project=project)
+    except Invalid as error:
+        context = _configuration_context(project, form=request.form, problems=error.problems)
+        return render_view("projects/configuration.html", "repositories/_layer_editor.html", status=422, **context)
+    context = _configuration_context(
+        project, form=request.form if not result.saved else {}, diagnostics=result.diagnostics, saved=result.saved,
+    )
+    return render_view(
+        "projects/configuration.html", "repositories/_layer_editor.html", status=200 if result.saved else 422, **context,
     )

@@ -1,10 +1,14 @@
-"""Workflow Repositories dashboard: where each project's configuration comes from."""
+"""Workflow Repositories dashboard: repositories, branch picker, sync status, runs, revisions, diff, rollback."""
 
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.kiket import bundled
-from app.services import projects
+from app.blueprints.forms import load_form
+from app.blueprints.repositories.schemas import RepositorySchema, SyncSchema
+from app.htmx import is_htmx, render_view
+from app.kiket.diagram import layout_workflow
+from app.services import configuration, projects, sync
+from app.services.errors import Conflict, Invalid
 
 bp = Blueprint("repositories", __name__, url_prefix="/repositories")
 
@@ -12,10 +16,171 @@ bp = Blueprint("repositories", __name__, url_prefix="/repositories")
 @bp.before_request
 @login_required
 def require_login():
-    """Every dashboard page needs an account."""
+    """Every dashboard page needs an account; services check the project role."""
+
+
+def _manageable_projects():
+    return [p for p in projects.visible_projects(current_user) if sync.can_manage(current_user, p)]
 
 
 @bp.route("/")
 def index():
-    templates = {t.key: t for t in bundled.list_templates()}
-    return render_template("repositories/index.html", projects=projects.visible_projects(current_user), templates=templates)
+    overview = sync.repository_overview(current_user)
+    connected = {line.repository.project_id for line in overview}
+    unconnected = [p for p in projects.visible_projects(current_user) if p.id not in connected]
+    return render_template(
+        "repositories/index.html", overview=overview, unconnected=unconnected,
+        manageable={p.id for p in _manageable_projects()},
+    )
+
+
+@bp.route("/new")
+def new():
+    form = {"project": request.args.get("project", ""), "branch": "main", "config_path": ".kiket"}
+    return render_template("repositories/new.html", projects=_manageable_projects(), form=form, problems={})
+
+
+@bp.route("/", methods=["POST"])
+def create():
+    try:
+        data = load_form(RepositorySchema(), request.form)
+        project = projects.get_project(current_user, data["project"])
+        repository, secret = sync.add_repository(
+            project, data["url"], branch=data["branch"], config_path=data["config_path"],
+            token=data["token"] or None, actor=current_user,
+        )
+    except (Invalid, Conflict) as error:
+        problems = error.problems if isinstance(error, Invalid) else {"url": error.detail}
+        return render_template("repositories/new.html", projects=_manageable_projects(), form=request.form, problems=problems), 422
+    return render_template("repositories/created.html", repository=repository, secret=secret)
+
+
+def _show_context(repository_id: int) -> dict:
+    repository = sync.get_repository(repository_id, current_user)
+    runs = sync.list_sync_runs(repository.id)
+    return {
+        "repository": repository,
+        "run": runs[0] if runs else None,
+        "runs": runs,
+        "revisions": sync.list_revisions(repository.project_id),
+        "can_manage": sync.can_manage(current_user, repository.project),
+    }
+
+
+@bp.route("/<int:repository_id>")
+def show(repository_id: int):
+    return render_template("repositories/show.html", **_show_context(repository_id))
+
+
+@bp.route("/<int:repository_id>/branches")
+def branch_picker(repository_id: int):
+    repository = sync.get_repository(repository_id, current_user)
+    try:
+        branches, problem = sync.list_branches(repository.id, current_user), None
+    except Conflict as error:
+        branches, problem = [], error.detail
+    if repository.branch not in branches:
+        branches = [repository.branch, *branches]
+    return render_template(
+        "repositories/_branch_picker.html", repository=repository, branches=branches, problem=problem,
+        can_manage=sync.can_manage(current_user, repository.project),
+    )
+
+
+@bp.route("/<int:repository_id>/sync", methods=["POST"])
+def sync_now(repository_id: int):
+    data = load_form(SyncSchema(), request.form)
+    run = sync.request_sync(repository_id, data["branch"], trigger="ui", actor=current_user)
+    if is_htmx():
+        return render_template("repositories/_sync_status.html", repository=run.repository, run=run)
+    return redirect(url_for("repositories.show", repository_id=repository_id), 303)
+
+
+@bp.route("/<int:repository_id>/status")
+def sync_status(repository_id: int):
+    """The live status widget; it polls itself while a run is in flight and announces the end."""
+    context = _show_context(repository_id)
+    response = render_view("repositories/show.html", "repositories/_sync_status.html", **context)
+    run = context["run"]
+    if run is not None and not run.in_flight and request.args.get("was") == "running":
+        response.headers["HX-Trigger"] = "kiket:sync-finished"
+    return response
+
+
+@bp.route("/<int:repository_id>/history")
+def history(repository_id: int):
+    return render_view("repositories/show.html", "repositories/_history.html", **_show_context(repository_id))
+
+
+@bp.route("/runs/<int:run_id>")
+def run(run_id: int):
+    sync_run = sync.get_sync_run(run_id)
+    sync.get_repository(sync_run.repository_id, current_user)  # project access check
+    return render_template("repositories/run.html", run=sync_run, repository=sync_run.repository)
+
+
+@bp.route("/runs/<int:run_id>/source/<path:path>")
+def run_source(run_id: int, path: str):
+    sync_run = sync.get_sync_run(run_id)
+    lines = sync.run_source(run_id, path, current_user)
+    diagnostics = [d for d in sync_run.diagnostics if d.get("file") == path]
+    return render_template(
+        "repositories/source.html", lines=lines, path=path, diagnostics=diagnostics,
+        highlight=request.args.get("line", type=int), commit_sha=sync_run.commit_sha,
+        back=url_for("repositories.run", run_id=run_id), back_label=f"Sync run #{run_id}",
+    )
+
+
+@bp.route("/revisions/<int:revision_id>")
+def revision(revision_id: int):
+    rev = sync.get_revision(revision_id, current_user)
+    config = configuration.revision_config(rev)
+    return render_template(
+        "repositories/revision.html", revision=rev, config=config, files=sync.revision_files(revision_id, current_user),
+        can_manage=sync.can_manage(current_user, rev.project),
+    )
+
+
+@bp.route("/revisions/<int:revision_id>/source/<path:path>")
+def source(revision_id: int, path: str):
+    rev = sync.get_revision(revision_id, current_user)
+    lines = sync.revision_source(revision_id, path, current_user)
+    diagnostics = [d for d in rev.diagnostics if d.get("file") == path]
+    return render_template(
+        "repositories/source.html", lines=lines, path=path, diagnostics=diagnostics,
+        highlight=request.args.get("line", type=int), commit_sha=rev.commit_sha,
+        back=url_for("repositories.revision", revision_id=revision_id), back_label=f"Revision {rev.short_sha}",
+    )
+
+
+@bp.route("/revisions/<int:revision_id>/workflows/<workflow_id>")
+def workflow(revision_id: int, workflow_id: str):
+    rev = sync.get_revision(revision_id, current_user)
+    config = configuration.revision_config(rev)
+    wf = config.workflows.get(workflow_id) or abort(404)
+    return render_template(
+        "repositories/workflow.html", workflow=wf, diagram=layout_workflow(wf), revision=rev, project=rev.project,
+    )
+
+
+@bp.route("/revisions/diff")
+def diff():
+    older, newer = request.args.get("older", type=int), request.args.get("newer", type=int)
+    if not older or not newer:
+        raise Invalid({"revision": "Choose two revisions to compare."})
+    if older > newer:
+        older, newer = newer, older
+    comparison = sync.diff_revisions(older, newer, current_user)
+    return render_template("repositories/diff.html", comparison=comparison)
+
+
+@bp.route("/revisions/<int:revision_id>/rollback", methods=["POST"])
+def rollback(revision_id: int):
+    rev = sync.get_revision(revision_id, current_user)
+    sync.rollback(rev.project, revision_id, current_user)
+    if rev.repository_id is None:
+        return redirect(url_for("repositories.revision", revision_id=revision_id), 303)
+    target = url_for("repositories.show", repository_id=rev.repository_id)
+    if is_htmx():
+        return "", 204, {"HX-Redirect": target}
+    return redirect(target, 303)
