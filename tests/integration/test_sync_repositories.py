@@ -416,3 +416,28 @@ def test_a_failing_load_rolls_back_everything_and_keeps_the_previous_revision(ap
     assert db.session.scalar(select(func.count()).select_from(Invitation)) == 0  # same transaction, undone
     assert Job.fetch(run.load_job_id, connection=app.extensions["redis"]).get_status() == "failed"
     assert configuration.project_config(project).source.repo == "template:kanban"
+
+
+@pytest.mark.slow
+def test_cli_sync_of_a_broken_commit_prints_diagnostics_and_exits_non_zero(app, owner, tmp_path, process_env):
+    from app.extensions import db
+    from app.models import SyncRun
+
+    remote = bare_remote(tmp_path, "kanban")
+    _, repository = connect(owner, remote)
+    push_change(remote, "main", ".kiket/workflows/kanban.yaml", "workflow: {id: kanban\n", "Break the YAML")
+
+    waiting = subprocess.Popen([sys.executable, "-m", "flask", "kiket", "sync", str(repository.id), "--wait",
+                                "--timeout", "60"], cwd=ROOT, env=process_env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while db.session.scalar(select(func.count()).select_from(SyncRun)) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+        db.session.rollback()
+    run_worker(app)
+    out, err = waiting.communicate(timeout=60)
+
+    assert waiting.returncode == 1, (out, err)
+    assert ": failed at " in out
+    assert any(line.startswith(".kiket/workflows/kanban.yaml:") and ": fatal " in line for line in err.splitlines()), err
