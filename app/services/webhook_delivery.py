@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from flask import current_app
+from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import select
 
@@ -125,20 +126,26 @@ def deliver(project_id: int | None, url: str, method: str, headers: dict[str, st
     )
     db.session.add(row)
     db.session.commit()
-    _enqueue(row)
+    _enqueue(row, timeout)
     log.info("webhook queued delivery=%s event=%s project=%s host=%s", row.id, event, project_id, urlsplit(url).hostname)
     return row
 
 
-def _enqueue(row: WebhookDelivery) -> None:
-    timeout = json.loads(crypto.decrypt(row.payload_encrypted, PAYLOAD_PURPOSE))["timeout"]
-    enqueue(
-        "webhooks", "jobs.webhooks.deliver_webhook", row.id,
-        job_id=f"webhook-{row.delivery_uuid}",
-        retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
-        job_timeout=timeout * (MAX_REDIRECTS + 1) * 3 + 30,
-        result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
-    )
+def _enqueue(row: WebhookDelivery, timeout: int) -> None:
+    try:
+        enqueue(
+            "webhooks", "jobs.webhooks.deliver_webhook", row.id,
+            job_id=f"webhook-{row.delivery_uuid}",
+            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            # Each hop may use the timeout to connect, send and read.
+            job_timeout=timeout * (MAX_REDIRECTS + 1) * 3 + 30,
+            result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
+        )
+    except RedisError as error:
+        # The row stays pending and says why; `redeliver` can send it once Redis is back.
+        row.error = f"could not enqueue: {type(error).__name__}"
+        db.session.commit()
+        raise
 
 
 def redeliver(delivery_id: int) -> WebhookDelivery:
@@ -153,7 +160,7 @@ def redeliver(delivery_id: int) -> WebhookDelivery:
     )
     db.session.add(row)
     db.session.commit()
-    _enqueue(row)
+    _enqueue(row, json.loads(crypto.decrypt(row.payload_encrypted, PAYLOAD_PURPOSE))["timeout"])
     return row
 
 

@@ -269,3 +269,13 @@ def test_only_http_urls_are_accepted(project, url):
 def test_header_injection_is_refused(project):
     with pytest.raises(Invalid):
         send(project, "https://example.com/hook", headers={"X-Evil": "a\r\nHost: b"})
+
+
+def test_redeliver_sends_again_as_a_new_delivery(project, receiver, allow_private):
+    receiver.reply(404)
+    first = send(project, receiver.url)
+    assert deliver_webhook(first.id) == "failed"
+    again = webhook_delivery.redeliver(first.id)
+    assert again.delivery_uuid != first.delivery_uuid and again.attempt == 1
+    assert deliver_webhook(again.id) == "delivered"
+    assert receiver.requests[0]["body"] == receiver.requests[1]["body"]
