@@ -79,3 +79,15 @@ def new_page(browser, live_server, fresh_install):
     yield open_page
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def worker(fresh_install, process_env):
+    """A real RQ worker process on every queue, started after the stores were emptied."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "worker", "--wait", "10"],
+        cwd=ROOT, env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    yield process
+    process.terminate()
+    process.wait(20)
