@@ -491,7 +491,35 @@ def to_plain(value: Any, *, with_prov: bool = False) -> Any:
     return str(value)
 
 
+_HASH_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _hash_fields(cls: type) -> tuple[str, ...]:
+    names = _HASH_FIELDS.get(cls)
+    if names is None:
+        # Provenance says where, not what; parsed templates are derived from params, which are hashed.
+        names = _HASH_FIELDS[cls] = tuple(name for name in _field_names(cls)
+                                          if name != "prov" and not name.endswith("_prov") and name != "templates")
+    return names
+
+
+def _hashable(value: Any) -> Any:
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool or kind is float:
+        return value
+    if kind is dict:
+        return {str(k): _hashable(v) for k, v in value.items()}
+    if kind is tuple or kind is list:
+        return [_hashable(v) for v in value]
+    if hasattr(kind, "__dataclass_fields__"):
+        out = {"__type__": kind.__name__}
+        for name in _hash_fields(kind):
+            out[name] = _hashable(getattr(value, name))
+        return out
+    return to_plain(value)
+
+
 def content_hash(value: Any) -> str:
     """sha256 hex of an object's normalized, provenance-free form."""
-    text = json.dumps(to_plain(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = json.dumps(_hashable(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -37,10 +37,11 @@ _TEXT_TAGS = {_STR, _TAG + "timestamp", _TAG + "binary", _TAG + "value"}
 _constructor = yaml.constructor.SafeConstructor()
 
 
+_IMPLICIT = dict(yaml.resolver.Resolver.yaml_implicit_resolvers)
+
+
 class _FastLoader(_Loader):  # type: ignore[misc, valid-type]
     """The safe loader without path resolvers: tag resolution of plain scalars dominates Python time."""
-
-    _resolvers = yaml.resolver.Resolver.yaml_implicit_resolvers
 
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
         return None
@@ -48,14 +49,17 @@ class _FastLoader(_Loader):  # type: ignore[misc, valid-type]
     def ascend_resolver(self) -> None:
         return None
 
-    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
-        if kind is yaml.ScalarNode:
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool], _get: Any = _IMPLICIT.get,
+                _scalar: type = yaml.ScalarNode, _seq: type = yaml.SequenceNode) -> str:
+        if kind is _scalar:
             if implicit[0]:
-                for tag, regexp in self._resolvers.get(value[:1] if value else "", ()):
-                    if regexp.match(value):
-                        return tag
+                resolvers = _get(value[:1])
+                if resolvers:
+                    for tag, regexp in resolvers:
+                        if regexp.match(value):
+                            return tag
             return _STR
-        return _SEQ if kind is yaml.SequenceNode else _MAP
+        return _SEQ if kind is _seq else _MAP
 
 
 @dataclass(frozen=True)
