@@ -9,7 +9,7 @@ from app.kiket.conditions import parse_condition
 from app.kiket.durations import parse_duration
 from app.kiket.model import Action
 from app.kiket.reader import FileContext, join, type_name
-from app.kiket.templating import parse_template
+from app.kiket.templating import parse_body, parse_template
 
 CORE_ACTIONS = frozenset({
     "notify", "webhook", "transition", "assign", "set_field", "add_label", "remove_label", "add_comment",
@@ -128,6 +128,12 @@ def _templates(ctx: FileContext, params: dict, pointer: str, kind: str) -> dict[
 
     for key, value in params.items():
         if key in ("conditions", "condition", "when"):
+            continue
+        if kind == "webhook" and key == "body" and isinstance(value, (dict, list)):
+            # parse_body enforces the 16-level limit of §12 and parses every string once.
+            body, diags = parse_body(value, join(pointer, key), ctx.locate)
+            ctx.extend(diags)
+            found["/body"] = body
             continue
         visit(value, join(pointer, key), key, 0)
     return found

@@ -206,7 +206,11 @@ def _roles(ctx: FileContext, node: Any, ptr: str) -> list[RolePart]:
             part.fields["description"] = ctx.text(item["description"], join(item_ptr, "description"), "description")
         if item.get("inherits") is not None:
             inherits = ctx.text(item["inherits"], join(item_ptr, "inherits"), "inherits")
-            if inherits:
+            if inherits in PRIVILEGED and ctx.prov.layer == "repository" and not ctx.allow_privileged:
+                ctx.diag("privileged_grant", f"Role '{name}' may not inherit '{inherits}' from the repository: pushing "
+                         "to the config repository must not make anyone an administrator; it inherits member.",
+                         "Grant it in the app's project settings instead.", join(item_ptr, "inherits"))
+            elif inherits:
                 part.fields["inherits"] = inherits
                 ctx.ref("role", inherits, join(item_ptr, "inherits"), f"role '{name}' inherits")
         if item.get("permissions") is not None:
