@@ -174,11 +174,15 @@ def clear_cache() -> None:
 
 
 def count_issues_in_states(project_id: int, workflow_id: str, states: tuple[str, ...] | list[str]) -> int:
-    """Number of the project's issues on `workflow_id` currently in one of `states` (used by revision diffs).
+    """Number of the project's issues on `workflow_id` currently in one of `states` (used by revision diffs)."""
+    from sqlalchemy import func
 
-    Issues do not exist yet; the issues module fills this in.
-    """
-    return 0
+    from app.models.issues import Issue
+
+    if not states:
+        return 0
+    return db.session.scalar(select(func.count()).select_from(Issue).where(
+        Issue.project_id == project_id, Issue.workflow_id == workflow_id, Issue.state.in_(list(states)))) or 0
 
 
 def seed_issues_once(project: Project, revision: km.ConfigRevision, revision_id: int | None = None) -> bool:

@@ -18,6 +18,53 @@ log = logging.getLogger(__name__)
 def create_seed_issues(project: Project, seeds: Sequence[SeedIssue]) -> None:
     """Create the project's seed issues in the current transaction (must not commit).
 
-    Issues do not exist yet: the issues module fills this in; until then the seeds are only counted.
+    `status` must be a state of the type's workflow (types without one use the default workflow);
+    an invalid entry is logged and skipped, never failing the activation.
     """
-    log.info("seed issues for project=%s: %d declared", project.key, len(seeds))
+    from app.services import configuration, issues
+
+    if not seeds:
+        return
+    config = configuration.project_config(project)
+    created = 0
+    for index, seed in enumerate(seeds):
+        reason = _create_one(project, config, seed, issues)
+        if reason is None:
+            created += 1
+        else:
+            log.warning("seed issue %d of project=%s skipped (%r): %s", index + 1, project.key, seed.title, reason)
+    log.info("seed issues for project=%s: %d of %d created", project.key, created, len(seeds))
+
+
+def _create_one(project: Project, config, seed: SeedIssue, issues) -> str | None:
+    """Create one seed issue, or say why it cannot be."""
+    title = (seed.title or "").strip()
+    if not title:
+        return "no title"
+    type_key = seed.issue_type or next((t.key for t in issues.creatable_types(config)), None)
+    itype = config.issue_types.get(type_key) if type_key else None
+    if itype is None:
+        return f"unknown issue type {seed.issue_type!r}"
+    workflow = config.workflows.get(seed.workflow) if seed.workflow else config.workflow_for(itype.key)
+    if workflow is None:
+        return f"issue type {itype.key!r} has no workflow"
+    state = seed.status or workflow.initial
+    if state not in workflow.states:
+        return f"status {state!r} is not a state of workflow {workflow.id!r}"
+    problems: dict = {}
+    priority = issues._check_priority(config, seed.priority, problems)
+    labels = issues._clean_labels(list(seed.labels), problems)
+    values, field_problems = issues.validate_custom_fields(itype, seed.custom_fields,
+                                                           organization_id=project.organization_id, partial=True)
+    problems.update(field_problems)
+    if problems:
+        return "; ".join(f"{k}: {v}" for k, v in problems.items())
+    assignee_id = None
+    if seed.assignee:
+        user = issues._user_by_email(seed.assignee.lstrip("@"), project.organization_id)
+        assignee_id = user.id if user is not None and issues.project_role(user, project) else None
+    issues.insert_issue(project, itype=itype, workflow=workflow, title=title[: issues.MAX_TITLE],
+                        description=seed.description or "", state=state, priority=priority, assignee_id=assignee_id,
+                        reporter_id=None, labels=labels, due_date=None, custom_fields=values, parent_id=None,
+                        actor_id=None, actor_kind="system")
+    return None

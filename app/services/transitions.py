@@ -1,0 +1,248 @@
+"""The one transition service: UI buttons, board drops, the API and automations all move issues through here.
+
+Every gate of spec §8.8 is evaluated by the pure runtime; the change itself is a conditional UPDATE on
+`lock_version`, so of N concurrent writers exactly one wins and the others get a Conflict. The state
+change, its history row, comment, checklist resets and audit event commit together; the side effects
+(`app.services.events`) run after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import BinaryIO
+
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.kiket.runtime.approvals import can_decide
+from app.kiket.runtime.checklists import tickable_checklists
+from app.kiket.runtime.effects import checklist_completed, checklists_to_reset
+from app.kiket.runtime.snapshot import Actor, ApprovalRecord, to_context
+from app.kiket.runtime.transitions import Verdict, evaluate_request
+from app.models import User
+from app.models.base import utcnow
+from app.models.issues import APPROVAL_DECISIONS, Approval, Attachment, ChecklistProgress, Comment, Issue, IssueTransition
+from app.services import attachments as attachment_files
+from app.services import audit, configuration, events
+from app.services.errors import Conflict, Forbidden, Invalid, NotFound
+from app.services.issues import (
+    AUTOMATION_ACTOR, CONFLICT_MESSAGE, active_policy, calendar_of, documents_declared, field_labels, issue_workflow,
+    load_issue, require, runtime_actor, snapshot_of, wip_for,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_COMMENT = 20_000
+
+
+class TransitionBlocked(Invalid):
+    """A transition request some gate refused; `verdict` has every gate's result."""
+
+    def __init__(self, verdict: Verdict):
+        reasons = list(verdict.reasons) or ["The transition is not allowed"]
+        super().__init__({"transition": reasons}, detail="; ".join(reasons))
+        self.verdict = verdict
+
+
+def _evaluate(issue: Issue, user: User | None, *, transition: str | None, target: str | None, comment: str | None,
+              as_automation: bool, now: datetime) -> tuple[Verdict, Actor]:
+    config = configuration.project_config(issue.project)
+    actor = AUTOMATION_ACTOR if as_automation else runtime_actor(user, issue.project, config)
+    if not as_automation:
+        require(actor, "issue.read", "read issues")
+    if transition is None and target is None:
+        raise Invalid({"transition": ["Choose a transition or a target state."]})
+    workflow = issue_workflow(issue, config)
+    snapshot = snapshot_of(issue, config)
+    # WIP counts the target column of the chosen transition (or of the target state).
+    to_state = target
+    if to_state is None:
+        from app.kiket.runtime.transitions import find_transition
+
+        chosen = find_transition(workflow, issue.state, transition)
+        to_state = chosen.target if chosen is not None else None
+    wip = wip_for(issue, config, to_state) if to_state else None
+    verdict = evaluate_request(
+        workflow, snapshot, actor=actor, now=now, target=target, transition=transition, comment=comment, wip=wip,
+        documents_declared=documents_declared(config, issue.issue_type),
+        field_labels=field_labels(config, issue.issue_type), calendar=calendar_of(config),
+    )
+    return verdict, actor
+
+
+def simulate(issue_id: int, actor: User, *, transition: str | None = None, target: str | None = None,
+             comment: str | None = None) -> Verdict:
+    """Every gate's verdict for a request, changing nothing."""
+    issue = load_issue(actor, issue_id)
+    verdict, _ = _evaluate(issue, actor, transition=transition, target=target, comment=comment,
+                           as_automation=False, now=utcnow())
+    db.session.rollback()
+    return verdict
+
+
+def apply_transition(issue_id: int, actor: User | None, *, transition: str | None = None, target: str | None = None,
+                     comment: str | None = None, lock_version: int | None = None, as_automation: bool = False,
+                     chain: tuple[str, ...] = ()) -> Issue:
+    """Move an issue if every gate passes: one transaction, one commit, then `events.issue_transitioned`."""
+    issue = load_issue(actor, issue_id, as_automation=as_automation)
+    if lock_version is not None and int(lock_version) != issue.lock_version:
+        raise Conflict(CONFLICT_MESSAGE)
+    expected = issue.lock_version
+    now = utcnow()
+    verdict, runtime = _evaluate(issue, actor, transition=transition, target=target, comment=comment,
+                                 as_automation=as_automation, now=now)
+    if not verdict.allowed:
+        db.session.rollback()
+        raise TransitionBlocked(verdict)
+    chosen = verdict.transition
+    workflow = issue_workflow(issue)
+    from_state, to_state = issue.state, chosen.target
+    final = workflow.states[to_state].kind == "final" or to_state in workflow.finals
+    actor_id = actor.id if actor is not None else None
+    project_id, key = issue.project_id, issue.key
+    result = db.session.execute(
+        update(Issue)
+        .where(Issue.id == issue.id, Issue.lock_version == expected)
+        .values(state=to_state, state_entry=Issue.state_entry + 1, state_entered_at=now,
+                resolved_at=now if final else None, updated_at=now, lock_version=Issue.lock_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise Conflict(CONFLICT_MESSAGE)
+    record = IssueTransition(issue_id=issue_id, from_state=from_state, to_state=to_state, transition_id=chosen.id,
+                             actor_id=actor_id, actor_kind="automation" if as_automation else "user",
+                             comment=(comment or "").strip() or None, at=now)
+    db.session.add(record)
+    comment_row = None
+    if comment and comment.strip():
+        comment_row = Comment(issue_id=issue_id, author_id=actor_id, body=comment.strip()[:MAX_COMMENT], created_at=now)
+        db.session.add(comment_row)
+    resets = checklists_to_reset(workflow, to_state, chosen)
+    if resets:
+        db.session.execute(ChecklistProgress.__table__.delete().where(
+            ChecklistProgress.issue_id == issue_id, ChecklistProgress.checklist_id.in_(resets)))
+    db.session.flush()
+    audit.record(project_id, "issue.transitioned", actor_id, issue_id, {
+        "key": key, "from": from_state, "to": to_state, "transition": chosen.id, "record": record.id,
+        "automation": as_automation, "lock_version": expected + 1,
+    })
+    db.session.commit()
+    log.info("issue transitioned key=%s %s->%s via=%s actor=%s", key, from_state, to_state, chosen.id,
+             runtime.identity)
+    events.issue_transitioned(issue_id, record.id, actor_id, chain=chain)
+    if comment_row is not None:
+        events.issue_commented(issue_id, comment_row.id, actor_id, chain=chain)
+    db.session.expire_all()
+    return db.session.get(Issue, issue_id)
+
+
+def tick_checklist(issue_id: int, actor: User, checklist_id: str, item_id: str, checked: bool) -> Issue:
+    """Tick or untick a manual item of a checklist the issue's current state may tick (spec §8.6)."""
+    issue = load_issue(actor, issue_id)
+    config = configuration.project_config(issue.project)
+    runtime = runtime_actor(actor, issue.project, config)
+    require(runtime, "issue.update", "tick checklists")
+    workflow = issue_workflow(issue, config)
+    checklist = workflow.checklist(checklist_id)
+    if checklist is None:
+        raise NotFound(f"No checklist {checklist_id!r} in this workflow.")
+    if checklist_id not in tickable_checklists(workflow, issue.state):
+        state = workflow.states.get(issue.state)
+        raise Invalid({"checklist": f"'{checklist.title or checklist_id}' cannot be ticked while the issue is in "
+                                    f"'{state.label if state else issue.state}'."})
+    item = next((i for i in checklist.items if i.id == item_id), None)
+    if item is None:
+        raise NotFound(f"No item {item_id!r} in checklist {checklist_id!r}.")
+    if item.check_type == "auto" and item.when is not None:
+        raise Invalid({"checklist": f"'{item.label}' is checked automatically while its condition holds."})
+    now = utcnow()
+    before_snapshot = snapshot_of(issue, config)
+    before = to_context(before_snapshot, now, workflow=workflow)
+    row = db.session.scalar(select(ChecklistProgress).where(
+        ChecklistProgress.issue_id == issue_id, ChecklistProgress.checklist_id == checklist_id,
+        ChecklistProgress.item_id == item_id))
+    if row is None:
+        row = ChecklistProgress(issue_id=issue_id, checklist_id=checklist_id, item_id=item_id)
+        db.session.add(row)
+    row.checked, row.by_id, row.at = bool(checked), actor.id, now
+    after_ticks = {k: dict(v) for k, v in before_snapshot.checklists.items()}
+    after_ticks.setdefault(checklist_id, {})[item_id] = bool(checked)
+    completed = checklist_completed(workflow, before_snapshot.checklists, before, after_ticks, before)
+    audit.record(issue.project_id, "checklist.ticked", actor.id, issue_id,
+                 {"checklist": checklist_id, "item": item_id, "checked": bool(checked)})
+    db.session.commit()
+    for done in completed:
+        events.checklist_completed(issue_id, done.id, actor.id)
+    return issue
+
+
+def decide_approval(issue_id: int, actor: User, decision: str, reason: str | None = None) -> Approval:
+    """Approve or deny the current state entry's approval (needs issue.approve and a matching approver)."""
+    if decision not in APPROVAL_DECISIONS:
+        raise Invalid({"decision": "Choose approve or deny."})
+    issue = load_issue(actor, issue_id)
+    config = configuration.project_config(issue.project)
+    runtime = runtime_actor(actor, issue.project, config)
+    require(runtime, "issue.read", "read issues")
+    workflow = issue_workflow(issue, config)
+    policy = active_policy(workflow, issue.state)
+    if policy is None:
+        raise Invalid({"decision": "Nothing needs approval in this state."})
+    snapshot = snapshot_of(issue, config)
+    context = to_context(snapshot, utcnow(), actor=runtime, workflow=workflow)
+    why = can_decide(policy, ApprovalRecord(approver=runtime.identity, roles=runtime.roles), snapshot.approvals,
+                     context, may_approve=runtime.can("issue.approve"))
+    if why is not None:
+        raise Forbidden(why)
+    reason = (reason or "").strip()[:MAX_COMMENT] or None
+    approval = Approval(issue_id=issue_id, state=issue.state, state_entry=issue.state_entry, approver_id=actor.id,
+                        decision=decision, reason=reason, at=utcnow())
+    db.session.add(approval)
+    db.session.flush()
+    audit.record(issue.project_id, "approval.decided", actor.id, issue_id,
+                 {"decision": decision, "state": issue.state, "state_entry": issue.state_entry, "approval": approval.id})
+    db.session.commit()
+    events.approval_decided(issue_id, approval.id, actor.id)
+    return approval
+
+
+def add_comment(issue_id: int, actor: User, body: str) -> Comment:
+    """Comment on an issue (Markdown source; rendered safely when shown)."""
+    issue = load_issue(actor, issue_id)
+    config = configuration.project_config(issue.project)
+    require(runtime_actor(actor, issue.project, config), "issue.comment", "comment")
+    body = (body or "").strip()
+    if not body:
+        raise Invalid({"body": "Write something first."})
+    if len(body) > MAX_COMMENT:
+        raise Invalid({"body": f"At most {MAX_COMMENT} characters."})
+    comment = Comment(issue_id=issue_id, author_id=actor.id, body=body, created_at=utcnow())
+    db.session.add(comment)
+    db.session.flush()
+    audit.record(issue.project_id, "issue.commented", actor.id, issue_id, {"comment": comment.id})
+    db.session.commit()
+    events.issue_commented(issue_id, comment.id, actor.id)
+    return comment
+
+
+def upload_attachment(issue_id: int, actor: User, stream: BinaryIO, filename: str | None, content_type: str | None,
+                      document_key: str | None = None) -> Attachment:
+    """Store an upload on the issue, optionally tagged with a document key for `required_documents`."""
+    issue = load_issue(actor, issue_id)
+    config = configuration.project_config(issue.project)
+    require(runtime_actor(actor, issue.project, config), "issue.update", "attach files")
+    document_key = (document_key or "").strip() or None
+    return attachment_files.save(issue_id, stream, filename, content_type, actor.id, document_key)
+
+
+def attachment_for_download(issue_id: int, actor: User, attachment_id: int):
+    """The attachment and its path, if it belongs to an issue the actor may read."""
+    issue = load_issue(actor, issue_id)
+    config = configuration.project_config(issue.project)
+    require(runtime_actor(actor, issue.project, config), "issue.read", "read issues")
+    attachment, path = attachment_files.get(attachment_id)
+    if attachment.issue_id != issue.id:
+        raise NotFound(f"no attachment {attachment_id}")
+    return attachment, path
