@@ -9,12 +9,54 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import signal
+import socket
 import sys
+import threading
 
 from fakeredis import TcpFakeServer
+from fakeredis._clients._tcp_server import TCPFakeRequestHandler
 
 log = logging.getLogger("kiket.embedded_redis")
+
+
+class _Handler(TCPFakeRequestHandler):
+    """Remembers each connection's socket, so the reaper can tell when a blocked client has gone."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.kiket_sockets[self.client_address] = self.connection
+
+    def finish(self) -> None:
+        self.server.kiket_sockets.pop(self.client_address, None)
+        super().finish()
+
+
+def _peer_closed(conn: socket.socket) -> bool:
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def _reap_blocked_ghosts(server: TcpFakeServer, stop: threading.Event) -> None:
+    """Unblock BLPOPs of clients that disconnected while waiting.
+
+    fakeredis serves a blocking command in the connection's own thread and only notices the
+    peer is gone after the command returns, so a killed RQ worker's BLPOP would still pop the
+    next job and lose it. Real Redis drops such clients at once; this does the same.
+    """
+    while not stop.wait(0.25):
+        for address, conn in list(server.kiket_sockets.items()):
+            client = server.clients.get(address)
+            fake = client.get_socket() if client is not None else None
+            if fake is None or not getattr(fake, "_blocked", False) or not _peer_closed(conn):
+                continue
+            fake._unblock_reason = b"timeout"
+            with fake._db.condition:
+                fake._db.condition.notify_all()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = TcpFakeServer((args.host, args.port), server_type="redis")
+    server.RequestHandlerClass = _Handler
+    server.kiket_sockets = {}
+    stop = threading.Event()
+    threading.Thread(target=_reap_blocked_ghosts, args=(server, stop), daemon=True, name="reaper").start()
     # Open client connections must not keep the process alive once it is asked to stop.
     server.daemon_threads = True
     server.block_on_close = False
@@ -35,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
         server.server_close()
 
 
