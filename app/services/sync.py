@@ -25,7 +25,7 @@ import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Iterator
 
 from flask import current_app
@@ -380,6 +380,17 @@ def _timed(timings: dict[str, int], phase: str) -> Iterator[None]:
         timings[phase] = int((time.perf_counter() - started) * 1000)
 
 
+def _queue_wait_ms() -> int | None:
+    """Milliseconds the current RQ job waited in its queue (None outside a worker)."""
+    job = get_current_job()
+    enqueued = job.enqueued_at if job is not None else None
+    if enqueued is None:
+        return None
+    if enqueued.tzinfo is None:
+        enqueued = enqueued.replace(tzinfo=timezone.utc)
+    return max(0, int((utcnow() - enqueued).total_seconds() * 1000))
+
+
 def sync_repository(sync_run_id: int) -> SyncRun:
     """Run a queued sync (the `sync_workflow_repository` job): fetch, validate, write, enqueue the load."""
     run = get_sync_run(sync_run_id)
@@ -389,6 +400,9 @@ def sync_repository(sync_run_id: int) -> SyncRun:
     repository = run.repository
     project = repository.project
     timings: dict[str, int] = {}
+    wait = _queue_wait_ms()
+    if wait is not None:
+        timings["queue"] = wait
     job = get_current_job()
     run.worker_name = getattr(job, "worker_name", None) if job else None
     run.worker_host = socket.gethostname()[:255]
@@ -505,6 +519,7 @@ def load_configuration(revision_id: int) -> ConfigRevision:
         return revision
     run_id = db.session.scalar(select(SyncRun.id).where(SyncRun.revision_id == revision.id))
     started = time.perf_counter()
+    load_wait = _queue_wait_ms()
     try:
         config = _load_stored(revision)
         if isinstance(config, str):
@@ -512,10 +527,10 @@ def load_configuration(revision_id: int) -> ConfigRevision:
             revision.error = config
             db.session.add(ConfigEvent(project_id=revision.project_id, kind="rejected", revision_id=revision.id,
                                        detail={"commit": revision.commit_sha, "error": config}))
-            _finish_load(run_id, "failed", started, error=config)
+            _finish_load(run_id, "failed", started, load_wait, error=config)
             return revision
         _activate(revision, config, kind="activated", actor_id=None)
-        _finish_load(run_id, "active", started)
+        _finish_load(run_id, "active", started, load_wait)
         log.info("revision=%s project=%s commit=%s active", revision.id, revision.project.key, revision.commit_sha[:10])
     except Exception as exc:
         db.session.rollback()
@@ -532,12 +547,16 @@ def load_configuration(revision_id: int) -> ConfigRevision:
     return revision
 
 
-def _finish_load(run_id: int | None, status: str, started: float, error: str | None = None) -> None:
+def _finish_load(run_id: int | None, status: str, started: float, load_wait: int | None,
+                 error: str | None = None) -> None:
     run = db.session.get(SyncRun, run_id) if run_id is not None else None
     if run is None:
         db.session.commit()
         return
-    run.timings = {**(run.timings or {}), "load": int((time.perf_counter() - started) * 1000)}
+    timings = {**(run.timings or {}), "load": int((time.perf_counter() - started) * 1000)}
+    if load_wait is not None:
+        timings["load_queue"] = load_wait
+    run.timings = timings
     _finish(run, status, error=error)
 
 
