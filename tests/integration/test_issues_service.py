@@ -7,7 +7,7 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.issue_events import event_calls  # noqa: F401  (fixture)
+from tests.support.issue_event_calls import event_calls  # noqa: F401  (fixture)
 
 
 @pytest.fixture(autouse=True)
