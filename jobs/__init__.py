@@ -11,14 +11,18 @@ _app = None
 
 @contextmanager
 def job_app_context():
-    """The worker's app context when it has one (forked work horses inherit it), else a new app's."""
+    """A fresh app context per job: its own database session, removed when the job ends.
+
+    Uses the worker's app when the worker runs inside one (`flask worker`), else builds one.
+    """
     global _app
     if has_app_context():
-        yield current_app
-        return
-    if _app is None:
-        from app.factory import create_app
+        app = current_app._get_current_object()
+    else:
+        if _app is None:
+            from app.factory import create_app
 
-        _app = create_app()
-    with _app.app_context():
-        yield _app
+            _app = create_app()
+        app = _app
+    with app.app_context():
+        yield app

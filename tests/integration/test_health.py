@@ -33,7 +33,8 @@ def test_up_is_200_with_a_worker_and_503_naming_it_without(app, client, process_
     queue = Queue("configuration", connection=redis)
     worker = start_worker(process_env)
     try:
-        wait_until(lambda: Worker.all(connection=redis, queue=queue))
+        # Idle means its signal handlers are installed: a SIGTERM now is a clean shutdown.
+        wait_until(lambda: any(w.get_state() == "idle" for w in Worker.all(connection=redis, queue=queue)))
         response = client.get("/up")
         assert response.status_code == 200, response.json
         assert response.json["status"] == "ok" and response.json["failing"] == []
