@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import SimpleWorker, Worker
 
 from app.commands.audit import audit_cli
+from app.commands.migrate import migrate_command
 from app.commands.repositories import repo_cli, sync_repository
 from app.queue import QUEUES, get_queue, redis_connection
 from app.services import accounts, demo
@@ -26,6 +27,7 @@ kiket_cli.add_command(user_cli)
 kiket_cli.add_command(repo_cli)
 kiket_cli.add_command(sync_repository)
 kiket_cli.add_command(audit_cli)
+kiket_cli.add_command(migrate_command)
 
 
 @user_cli.command("create")
@@ -91,6 +93,9 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, wait_second
         worker_ttl=current_app.config["KIKET_WORKER_TTL"],
     )
     log.info("worker starting on %s (%s)", ", ".join(names), "forking" if fork else "in-process")
+    from app.services import sla  # the 5-minute sweep reschedules itself; this starts the cycle (idempotent)
+
+    sla.schedule_sweep()
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 

@@ -35,7 +35,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.extensions["redis"] = Redis.from_url(app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=2)
 
     from app import models  # noqa: F401  (registers the tables with the metadata)
-    from app.blueprints import admin, auth, errors, health, hooks, issues, notifications, projects, repositories
+    from app.blueprints import admin, auth, errors, health, hooks, issues, migrations, notifications, projects, repositories
     from app.blueprints.admin import rq as rq_admin
     from app.blueprints.auth import session as auth_session
     from app.cli import kiket_cli, worker_command
@@ -53,6 +53,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(notifications.bp)
+    app.register_blueprint(migrations.bp)
     app.register_blueprint(issues.bp)
     rq_admin.init_app(app)
     app.cli.add_command(kiket_cli)

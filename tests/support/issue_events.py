@@ -34,7 +34,7 @@ def make_issue(project, title: str, *, issue_type: str = "bug", state: str | Non
     from app.extensions import db
     from app.models import Issue, IssueTransition
     from app.models.base import utcnow
-    from app.services import audit, configuration, events
+    from app.services import audit, configuration, events, issues
     from app.services.issue_keys import allocate_number, issue_key
 
     config = configuration.project_config(project)
@@ -46,7 +46,7 @@ def make_issue(project, title: str, *, issue_type: str = "bug", state: str | Non
                   workflow_version=workflow.version, custom_fields=dict(custom_fields or {}), labels=[],
                   priority=priority, reporter_id=reporter.id if reporter else None,
                   assignee_id=assignee.id if assignee else None, state_entered_at=moment, created_at=moment,
-                  updated_at=moment)
+                  updated_at=moment, config_revision_id=issues.pinning_revision_id(project.id))
     db.session.add(issue)
     db.session.flush()
     db.session.add(IssueTransition(issue_id=issue.id, from_state=None, to_state=issue.state, at=moment))
@@ -64,6 +64,8 @@ def move(issue, to_state: str, actor=None, *, at: datetime | None = None, chain=
     from app.models.base import utcnow
     from app.services import audit, configuration, events
 
+    # Jobs ran in their own sessions: start from the row as it is now.
+    db.session.refresh(issue)
     config = configuration.project_config(issue.project)
     workflow = config.workflows[issue.workflow_id]
     transition = next(t for t in workflow.transitions
