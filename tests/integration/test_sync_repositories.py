@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -298,10 +299,11 @@ def test_worker_killed_while_writing_leaves_no_partial_copy(app, owner, tmp_path
         db.session.expire_all()
         horse = db.session.get(SyncRun, run.id).worker_pid
     finally:
-        # The work horse (which writes) runs in a session of its own: kill it and the worker.
-        if horse:
-            os.kill(horse, signal.SIGKILL)
-        os.killpg(worker.pid, signal.SIGKILL)
+        # A forked work horse (which writes) runs in a session of its own: kill it and the worker's group.
+        with contextlib.suppress(ProcessLookupError):
+            if horse:
+                os.kill(horse, signal.SIGKILL)
+            os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(30)
         worker.stdout.close()
 
