@@ -314,8 +314,11 @@ def request_sync(repository_id: int, branch: str | None = None, trigger: str = "
             if lost is None:
                 if branch is not None and branch != running.branch:
                     raise Conflict(f"A sync of {running.branch} is in progress; sync {branch} when it is done.")
+                if running.status != "queued":
+                    # It may have resolved its commit before this request's push: sync again once it ends.
+                    redis_connection().set(_followup_key(repository.id), trigger, ex=24 * 3600)
                 return running
-            _finish(running, "failed", error=lost)
+            _finish(running, "failed", error=lost, followup=False)
         if branch is not None and branch != repository.branch:
             log.info("tracked branch of repo=%s changes %s -> %s", repository.id, repository.branch, branch)
             repository.branch = branch
@@ -488,12 +491,28 @@ def _advance(run: SyncRun, status: str) -> None:
     _publish(run)
 
 
-def _finish(run: SyncRun, status: str, error: str | None = None) -> None:
+def _finish(run: SyncRun, status: str, error: str | None = None, *, followup: bool = True) -> None:
     run.status = status
     run.error = error
     run.finished_at = utcnow()
     db.session.commit()
     _publish(run)
+    if followup:
+        _start_followup(run.repository_id)
+
+
+def _followup_key(repository_id: int) -> str:
+    return f"kiket:sync:followup:{int(repository_id)}"
+
+
+def _start_followup(repository_id: int) -> None:
+    """Run the sync a request asked for while this one was already past resolving its commit."""
+    try:
+        trigger = redis_connection().getdel(_followup_key(repository_id))
+        if trigger is not None:
+            request_sync(repository_id, trigger=trigger.decode())
+    except (RedisError, Conflict) as exc:
+        log.warning("follow-up sync of repo=%s not started: %s", repository_id, exc)
 
 
 def _publish(run: SyncRun) -> None:

@@ -443,3 +443,23 @@ def test_cli_sync_of_a_broken_commit_prints_diagnostics_and_exits_non_zero(app, 
     assert waiting.returncode == 1, (out, err)
     assert ": failed at " in out
     assert any(line.startswith(".kiket/workflows/kanban.yaml:") and ": fatal " in line for line in err.splitlines()), err
+
+
+
+def test_a_push_while_a_sync_is_past_resolving_gets_its_own_sync(app, owner, tmp_path):
+    from app.extensions import db
+    from app.models import SyncRun
+    from app.services import sync
+
+    remote = bare_remote(tmp_path, "kanban")
+    _, repository = connect(owner, remote)
+    first = sync.request_sync(repository.id, trigger="ui")
+    sync.sync_repository(first.id)  # the job: resolved, validated, written; its load job is queued
+    assert first.status == "loading"
+    pushed = push_change(remote, "main", "README.md", "pushed during the sync\n", "Push during sync")
+    assert sync.request_sync(repository.id, trigger="webhook").id == first.id
+    run_worker(app)  # the load ends the first run, which starts the follow-up, which the worker runs too
+    db.session.expire_all()
+    runs = db.session.scalars(select(SyncRun).order_by(SyncRun.id)).all()
+    assert [(r.trigger, r.status) for r in runs] == [("ui", "active"), ("webhook", "active")]
+    assert runs[0].commit_sha != pushed and runs[1].commit_sha == pushed
