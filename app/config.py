@@ -83,6 +83,9 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         # A worker heartbeats every ttl - 15 s; anything older than this is gone.
         "KIKET_WORKER_TTL": parse_int("KIKET_WORKER_TTL", env("KIKET_WORKER_TTL", "60"), minimum=20),
         "KIKET_INVITATION_MAX_AGE": parse_int("KIKET_INVITATION_MAX_AGE", env("KIKET_INVITATION_MAX_AGE", str(7 * 24 * 3600)), minimum=60),
+        "KIKET_REVISION_RETENTION": parse_int("KIKET_REVISION_RETENTION", env("KIKET_REVISION_RETENTION", "50"), minimum=1),
+        # A GitHub Enterprise (or test stand-in) API root; github.com when unset.
+        "KIKET_GITHUB_API_URL": env("KIKET_GITHUB_API_URL") or None,
         "KIKET_ALLOW_LOCAL_REMOTES": parse_boolean("KIKET_ALLOW_LOCAL_REMOTES", env("KIKET_ALLOW_LOCAL_REMOTES", "0" if production else "1")),
         "KIKET_MAX_ATTACHMENT_BYTES": parse_int("KIKET_MAX_ATTACHMENT_BYTES", env("KIKET_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024)), minimum=1),
         # Unset: emails stay in the outbox (admins read them there) instead of being sent.

@@ -266,7 +266,7 @@ def _github_branches(owner: str, name: str, token: str) -> list[str]:
     import requests
     from github3.exceptions import GitHubError, NotFoundError
 
-    api_url = current_app.config.get("KIKET_GITHUB_API_URL") or os.environ.get("KIKET_GITHUB_API_URL")
+    api_url = current_app.config["KIKET_GITHUB_API_URL"]
     try:
         gh = github3.GitHubEnterprise(api_url, token=token) if api_url else github3.login(token=token)
         repository = gh.repository(owner, name)

@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 SYNC_JOB_TIMEOUT_S = 600
 LOAD_JOB_TIMEOUT_S = 300
 REQUEST_LOCK_TIMEOUT_S = 30
-DEFAULT_RETENTION = 50
 MANAGER_ROLES = ("owner", "admin")
 
 
@@ -668,20 +667,11 @@ def _apply_team(project: Project, team: km.Team) -> None:
                     expires_at=utcnow() + timedelta(seconds=current_app.config["KIKET_INVITATION_MAX_AGE"])))
 
 
-def _retention() -> int:
-    raw = current_app.config.get("KIKET_REVISION_RETENTION", os.environ.get("KIKET_REVISION_RETENTION", DEFAULT_RETENTION))
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"KIKET_REVISION_RETENTION={raw!r} is not a whole number") from None
-    return max(value, 1)
-
-
 def _prune(repository: WorkflowRepository | None) -> None:
     """Keep the canonical copies of the newest `KIKET_REVISION_RETENTION` commits, plus active and pending ones."""
     if repository is None:
         return
-    keep_count = _retention()
+    keep_count = current_app.config["KIKET_REVISION_RETENTION"]
     rows = db.session.execute(select(ConfigRevision.commit_sha, ConfigRevision.status)
                               .where(ConfigRevision.repository_id == repository.id)
                               .order_by(ConfigRevision.id.desc())).all()

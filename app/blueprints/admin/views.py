@@ -1,6 +1,6 @@
 """Administration: members and invitations (organization owners and admins)."""
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, request, url_for
 from flask_login import current_user, login_required
 
 from app.blueprints.admin.schemas import InvitationSchema
