@@ -1,0 +1,273 @@
+"""Issues on the fixture repositories' real workflows, brought in by a real sync: seeds, approvals,
+checklist guards, conditions, pinning, and concurrent transitions on PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.support.issue_event_calls import event_calls  # noqa: F401  (fixture)
+from tests.support.sync_repos import bare_remote, file_url, push_change, run_worker
+
+
+@pytest.fixture(autouse=True)
+def _events(event_calls):
+    return event_calls
+
+
+@pytest.fixture(autouse=True)
+def clean_storage(app):
+    """Ids restart with every test's empty tables, so mirrors and copies of earlier tests must go too."""
+    for part in ("git", "workflow_sources"):
+        shutil.rmtree(Path(app.config["STORAGE_DIR"]) / part, ignore_errors=True)
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("owner@example.com", "owner")
+
+
+def synced_project(app, owner, tmp_path, name: str, key: str = "ENG"):
+    """A project whose active configuration is fixture `name` at main, through the sync service and a worker."""
+    from app.extensions import db
+    from app.models import SyncRun
+    from app.services import projects, sync
+
+    project = projects.create_project(owner, key, f"Project {key}", "", "kanban")
+    remote = bare_remote(tmp_path, name)
+    repository, _ = sync.add_repository(project, file_url(remote), branch="main", actor=owner)
+    run = sync.request_sync(repository.id, branch=None, trigger="ui")
+    run_worker(app)
+    db.session.expire_all()
+    run = db.session.get(SyncRun, run.id)
+    assert run.status == "active", (run.error, run.diagnostics[:3])
+    return db.session.get(type(project), project.id), repository, remote
+
+
+def sync_again(app, repository_id: int):
+    from app.extensions import db
+    from app.models import SyncRun
+    from app.services import sync
+
+    run = sync.request_sync(repository_id, branch=None, trigger="ui")
+    run_worker(app)
+    db.session.expire_all()
+    return db.session.get(SyncRun, run.id)
+
+
+def member(make_user, project, email: str, role: str = "member"):
+    from app.extensions import db
+    from app.models import ProjectMembership
+
+    user = make_user(email, "member")
+    db.session.add(ProjectMembership(project_id=project.id, user_id=user.id, role=role))
+    db.session.commit()
+    return user
+
+
+def by_title(project, fragment: str):
+    from app.extensions import db
+    from app.models.issues import Issue
+
+    return db.session.scalar(select(Issue).where(Issue.project_id == project.id, Issue.title.contains(fragment)))
+
+
+def test_seed_issues_are_created_once_in_their_declared_states(app, owner, tmp_path):
+    from app.extensions import db
+    from app.models.issues import Issue
+    from app.services import audit, configuration
+
+    project, repository, remote = synced_project(app, owner, tmp_path, "legal")
+    config = configuration.project_config(project)
+    rows = list(db.session.scalars(select(Issue).where(Issue.project_id == project.id).order_by(Issue.number)))
+    assert len(rows) == len(config.project.seed_issues) == 6
+    assert [(i.issue_type, i.state) for i in rows] == [(s.issue_type, s.status) for s in config.project.seed_issues]
+    saas = rows[0]
+    assert saas.key == "ENG-1" and saas.workflow_id == "contract"
+    assert saas.workflow_version == config.workflows["contract"].version
+    assert saas.config_revision_id == repository.active_revision_id
+    assert audit.verify(project.id).ok
+    assert configuration.count_issues_in_states(project.id, "contract", ["legal_review", "pending_signature"]) == 2
+
+    push_change(remote, "main", ".kiket/README-extra.md", "changed\n", "Touch the repository")
+    again = sync_again(app, repository.id)
+    assert again.status in ("active", "unchanged"), again.error
+    assert db.session.scalar(select(func.count()).select_from(Issue).where(Issue.project_id == project.id)) == 6
+
+
+LEGAL_TEAM = """team:
+  roles:
+    - {name: legal, description: Counsel, inherits: member, permissions: [issue.approve]}
+  members:
+    - {user: counsel@example.com, roles: [legal]}
+"""
+
+
+def test_legal_quorum_approval_gates_every_way_out_and_resets_on_reentry(app, owner, tmp_path, make_user,
+                                                                         event_calls):
+    from app.services import configuration, issues, transitions
+    from app.services.errors import Forbidden
+
+    project, repository, _ = synced_project(app, owner, tmp_path, "legal")
+    counsel = member(make_user, project, "counsel@example.com")
+    paralegal = member(make_user, project, "para@example.com")
+    result = configuration.save_layer_file(owner, "team.yaml", LEGAL_TEAM, project=project)
+    assert result.saved, result.diagnostics
+    run_worker(app)
+    configuration.clear_cache()
+    contract = by_title(project, "Meridian")
+    assert contract.state == "legal_review"
+
+    view = issues.issue_view(paralegal, contract)
+    assert view.verdicts and all(not v.allowed for v in view.verdicts)
+    assert all("Needs 1 approval from role legal (0 so far)" in v.reasons for v in view.verdicts)
+    assert not view.approval.can_decide and view.approval.why_not == "Only role legal may decide"
+    with pytest.raises(Forbidden, match="Only role legal may decide"):
+        transitions.decide_approval(contract.id, paralegal, "approved", "looks fine")
+
+    assert issues.issue_view(counsel, contract).approval.can_decide
+    approval = transitions.decide_approval(contract.id, counsel, "approved", "Reviewed clause 7")
+    assert ("approval_decided", (contract.id, approval.id, counsel.id)) in event_calls
+    view = issues.issue_view(paralegal, issues.get_issue(paralegal, project.key, contract.number))
+    assert all(v.allowed for v in view.verdicts)
+    assert view.approval.satisfied and view.approval.approved_by == ("counsel@example.com",)
+
+    transitions.apply_transition(contract.id, paralegal, target="internal_review")
+    transitions.apply_transition(contract.id, paralegal, target="legal_review")
+    blocked = transitions.simulate(contract.id, paralegal, target="pending_signature")
+    assert blocked.failed == ("approval",), "approvals reset on re-entry"
+
+    transitions.decide_approval(contract.id, counsel, "denied", "Clause 9 unacceptable")
+    blocked = transitions.simulate(contract.id, paralegal, target="pending_signature")
+    assert any("Denied by counsel@example.com" in r for r in blocked.reasons)
+
+
+def test_legal_checklists_tick_only_in_their_state(app, owner, tmp_path):
+    from app.services import issues, transitions
+    from app.services.errors import Invalid
+
+    project, _, _ = synced_project(app, owner, tmp_path, "legal")
+    gdpr = by_title(project, "data deletion")
+    assert gdpr.state == "processing"
+    view = issues.issue_view(owner, gdpr)
+    assert [c.checklist.id for c in view.checklists] == ["gdpr_processing"]
+    assert view.checklists[0].summary == "0 of 3 required items checked"
+    transitions.tick_checklist(gdpr.id, owner, "gdpr_processing", "data_located", True)
+    view = issues.issue_view(owner, issues.get_issue(owner, project.key, gdpr.number))
+    assert view.checklists[0].summary == "1 of 3 required items checked"
+    with pytest.raises(Invalid, match="cannot be ticked"):
+        transitions.tick_checklist(gdpr.id, owner, "identity_verification", "email_verified", True)
+
+
+def test_engineering_postmortem_checklist_guards_resolved_and_is_kept_on_arrival(app, owner, tmp_path, event_calls):
+    from app.extensions import db
+    from app.models.issues import ChecklistProgress
+    from app.services import issues, transitions
+
+    project, _, _ = synced_project(app, owner, tmp_path, "engineering")
+    incident = issues.create_issue(project, owner, issue_type="incident", title="API down")
+    for target in ("investigating", "resolved"):
+        incident = transitions.apply_transition(incident.id, owner, target=target)
+    verdict = transitions.simulate(incident.id, owner, target="postmortem")
+    assert verdict.failed == ("checklists",)
+    assert verdict.reasons[0].endswith("is not complete: 0 of 4 required items checked")
+    view = issues.issue_view(owner, incident)
+    assert [c.checklist.id for c in view.checklists] == ["postmortem_checklist"] and view.checklists[0].tickable
+    items = ("timeline_documented", "root_cause_identified", "action_items_created", "stakeholders_notified")
+    for item in items:
+        transitions.tick_checklist(incident.id, owner, "postmortem_checklist", item, True)
+    assert [c for c in event_calls if c[0] == "checklist_completed"] == [
+        ("checklist_completed", (incident.id, "postmortem_checklist", owner.id))]
+    done = transitions.apply_transition(incident.id, owner, target="postmortem")
+    assert done.state == "postmortem" and done.resolved_at is not None
+    # Arriving through the transition the checklist guards keeps its ticks.
+    assert db.session.scalar(select(func.count()).select_from(ChecklistProgress)) == 4
+
+
+def test_engineering_condition_needs_an_assignee(app, owner, tmp_path):
+    from app.services import issues, transitions
+
+    project, _, _ = synced_project(app, owner, tmp_path, "engineering")
+    bug = issues.create_issue(project, owner, issue_type="bug", title="Leak")
+    bug = transitions.apply_transition(bug.id, owner, target="triaging")
+    with pytest.raises(transitions.TransitionBlocked) as caught:
+        transitions.apply_transition(bug.id, owner, target="fixing")
+    assert caught.value.verdict.failed == ("conditions",)
+    assert caught.value.problems["transition"] == list(caught.value.verdict.reasons)
+    issues.update_issue(bug.id, owner, bug.lock_version, assignee_id=owner.id)
+    assert transitions.apply_transition(bug.id, owner, target="fixing").state == "fixing"
+
+
+def test_issue_stays_on_its_pinned_version_after_a_workflow_change(app, owner, tmp_path):
+    from app.services import configuration, issues, transitions
+    from tests.support.sync_repos import show
+
+    project, repository, remote = synced_project(app, owner, tmp_path, "engineering")
+    bug = issues.create_issue(project, owner, issue_type="bug", title="Old version")
+    old_version = bug.workflow_version
+    text = show(remote, "main", ".kiket/workflows/bug.yaml")
+    push_change(remote, "main", ".kiket/workflows/bug.yaml",
+                text.replace("- from: reported\n    to: triaging", "- from: reported\n    to: wont_fix\n"
+                             "    name: Reject early\n  - from: reported\n    to: triaging", 1),
+                "Reject early")
+    assert sync_again(app, repository.id).status == "active"
+    configuration.clear_cache()
+    assert configuration.project_config(project).workflows["bug"].version != old_version
+    view = issues.issue_view(owner, issues.get_issue(owner, project.key, bug.number))
+    assert view.pinned_outdated and view.workflow.version == old_version
+    assert "Reject early" not in [v.transition.name for v in view.verdicts]
+    fresh = issues.create_issue(project, owner, issue_type="bug", title="New version")
+    assert fresh.workflow_version != old_version
+    assert transitions.apply_transition(bug.id, owner, target="triaging").state == "triaging"
+
+
+@pytest.mark.skipif("not __import__('os').environ.get('DATABASE_URL', '').startswith('postgres')",
+                    reason="row-level concurrency needs PostgreSQL; SQLite serializes writers")
+def test_twenty_concurrent_transitions_one_winner_and_the_audit_chain_holds(app, owner):
+    from app.extensions import db
+    from app.models.issues import Issue, IssueTransition
+    from app.services import audit, issues, projects, transitions
+    from app.services.errors import Conflict
+
+    project = projects.create_project(owner, "KAN", "Kanban", "", "kanban")
+    issue = issues.create_issue(project, owner, issue_type="task", title="Contended")
+    issue_id, owner_id, version = issue.id, owner.id, issue.lock_version
+    db.session.remove()
+    barrier = threading.Barrier(20)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def worker():
+        with app.app_context():
+            from app.models import User
+
+            user = db.session.get(User, owner_id)
+            barrier.wait()
+            try:
+                transitions.apply_transition(issue_id, user, target="in_progress", lock_version=version)
+                outcome = "won"
+            except Conflict:
+                outcome = "conflict"
+            except Exception as exc:  # reported below, never swallowed
+                outcome = f"error: {exc!r}"
+            finally:
+                db.session.remove()
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["conflict"] * 19 + ["won"], outcomes
+    row = db.session.get(Issue, issue_id)
+    assert row.state == "in_progress" and row.lock_version == version + 1
+    assert db.session.scalar(select(func.count()).select_from(IssueTransition)
+                             .where(IssueTransition.issue_id == issue_id, IssueTransition.from_state.is_not(None))) == 1
+    result = audit.verify(project.id)
+    assert result.ok and result.checked == 2
