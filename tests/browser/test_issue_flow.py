@@ -1,0 +1,90 @@
+"""An issue's life in the browser: create it with custom fields, read why a transition is blocked,
+satisfy the gate, transition, comment."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+PASSWORD = "correct horse battery"
+
+
+def sign_up_with_project(page) -> None:
+    page.goto("/")
+    page.get_by_label("Organization name").fill("Analytical Engines")
+    page.get_by_label("Your name").fill("Ada")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create organization").click()
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    page.goto("/projects/new")
+    page.get_by_label("Name").fill("Bugs")
+    page.get_by_label("Key").fill("BUG")
+    page.get_by_label(re.compile("Bug tracking")).check()
+    page.get_by_role("button", name="Create project").click()
+    expect(page).to_have_url(re.compile(r"/projects/BUG$"))
+
+
+def make_ada_a_developer(app) -> None:
+    """The bug workflow's "Accept" is for triagers and developers: a project override grants Ada the role."""
+    from sqlalchemy import select
+
+    from app.models import Project, User
+    from app.services import configuration
+
+    with app.app_context():
+        from app.extensions import db
+
+        ada = db.session.scalar(select(User).where(User.email == "ada@example.com"))
+        project = db.session.scalar(select(Project).where(Project.key == "BUG"))
+        result = configuration.save_layer_file(
+            ada, "team.yaml", "team:\n  members:\n    - {user: ada@example.com, roles: [developer]}\n",
+            project=project)
+        assert result.saved, result.diagnostics
+        db.session.remove()
+
+
+def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
+    page = new_page()
+    sign_up_with_project(page)
+    make_ada_a_developer(_schema)
+
+    page.get_by_role("link", name="New issue").click()
+    expect(page.get_by_label("Severity")).to_be_visible()
+    page.get_by_label("Type").select_option("task")
+    expect(page.get_by_label("Severity")).to_have_count(0)
+    page.get_by_label("Type").select_option("bug")
+    page.get_by_label("Title").fill("Crash when saving an empty draft")
+    page.get_by_role("button", name="Create issue").click()
+    expect(page.get_by_text("Severity is required")).to_be_visible()
+    page.get_by_label("Severity").select_option("critical")
+    page.get_by_label("Steps to reproduce").fill("1. Open a draft\n2. Clear it\n3. Save")
+    page.get_by_role("button", name="Create issue").click()
+    expect(page).to_have_url(re.compile(r"/projects/BUG/issues/1$"))
+    expect(page.locator("#field-custom_fields-severity")).to_contain_text("critical")
+
+    page.get_by_role("button", name="Start Triage", exact=True).click()
+    expect(page.locator(".issue-side")).to_contain_text("Triaging")
+    blocked = page.locator(".blocked-transition", has_text="Accept")
+    expect(blocked).to_contain_text("Field 'Assignee' is required")
+    page.get_by_role("button", name="Simulate Accept").click()
+    verdict = page.locator("#verdict-1-triaging__fixing")
+    expect(verdict).to_contain_text("would be refused")
+    expect(verdict.locator("tr.fail")).to_have_count(1)
+    expect(verdict.locator("tr.fail")).to_contain_text("required fields")
+
+    page.get_by_role("button", name="Edit Assignee").click()
+    page.get_by_role("combobox", name="Assignee").select_option(label="Ada")
+    page.locator("#field-assignee").get_by_role("button", name="Save").click()
+    expect(page.locator("#field-assignee")).to_contain_text("Ada")
+    expect(page.locator(".blocked-transition", has_text="Accept")).to_have_count(0)
+    page.get_by_role("button", name="Accept", exact=True).click()
+    expect(page.locator(".issue-side")).to_contain_text("Fixing")
+
+    page.get_by_label("Add a comment").fill("Fixed by **guarding** the empty case <script>alert(1)</script>")
+    page.get_by_role("button", name="Comment", exact=True).click()
+    comment = page.locator(".comment").last
+    expect(comment.locator(".markdown strong")).to_have_text("guarding")
+    expect(comment).to_contain_text("<script>alert(1)</script>")
+    expect(page.locator(".history")).to_contain_text("triaging → fixing")
