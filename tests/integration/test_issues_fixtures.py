@@ -235,19 +235,20 @@ def test_twenty_concurrent_transitions_one_winner_and_the_audit_chain_holds(app,
 
     project = projects.create_project(owner, "KAN", "Kanban", "", "kanban")
     issue = issues.create_issue(project, owner, issue_type="task", title="Contended")
-    issue_id, owner_id, version = issue.id, owner.id, issue.lock_version
+    issue_id, owner_id, version, project_id = issue.id, owner.id, issue.lock_version, project.id
     db.session.remove()
     barrier = threading.Barrier(20)
     outcomes: list[str] = []
     lock = threading.Lock()
 
     def worker():
-        with app.app_context():
-            from app.models import User
+        from app.models import User
 
-            user = db.session.get(User, owner_id)
-            barrier.wait()
+        # Wait before touching the pool: 20 threads share its 15 connections, the losers queue for one.
+        barrier.wait(timeout=30)
+        with app.app_context():
             try:
+                user = db.session.get(User, owner_id)
                 transitions.apply_transition(issue_id, user, target="in_progress", lock_version=version)
                 outcome = "won"
             except Conflict:
@@ -269,5 +270,5 @@ def test_twenty_concurrent_transitions_one_winner_and_the_audit_chain_holds(app,
     assert row.state == "in_progress" and row.lock_version == version + 1
     assert db.session.scalar(select(func.count()).select_from(IssueTransition)
                              .where(IssueTransition.issue_id == issue_id, IssueTransition.from_state.is_not(None))) == 1
-    result = audit.verify(project.id)
+    result = audit.verify(project_id)
     assert result.ok and result.checked == 2
