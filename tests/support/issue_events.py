@@ -17,7 +17,11 @@ def run_default(app) -> None:
 
     from app.queue import get_queue
 
+    from app.extensions import db
+
     SimpleWorker([get_queue("default")], connection=app.extensions["redis"]).work(burst=True)
+    # Jobs ran in their own sessions: forget what this one loaded before.
+    db.session.expire_all()
 
 
 def save_override(owner, project, path: str, text: str) -> None:
