@@ -290,3 +290,72 @@ def test_comments_watchers_and_attachments(app, owner, make_user):
     view = issues.issue_view(owner, issues.get_issue(owner, "BUG", 1))
     assert view.watching and [c.id for c in view.comments] == [comment.id]
     assert [h.kind for h in view.history][:1] == ["transition"]
+
+
+CONTRACT_WORKFLOW = """model_version: "1.0"
+workflow:
+  id: deal
+  name: Deal
+  version: 1.0.0
+states:
+  drafting:
+    type: initial
+    required_documents: [signed_copy]
+  signed:
+    type: final
+transitions:
+  - from: drafting
+    to: signed
+    name: Sign
+    requires:
+      predicate: "custom_fields.value <= 1000"
+"""
+
+CONTRACT_TYPES = """model_version: "1.0"
+issue_types:
+  - key: deal
+    label: Deal
+    workflow: deal
+    fields:
+      - {key: value, label: Value, type: integer, required: true, min: 1, max: 100000}
+      - {key: region, label: Region, type: multi_enum, options: [emea, amer, apac]}
+      - {key: closes_on, label: Closes on, type: date}
+    documents:
+      - {key: signed_copy, label: Signed copy}
+  - key: task
+    label: Task
+  - key: legacy
+    label: Legacy
+    active: false
+"""
+
+
+def test_predicate_and_required_document_gates_on_an_override_workflow(app, owner, event_calls):
+    from app.services import configuration, issues, transitions
+    from app.services.errors import Invalid
+
+    project = make_project(owner, key="DEAL", template="kanban")
+    for path, text in (("workflows/deal.yaml", CONTRACT_WORKFLOW), ("issue_types.yaml", CONTRACT_TYPES)):
+        result = configuration.save_layer_file(owner, path, text, project=project)
+        assert result.saved, [d for d in result.diagnostics if d["severity"] in ("fatal", "error")]
+    configuration.clear_cache()
+    with pytest.raises(Invalid) as caught:
+        issues.create_issue(project, owner, issue_type="deal", title="Big", custom_fields={"value": "0",
+                                                                                         "region": ["mars"]})
+    assert set(caught.value.problems) == {"custom_fields.value", "custom_fields.region"}
+    with pytest.raises(Invalid, match="no longer used"):
+        issues.create_issue(project, owner, issue_type="legacy", title="Old")
+    deal = issues.create_issue(project, owner, issue_type="deal", title="Big",
+                               custom_fields={"value": "5000", "region": ["EMEA"], "closes_on": "2026-12-31"})
+    assert deal.custom_fields == {"value": 5000, "region": ["emea"], "closes_on": "2026-12-31"}
+    assert event_calls[-1] == ("issue_created", (deal.id, owner.id))
+
+    verdict = transitions.simulate(deal.id, owner, target="signed")
+    assert verdict.failed == ("predicate", "documents")
+    assert "Document 'Signed copy' is required before leaving 'Drafting'" in verdict.reasons
+    transitions.upload_attachment(deal.id, owner, io.BytesIO(b"signed"), "deal.pdf", "application/pdf",
+                                  document_key="signed_copy")
+    issues.update_issue(deal.id, owner, deal.lock_version, custom_fields={"value": "900"})
+    signed = transitions.apply_transition(deal.id, owner, target="signed")
+    assert signed.state == "signed" and signed.resolved_at is not None
+    assert event_calls[-1][0] == "issue_transitioned" and event_calls[-1][1][0] == deal.id
