@@ -186,3 +186,35 @@ def test_rules_are_reselected_when_fields_change(app, desk):
     timer = timer_of(issue.id, "new")
     assert timer.warning_at == at(27, 10) and timer.breach_at == at(27, 11) and timer.rule_key == "rule-0"
     assert issues.issue_view(owner, db.session.get(Issue, issue.id)) is not None
+
+
+def test_the_sweep_job_reschedules_itself_every_five_minutes(app, desk):
+    from app.queue import get_queue
+    from app.services import sla
+    from jobs import default
+
+    now = at(27, 16, 2)
+    job_id = sla.schedule_sweep(now)
+    assert job_id == f"sweep-{int(at(27, 16, 5).timestamp())}"
+    assert sla.schedule_sweep(now) == job_id  # idempotent: every worker names the same slot
+    registry = get_queue("default").scheduled_job_registry
+    assert registry.get_job_ids() == [job_id]
+    default.sweep()  # runs now: schedules the slot after the current time, then sweeps
+    assert len(registry.get_job_ids()) == 2
+
+
+def test_a_reminder_rechecks_its_conditions_when_due(app, desk):
+    from app.extensions import db
+    from app.kiket.conditions import Compare
+    from app.models import Issue, Notification
+    from app.services import effects
+
+    owner, project = desk
+    issue = make_issue(project, "Remind me", issue_type="request", reporter=owner, assignee=owner, emit=False)
+    still_new = Compare(path="status", op="eq", value="new")
+    assert effects.send_reminder(issue.id, "new", 1, "Still new", {"user": "assignee"}, None, []) == "sent to 1"
+    move(db.session.get(Issue, issue.id), "waiting", owner)
+    outcome = effects.send_reminder(issue.id, "new", 1, "Still new", {"user": "assignee"}, still_new, [])
+    assert outcome == "skipped: conditions no longer hold"
+    messages = [n.message for n in db.session.scalars(select(Notification).where(Notification.user_id == owner.id))]
+    assert messages.count("Still new") == 1
