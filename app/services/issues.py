@@ -875,7 +875,8 @@ def history(issue: Issue) -> list[HistoryEntry]:
 def _describe_event(event: AuditEvent) -> str:
     data = event.data or {}
     if event.kind == "issue.updated":
-        return "changed " + ", ".join(sorted(data))
+        names = {"assignee_id": "assignee", "due_date": "due date", "custom_fields": "custom fields"}
+        return "changed " + ", ".join(names.get(k, k) for k in sorted(data))
     if event.kind == "approval.decided":
         return f"{data.get('decision')} in {data.get('state')}"
     if event.kind == "checklist.ticked":

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import BinaryIO
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.kiket.runtime.approvals import can_decide
@@ -86,6 +87,10 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
                      chain: tuple[str, ...] = ()) -> Issue:
     """Move an issue if every gate passes: one transaction, one commit, then `events.issue_transitioned`."""
     issue = load_issue(actor, issue_id, as_automation=as_automation)
+    if not as_automation:
+        # Without the permission at all it is a 403; role limits of one transition stay a gate with a reason.
+        require(runtime_actor(actor, issue.project, configuration.project_config(issue.project)),
+                "issue.transition", "transition issues")
     if lock_version is not None and int(lock_version) != issue.lock_version:
         raise Conflict(CONFLICT_MESSAGE)
     expected = issue.lock_version
@@ -200,7 +205,12 @@ def decide_approval(issue_id: int, actor: User, decision: str, reason: str | Non
     approval = Approval(issue_id=issue_id, state=issue.state, state_entry=issue.state_entry, approver_id=actor.id,
                         decision=decision, reason=reason, at=utcnow())
     db.session.add(approval)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # A double submit: the unique (issue, state, entry, approver) row is already there.
+        db.session.rollback()
+        raise Conflict("You have already decided in this state.") from None
     audit.record(issue.project_id, "approval.decided", actor.id, issue_id,
                  {"decision": decision, "state": issue.state, "state_entry": issue.state_entry, "approval": approval.id})
     db.session.commit()
