@@ -220,3 +220,23 @@ def test_anonymous_requests_are_sent_to_login(app):
             url = rule.rule.replace("<key>", "BUG").replace("<int:number>", "1").replace("<path:field>", "title") \
                 .replace("<int:attachment_id>", "1")
             assert client.get(url).status_code in (302, 401), url
+
+
+@pytest.mark.parametrize("template", ["kanban", "scrum", "bug_tracking"])
+def test_every_bundled_template_creates_and_shows_each_issue_type(client, owner, template):
+    from app.services import configuration, issues, projects
+
+    project = projects.create_project(owner, "TPL", "Template", "", template)
+    config = configuration.project_config(project)
+    for itype in issues.creatable_types(config):
+        data = {"issue_type": itype.key, "title": f"A {itype.label}"}
+        for fdef in itype.fields:
+            if fdef.required:
+                data[f"cf.{fdef.key}"] = str(fdef.options[0][0]) if fdef.options else "1"
+        response = post_form(client, "/projects/TPL/issues", data)
+        assert response.status_code == 303, response.get_data(as_text=True)[:500]
+        page = client.get(response.headers["Location"])
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200 and "Transitions" in html and f"A {itype.label}" in html
+    listing = client.get("/projects/TPL/issues").get_data(as_text=True)
+    assert listing.count('class="key"') >= len(issues.creatable_types(config))
