@@ -64,6 +64,17 @@ def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
     expect(page).to_have_url(re.compile(r"/projects/BUG/issues/1$"))
     expect(page.locator("#field-custom_fields-severity")).to_contain_text("critical")
 
+    # A second tab renames the issue: the first tab's transition meets a stale lock version and says so.
+    other = page.context.new_page()
+    other.goto(page.url)
+    other.get_by_role("button", name="Edit Title").click()
+    other.get_by_role("textbox", name="Title").fill("Crash when saving an empty draft (Safari)")
+    other.get_by_role("button", name="Save").click()
+    expect(other.locator(".issue-head")).to_contain_text("(Safari)")
+    page.get_by_role("button", name="Start Triage", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("changed by someone else")
+    expect(page.locator(".issue-head")).to_contain_text("(Safari)")
+    expect(page.locator(".issue-side")).to_contain_text("Reported")
     page.get_by_role("button", name="Start Triage", exact=True).click()
     expect(page.locator(".issue-side")).to_contain_text("Triaging")
     blocked = page.locator(".blocked-transition", has_text="Accept")
