@@ -695,8 +695,13 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def require_project_permission(actor: User, project: Project, permission: str, what: str) -> None:
+    """Forbidden unless the actor holds `permission` in the project (strangers: NotFound)."""
+    require(runtime_actor(actor, project, configuration.project_config(project)), permission, what)
+
+
 def members(project: Project) -> list[User]:
-    """People who can be assigned: the project's members and the organization's admins."""
+    """People who can be assigned or picked for user fields: the project's members."""
     from app.models import ProjectMembership
 
     users = list(db.session.scalars(select(User).join(ProjectMembership).where(

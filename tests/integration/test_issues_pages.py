@@ -197,6 +197,7 @@ def test_viewers_get_403_and_strangers_404(client, project, make_user, login, ow
     assert client.get("/projects/BUG/issues/1").status_code == 200
     assert client.get("/projects/BUG/issues").status_code == 200
     assert create_bug(client).status_code == 403
+    assert client.get("/projects/BUG/issues/new").status_code == 403
     assert post_form(client, "/projects/BUG/issues/1/comments", {"body": "hi"}).status_code == 403
     assert post_form(client, "/projects/BUG/issues/1", {"field": "title", "value": "x", "lock_version": "1"}
                      ).status_code == 403

@@ -167,8 +167,8 @@ def test_update_validates_custom_fields_and_records_audit(app, owner):
 
 
 def test_gates_on_the_bug_tracking_template(app, owner, make_user):
-    """Required fields, roles, comment required and the checklist guard, each with its reason."""
-    from app.services import issues, transitions
+    """Required fields, roles and comment required, each with its reason; a stale lock is a conflict."""
+    from app.services import transitions
     from app.services.errors import Conflict
 
     project = make_project(owner)
@@ -212,7 +212,7 @@ def test_the_role_gate_applies_even_to_owners(app, owner):
 def test_checklist_guard_and_reset(app, owner):
     from app.extensions import db
     from app.models.issues import ChecklistProgress
-    from app.services import configuration, issues, transitions
+    from app.services import configuration, transitions
     from app.services.configuration import save_layer_file
 
     project = make_project(owner)

@@ -102,6 +102,7 @@ def _form_context(project, form, problems):
 @bp.route("/projects/<key>/issues/new")
 def new(key: str):
     project = projects.get_project(current_user, key)
+    issues.require_project_permission(current_user, project, "issue.create", "create issues")
     return render_view("issues/new.html", "issues/_form.html", **_form_context(project, request.args, {}))
 
 
