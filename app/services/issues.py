@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.extensions import db
 from app.kiket import model as km
@@ -776,17 +777,16 @@ def update_issue(issue_id: int, actor: User, lock_version: int, **changes: Any) 
     for name, (_, new) in diff.items():
         setattr(issue, name, new)
     issue.updated_at = utcnow()
+    try:
+        # The mapper's version counter makes this `UPDATE … WHERE lock_version = :loaded`; flushing it before
+        # the audit event takes the issue's row lock first, in the same order as the transition service.
+        db.session.flush()
+    except StaleDataError:
+        db.session.rollback()
+        raise Conflict(CONFLICT_MESSAGE) from None
     audit.record(project.id, "issue.updated", actor.id, issue.id,
                  {name: {"from": _plain(old), "to": _plain(new)} for name, (old, new) in diff.items()})
-    try:
-        db.session.commit()
-    except Exception as exc:
-        from sqlalchemy.orm.exc import StaleDataError
-
-        db.session.rollback()
-        if isinstance(exc, StaleDataError):
-            raise Conflict(CONFLICT_MESSAGE) from None
-        raise
+    db.session.commit()
     events.issue_updated(issue.id, {k: (_plain(a), _plain(b)) for k, (a, b) in diff.items()}, actor.id)
     return issue
 

@@ -272,3 +272,48 @@ def test_twenty_concurrent_transitions_one_winner_and_the_audit_chain_holds(app,
                              .where(IssueTransition.issue_id == issue_id, IssueTransition.from_state.is_not(None))) == 1
     result = audit.verify(project_id)
     assert result.ok and result.checked == 2
+
+
+@pytest.mark.skipif("not __import__('os').environ.get('DATABASE_URL', '').startswith('postgres')",
+                    reason="row-level concurrency needs PostgreSQL; SQLite serializes writers")
+def test_concurrent_edits_with_one_lock_version_lose_no_update(app, owner):
+    from app.extensions import db
+    from app.models.issues import Issue
+    from app.services import audit, issues, projects
+    from app.services.errors import Conflict
+
+    project = projects.create_project(owner, "KAN", "Kanban", "", "kanban")
+    issue = issues.create_issue(project, owner, issue_type="task", title="Original")
+    issue_id, owner_id, version, project_id = issue.id, owner.id, issue.lock_version, project.id
+    db.session.remove()
+    barrier = threading.Barrier(10)
+    outcomes: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def worker(n: int):
+        from app.models import User
+
+        barrier.wait(timeout=30)
+        with app.app_context():
+            try:
+                issues.update_issue(issue_id, db.session.get(User, owner_id), version, title=f"Title {n}")
+                outcome = "won"
+            except Conflict:
+                outcome = "conflict"
+            except Exception as exc:  # reported below, never swallowed
+                outcome = f"error: {exc!r}"
+            finally:
+                db.session.remove()
+            with lock:
+                outcomes[f"Title {n}"] = outcome
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    winners = [title for title, outcome in outcomes.items() if outcome == "won"]
+    assert len(winners) == 1 and sorted(outcomes.values()) == ["conflict"] * 9 + ["won"], outcomes
+    row = db.session.get(Issue, issue_id)
+    assert row.title == winners[0] and row.lock_version == version + 1
+    assert audit.verify(project_id).ok
