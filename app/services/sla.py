@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 from app.extensions import db
 from app.kiket.runtime.automations import needs_sweep, sweep_automations, sweep_key
 from app.kiket.runtime.events import Event
-from app.kiket.runtime.sla import SlaClock, due_events, select_rule, sla_payload, state_clock
+from app.kiket.runtime.sla import SlaClock, due_events, sla_payload, state_clock
 from app.kiket.runtime.snapshot import to_context
 from app.models.base import utcnow
 from app.models.issues import Issue, SlaTimer
