@@ -119,16 +119,20 @@ def run(run_id: int):
     return render_template("repositories/run.html", run=sync_run, repository=sync_run.repository)
 
 
+def _source_page(lines: list[str], path: str, diagnostics: list[dict], commit_sha: str | None, back: str, back_label: str):
+    """One file with its line numbers, the `?line=` one highlighted and its diagnostics inline."""
+    return render_template(
+        "repositories/source.html", lines=lines, path=path, commit_sha=commit_sha, back=back, back_label=back_label,
+        diagnostics=[d for d in diagnostics if d.get("file") == path], highlight=request.args.get("line", type=int),
+    )
+
+
 @bp.route("/runs/<int:run_id>/source/<path:path>")
 def run_source(run_id: int, path: str):
-    sync_run = sync.get_sync_run(run_id)
     lines = sync.run_source(run_id, path, current_user)
-    diagnostics = [d for d in sync_run.diagnostics if d.get("file") == path]
-    return render_template(
-        "repositories/source.html", lines=lines, path=path, diagnostics=diagnostics,
-        highlight=request.args.get("line", type=int), commit_sha=sync_run.commit_sha,
-        back=url_for("repositories.run", run_id=run_id), back_label=f"Sync run #{run_id}",
-    )
+    sync_run = sync.get_sync_run(run_id)
+    return _source_page(lines, path, sync_run.diagnostics, sync_run.commit_sha,
+                        url_for("repositories.run", run_id=run_id), f"Sync run #{run_id}")
 
 
 @bp.route("/revisions/<int:revision_id>")
@@ -145,12 +149,8 @@ def revision(revision_id: int):
 def source(revision_id: int, path: str):
     rev = sync.get_revision(revision_id, current_user)
     lines = sync.revision_source(revision_id, path, current_user)
-    diagnostics = [d for d in rev.diagnostics if d.get("file") == path]
-    return render_template(
-        "repositories/source.html", lines=lines, path=path, diagnostics=diagnostics,
-        highlight=request.args.get("line", type=int), commit_sha=rev.commit_sha,
-        back=url_for("repositories.revision", revision_id=revision_id), back_label=f"Revision {rev.short_sha}",
-    )
+    return _source_page(lines, path, rev.diagnostics, rev.commit_sha,
+                        url_for("repositories.revision", revision_id=revision_id), f"Revision {rev.short_sha}")
 
 
 @bp.route("/revisions/<int:revision_id>/workflows/<workflow_id>")
