@@ -360,3 +360,20 @@ def test_predicate_and_required_document_gates_on_an_override_workflow(app, owne
     signed = transitions.apply_transition(deal.id, owner, target="signed")
     assert signed.state == "signed" and signed.resolved_at is not None
     assert event_calls[-1][0] == "issue_transitioned" and event_calls[-1][1][0] == deal.id
+
+
+def test_automations_skip_the_permission_gate_but_not_the_others(app, owner, event_calls):
+    from app.extensions import db
+    from app.models.issues import IssueTransition
+    from app.services import transitions
+
+    project = make_project(owner)
+    issue = new_bug(project, owner)
+    transitions.apply_transition(issue.id, None, target="triaging", as_automation=True, chain=("rule-1",))
+    with pytest.raises(transitions.TransitionBlocked) as caught:
+        transitions.apply_transition(issue.id, None, target="fixing", as_automation=True)
+    assert caught.value.verdict.failed == ("required_fields",)
+    assert caught.value.verdict.gate("permission").reasons == ("skipped for automations",)
+    row = db.session.scalar(select(IssueTransition).where(IssueTransition.from_state == "reported"))
+    assert row.actor_kind == "automation" and row.actor_id is None
+    assert event_calls[-1] == ("issue_transitioned", (issue.id, row.id, None))
