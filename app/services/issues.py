@@ -416,7 +416,7 @@ def coerce_field(fdef: km.FieldDef, raw: Any, organization_id: int | None = None
         return text
     if kind == "user":
         text = str(raw).strip()
-        user = _user_by_email(text, organization_id)
+        user = user_by_email(text, organization_id)
         if user is None:
             raise ValueError("must be the email of a user of this organization")
         return user.email
@@ -431,7 +431,8 @@ def _date_bounds(fdef: km.FieldDef, iso: str) -> str | None:
     return None
 
 
-def _user_by_email(email: str, organization_id: int | None) -> User | None:
+def user_by_email(email: str, organization_id: int | None) -> User | None:
+    """The account with this email (case-insensitive), in the organization when one is given."""
     from app.models.accounts import OrganizationMembership
 
     query = select(User).where(func.lower(User.email) == email.casefold())
@@ -473,7 +474,8 @@ def validate_custom_fields(itype: km.IssueType, values: Mapping[str, Any] | None
     return out, problems
 
 
-def _clean_labels(labels: Sequence[str] | str | None, problems: dict[str, Any]) -> list[str]:
+def clean_labels(labels: Sequence[str] | str | None, problems: dict[str, Any]) -> list[str]:
+    """Distinct valid labels from a list or a comma/space separated string; problems go into `problems`."""
     if isinstance(labels, str):
         labels = [p for p in re.split(r"[,\s]+", labels) if p]
     out: list[str] = []
@@ -492,7 +494,8 @@ def _clean_labels(labels: Sequence[str] | str | None, problems: dict[str, Any]) 
     return out
 
 
-def _check_priority(config: km.ConfigRevision, priority: str | None, problems: dict[str, Any]) -> str | None:
+def check_priority(config: km.ConfigRevision, priority: str | None, problems: dict[str, Any]) -> str | None:
+    """The configured priority matching `priority` (any case), None when blank; else a problem."""
     if priority is None or not str(priority).strip():
         return None
     wanted = str(priority).strip().casefold()
@@ -603,11 +606,11 @@ def create_issue(project: Project, actor: User, *, issue_type: str, title: str, 
         problems["title"] = f"At most {MAX_TITLE} characters."
     if len(description or "") > MAX_TEXT:
         problems["description"] = f"At most {MAX_TEXT} characters."
-    priority = _check_priority(config, priority, problems)
+    priority = check_priority(config, priority, problems)
     assignee = _check_assignee(project, assignee_id, problems)
     if assignee is not None and assignee.id != actor.id:
         require(runtime, "issue.assign", "assign issues")
-    clean_labels = _clean_labels(labels, problems)
+    label_list = clean_labels(labels, problems)
     parent = _check_parent(project, itype, config, parent_id, problems)
     values, field_problems = validate_custom_fields(itype, custom_fields, organization_id=project.organization_id)
     problems.update({f"custom_fields.{k}": v for k, v in field_problems.items()})
@@ -616,7 +619,7 @@ def create_issue(project: Project, actor: User, *, issue_type: str, title: str, 
     issue = insert_issue(
         project, itype=itype, workflow=workflow, title=title, description=description or "",
         state=workflow.initial, priority=priority, assignee_id=assignee.id if assignee else None,
-        reporter_id=actor.id, labels=clean_labels, due_date=due_date, custom_fields=values,
+        reporter_id=actor.id, labels=label_list, due_date=due_date, custom_fields=values,
         parent_id=parent.id if parent else None, actor_id=actor.id,
     )
     db.session.add(Watcher(issue_id=issue.id, user_id=actor.id))
@@ -746,7 +749,7 @@ def update_issue(issue_id: int, actor: User, lock_version: int, **changes: Any) 
             problems["description"] = f"At most {MAX_TEXT} characters."
         put("description", description)
     if "priority" in changes:
-        put("priority", _check_priority(config, changes["priority"], problems))
+        put("priority", check_priority(config, changes["priority"], problems))
     if "assignee_id" in changes:
         assignee = _check_assignee(project, changes["assignee_id"], problems)
         new_id = assignee.id if assignee else None
@@ -754,7 +757,7 @@ def update_issue(issue_id: int, actor: User, lock_version: int, **changes: Any) 
             require(runtime, "issue.assign", "assign issues")
         put("assignee_id", new_id)
     if "labels" in changes:
-        put("labels", _clean_labels(changes["labels"], problems))
+        put("labels", clean_labels(changes["labels"], problems))
     if "due_date" in changes:
         put("due_date", changes["due_date"])
     if "custom_fields" in changes:
@@ -916,7 +919,8 @@ def issue_view(actor: User, issue: Issue, *, now: datetime | None = None) -> Iss
     )
     tickable = set(tickable_checklists(workflow, issue.state))
     checklists = []
-    for checklist_id in _shown_checklists(workflow, issue.state):
+    # The state's own checklists and those guarding its ways out, in ticking order.
+    for checklist_id in tickable_checklists(workflow, issue.state):
         checklist = workflow.checklist(checklist_id)
         progress = checklist_progress(checklist, snapshot.checklists.get(checklist_id), context)
         checklists.append(ChecklistView(checklist, progress.checked, progress.complete, progress.describe(),
@@ -946,7 +950,3 @@ def issue_view(actor: User, issue: Issue, *, now: datetime | None = None) -> Iss
         fields=itype.fields if itype else (),
     )
 
-
-def _shown_checklists(workflow: km.Workflow, state: str) -> list[str]:
-    """The state's own checklists and those guarding its ways out (ticking order)."""
-    return [c for c in tickable_checklists(workflow, state)]

@@ -52,8 +52,8 @@ def _create_one(project: Project, config, seed: SeedIssue, issues) -> str | None
     if state not in workflow.states:
         return f"status {state!r} is not a state of workflow {workflow.id!r}"
     problems: dict = {}
-    priority = issues._check_priority(config, seed.priority, problems)
-    labels = issues._clean_labels(list(seed.labels), problems)
+    priority = issues.check_priority(config, seed.priority, problems)
+    labels = issues.clean_labels(list(seed.labels), problems)
     values, field_problems = issues.validate_custom_fields(itype, seed.custom_fields,
                                                            organization_id=project.organization_id, partial=True)
     problems.update(field_problems)
@@ -61,7 +61,7 @@ def _create_one(project: Project, config, seed: SeedIssue, issues) -> str | None
         return "; ".join(f"{k}: {v}" for k, v in problems.items())
     assignee_id = None
     if seed.assignee:
-        user = issues._user_by_email(seed.assignee.lstrip("@"), project.organization_id)
+        user = issues.user_by_email(seed.assignee.lstrip("@"), project.organization_id)
         assignee_id = user.id if user is not None and issues.project_role(user, project) else None
     issues.insert_issue(project, itype=itype, workflow=workflow, title=title[: issues.MAX_TITLE],
                         description=seed.description or "", state=state, priority=priority, assignee_id=assignee_id,
