@@ -71,6 +71,14 @@ def _wait_for_redis(timeout: float) -> None:
             time.sleep(0.25)
 
 
+class AppContextWorker(SimpleWorker):
+    """Runs jobs in this process, each in a fresh app context: its own database session, removed after."""
+
+    def perform_job(self, job, queue) -> bool:
+        with current_app.app_context():
+            return super().perform_job(job, queue)
+
+
 @click.command("worker")
 @click.argument("queues", nargs=-1)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
@@ -86,7 +94,7 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, wait_second
     """
     names = queues or QUEUES
     _wait_for_redis(wait_seconds)
-    worker_class = Worker if fork else SimpleWorker
+    worker_class = Worker if fork else AppContextWorker
     worker = worker_class(
         [get_queue(name) for name in names],
         connection=redis_connection(),

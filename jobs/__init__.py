@@ -11,18 +11,14 @@ _app = None
 
 @contextmanager
 def job_app_context():
-    """A fresh app context per job: its own database session, removed when the job ends.
-
-    Uses the worker's app when the worker runs inside one (`flask worker`), else builds one.
-    """
+    """The caller's app context when there is one (the worker gives each job its own), else a new app's."""
     global _app
     if has_app_context():
-        app = current_app._get_current_object()
-    else:
-        if _app is None:
-            from app.factory import create_app
+        yield current_app
+        return
+    if _app is None:
+        from app.factory import create_app
 
-            _app = create_app()
-        app = _app
-    with app.app_context():
-        yield app
+        _app = create_app()
+    with _app.app_context():
+        yield _app
