@@ -38,6 +38,6 @@ def seed_demo() -> DemoResult:
     if not exists:
         projects.create_project(
             admin, DEMO_PROJECT_KEY, "Demo project",
-            "A sample project made from the bug tracking template.", "bug_tracking",
+            "A sample project made from the bug tracking template.", "bug_tracking", sample_issues=True,
         )
     return DemoResult(DEMO_ADMIN, password, DEMO_PROJECT_KEY, not exists)

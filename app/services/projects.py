@@ -46,8 +46,13 @@ def get_project(user: User, key: str) -> Project:
     return project
 
 
-def create_project(actor: User, key: str, name: str, description: str, template: str) -> Project:
-    """Create a project from a bundled template; the creator becomes its owner."""
+def create_project(actor: User, key: str, name: str, description: str, template: str,
+                   *, sample_issues: bool = False) -> Project:
+    """Create a project from a bundled template; the creator becomes its owner.
+
+    With `sample_issues`, the template's seed issues are created with it (spec §5), in the same
+    transaction; the seed marker then keeps a later repository's seeds from being added too.
+    """
     if actor.membership is None:
         raise Forbidden("Join an organization first.")
     if actor.org_role not in ("owner", "admin", "member"):
@@ -76,5 +81,10 @@ def create_project(actor: User, key: str, name: str, description: str, template:
     )
     project.memberships.append(ProjectMembership(user_id=actor.id, role="owner"))
     db.session.add(project)
+    if sample_issues:
+        from app.services import configuration  # it imports this module
+
+        db.session.flush()
+        configuration.seed_issues_once(project, configuration.project_config(project))
     db.session.commit()
     return project

@@ -22,6 +22,7 @@ def sign_up_with_project(page) -> None:
     page.get_by_label("Name").fill("Bugs")
     page.get_by_label("Key").fill("BUG")
     page.get_by_label(re.compile("Bug tracking")).check()
+    page.get_by_label("Start with the template's sample issues").uncheck()
     page.get_by_role("button", name="Create project").click()
     expect(page).to_have_url(re.compile(r"/projects/BUG$"))
 
@@ -54,7 +55,10 @@ def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
     expect(page.get_by_label("Severity")).to_be_visible()
     page.get_by_label("Type").select_option("task")
     expect(page.get_by_label("Severity")).to_have_count(0)
+    # The swapped-in select only listens once htmx has settled it.
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
     page.get_by_label("Type").select_option("bug")
+    expect(page.get_by_label("Severity")).to_be_visible()  # the swap is done before typing into the form
     page.get_by_label("Title").fill("Crash when saving an empty draft")
     page.get_by_role("button", name="Create issue").click()
     expect(page.get_by_text("Severity is required")).to_be_visible()

@@ -33,3 +33,7 @@ def test_demo_is_idempotent(app):
     assert "exists; password unchanged" in second.output and "DEMO (exists)" in second.output
     projects = db.session.scalars(select(Project)).all()
     assert [(p.key, p.template) for p in projects] == [("DEMO", "bug_tracking")]
+    from app.models import Issue
+
+    issues = db.session.scalars(select(Issue.key).order_by(Issue.number)).all()
+    assert issues and issues[0] == "DEMO-1"

@@ -68,3 +68,23 @@ def test_project_names_are_escaped(client, owner):
     post_form(client, "/projects", {"key": "XSS", "name": "<script>alert(1)</script>", "template": "kanban"})
     html = client.get("/projects").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_sample_issues_come_from_the_template_once(client, owner):
+    from app.models import Issue
+    from app.services import configuration
+
+    response = post_form(client, "/projects", {"key": "ENG", "name": "Eng", "template": "kanban", "sample_issues": "1"})
+    assert response.status_code == 303
+    project = db.session.scalar(select(Project))
+    seeds = configuration.project_config(project).project.seed_issues
+    titles = db.session.scalars(select(Issue.title).order_by(Issue.number)).all()
+    assert seeds and titles == [seed.title for seed in seeds]
+    assert not configuration.seed_issues_once(project, configuration.project_config(project))
+
+
+def test_no_sample_issues_unless_asked(client, owner):
+    from app.models import Issue
+
+    post_form(client, "/projects", {"key": "ENG", "name": "Eng", "template": "kanban"})
+    assert db.session.scalar(select(Issue)) is None

@@ -6,3 +6,4 @@ class ProjectSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=120), error_messages={"required": "Give the project a name."})
     description = fields.String(load_default="", validate=validate.Length(max=5000))
     template = fields.String(required=True, error_messages={"required": "Choose a template."})
+    sample_issues = fields.Boolean(load_default=False)

@@ -33,14 +33,17 @@ def index():
 
 @bp.route("/projects/new")
 def new():
-    return render_template("projects/new.html", templates=bundled.list_templates(), form={}, problems={})
+    return render_template("projects/new.html", templates=bundled.list_templates(), form={"sample_issues": "1"}, problems={})
 
 
 @bp.route("/projects", methods=["POST"])
 def create():
     try:
         data = load_form(ProjectSchema(), request.form)
-        project = projects.create_project(current_user, data["key"], data["name"], data["description"], data["template"])
+        project = projects.create_project(
+            current_user, data["key"], data["name"], data["description"], data["template"],
+            sample_issues=data["sample_issues"],
+        )
     except Invalid as error:
         return render_view(
             "projects/new.html", "projects/_form.html", status=422,
