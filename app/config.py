@@ -92,6 +92,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         "KIKET_SMTP_URL": parse_smtp_url("KIKET_SMTP_URL", env("KIKET_SMTP_URL", "")),
         # Outbound webhooks to loopback, private, link-local and metadata addresses are refused unless set.
         "KIKET_WEBHOOK_ALLOW_PRIVATE": parse_boolean("KIKET_WEBHOOK_ALLOW_PRIVATE", env("KIKET_WEBHOOK_ALLOW_PRIVATE", "0")),
+        # Automation runs per minute, per project and action type (spec §10 safety).
+        "KIKET_AUTOMATION_RATE_LIMIT": parse_int("KIKET_AUTOMATION_RATE_LIMIT", env("KIKET_AUTOMATION_RATE_LIMIT", "60"), minimum=1),
         "KIKET_WEBHOOK_TIMEOUT": parse_int("KIKET_WEBHOOK_TIMEOUT", env("KIKET_WEBHOOK_TIMEOUT", "10"), minimum=1),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

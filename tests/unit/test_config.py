@@ -38,7 +38,11 @@ def test_database_url_rewrites_postgres_for_psycopg(raw, expected):
     assert database_url(raw, "/x") == expected
 
 
-@pytest.mark.parametrize(("name", "value"), [("PORT", "http"), ("KIKET_UP_MAX_QUEUE_DEPTH", "-1"), ("KIKET_ALLOW_LOCAL_REMOTES", "maybe")])
+@pytest.mark.parametrize(("name", "value"), [
+    ("PORT", "http"), ("KIKET_UP_MAX_QUEUE_DEPTH", "-1"), ("KIKET_ALLOW_LOCAL_REMOTES", "maybe"),
+    ("KIKET_REVISION_RETENTION", "0"), ("KIKET_MAX_ATTACHMENT_BYTES", "ten"), ("KIKET_WEBHOOK_ALLOW_PRIVATE", "sure"),
+    ("KIKET_WEBHOOK_TIMEOUT", "0"), ("KIKET_AUTOMATION_RATE_LIMIT", "0"), ("KIKET_SMTP_URL", "http://mail.example.com"),
+])
 def test_junk_values_are_errors(tmp_path, name, value):
     with pytest.raises(SettingsError, match=name):
         load_settings({name: value}, str(tmp_path))
@@ -55,3 +59,16 @@ def test_secret_key_is_generated_once_and_private(tmp_path):
     assert instance_secret_key(str(tmp_path)) == first
     mode = stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode)
     assert mode == 0o600
+
+
+def test_smtp_errors_never_echo_the_value(tmp_path):
+    with pytest.raises(SettingsError) as error:
+        load_settings({"KIKET_SMTP_URL": "ftp://user:hunter2@mail"}, str(tmp_path))
+    assert "hunter2" not in str(error.value)
+
+
+def test_runtime_defaults(tmp_path):
+    settings = load_settings({}, str(tmp_path))
+    assert settings["KIKET_REVISION_RETENTION"] == 50 and settings["KIKET_GITHUB_API_URL"] is None
+    assert settings["KIKET_SMTP_URL"] is None and settings["KIKET_WEBHOOK_ALLOW_PRIVATE"] is False
+    assert (settings["KIKET_WEBHOOK_TIMEOUT"], settings["KIKET_AUTOMATION_RATE_LIMIT"]) == (10, 60)
