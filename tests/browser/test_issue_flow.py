@@ -1,5 +1,5 @@
 """An issue's life in the browser: create it with custom fields, read why a transition is blocked,
-satisfy the gate, transition, comment."""
+satisfy the gate, transition, comment, and the assignee sees the notification arrive."""
 
 import re
 
@@ -46,10 +46,36 @@ def make_ada_a_developer(app) -> None:
         db.session.remove()
 
 
+def add_grace_to_the_project(app) -> None:
+    """A second person, a developer on the project, to be the issue's assignee."""
+    from sqlalchemy import select
+
+    from app.models import Project, ProjectMembership
+    from app.services import accounts
+
+    with app.app_context():
+        from app.extensions import db
+
+        grace = accounts.create_user("grace@example.com", PASSWORD, "member", name="Grace")
+        project = db.session.scalar(select(Project).where(Project.key == "BUG"))
+        db.session.add(ProjectMembership(project_id=project.id, user_id=grace.id, role="developer"))
+        db.session.commit()
+        db.session.remove()
+
+
+def sign_in(page, email: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+
+
 def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
     page = new_page()
     sign_up_with_project(page)
     make_ada_a_developer(_schema)
+    add_grace_to_the_project(_schema)
 
     page.get_by_role("link", name="New issue").click()
     expect(page.get_by_label("Severity")).to_be_visible()
@@ -90,9 +116,9 @@ def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
     expect(verdict.locator("tr.fail")).to_contain_text("required fields")
 
     page.get_by_role("button", name="Edit Assignee").click()
-    page.get_by_role("combobox", name="Assignee").select_option(label="Ada")
+    page.get_by_role("combobox", name="Assignee").select_option(label="Grace")
     page.locator("#field-assignee").get_by_role("button", name="Save").click()
-    expect(page.locator("#field-assignee")).to_contain_text("Ada")
+    expect(page.locator("#field-assignee")).to_contain_text("Grace")
     expect(page.locator(".blocked-transition", has_text="Accept")).to_have_count(0)
     page.get_by_role("button", name="Accept", exact=True).click()
     expect(page.locator(".issue-side")).to_contain_text("Fixing")
@@ -103,3 +129,23 @@ def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
     expect(comment.locator(".markdown strong")).to_have_text("guarding")
     expect(comment).to_contain_text("<script>alert(1)</script>")
     expect(page.locator(".history")).to_contain_text("triaging → fixing")
+
+    # The assignee, in a browser of her own, sees the worker's notification of the comment arrive.
+    grace = new_page()
+    sign_in(grace, "grace@example.com")
+    bell = grace.locator("#bell")
+    message = "ada@example.com commented on BUG-1 Crash when saving an empty draft (Safari)"
+    for _ in range(40):  # the bell polls every 30 s; reload instead while the worker catches up
+        if bell.locator(".badge").count():
+            break
+        grace.wait_for_timeout(250)
+        grace.reload()
+    expect(bell.locator(".badge")).to_have_text("1")
+    bell.click()
+    expect(grace.get_by_role("heading", name="1 unread")).to_be_visible()
+    item = grace.locator(".notification.unread")
+    expect(item.locator(".message")).to_have_text(message)
+    item.get_by_role("button", name="Mark read").click()
+    expect(grace.get_by_role("heading", name="0 unread")).to_be_visible()
+    expect(grace.locator("#bell .badge")).to_have_count(0)
+    expect(grace.locator(".notification.unread")).to_have_count(0)
