@@ -45,3 +45,12 @@ def sweep_keys(project_id: int, issue_id: int) -> set[str]:
     rows = db.session.scalars(select(AutomationRun.input).where(
         AutomationRun.project_id == project_id, AutomationRun.issue_id == issue_id))
     return {row.get("sweep_key") for row in rows if isinstance(row, dict) and row.get("sweep_key")}
+
+
+def awaiting_approval(project_ids: list[int], limit: int = 50) -> list[AutomationRun]:
+    """Runs of these projects waiting for someone to approve or deny them, oldest first."""
+    if not project_ids:
+        return []
+    return list(db.session.scalars(select(AutomationRun).where(
+        AutomationRun.project_id.in_(project_ids), AutomationRun.outcome == "awaiting_approval")
+        .order_by(AutomationRun.id).limit(limit)))

@@ -12,6 +12,7 @@ recorded, retried on its own job, and never undoes the change that caused it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -36,12 +37,13 @@ from app.kiket.runtime.snapshot import Actor, ApprovalRecord, IssueSnapshot, tem
 from app.models.accounts import User
 from app.models.base import utcnow
 from app.models.issues import (
-    Approval, Attachment, ChecklistProgress, Comment, Issue, IssueTransition, Watcher,
+    Approval, Attachment, AutomationRun, ChecklistProgress, Comment, Issue, IssueTransition, Watcher,
 )
 from app.models.projects import Project, ProjectMembership
 from app.models.repositories import ConfigRevision
 from app.queue import enqueue, redis_connection
 from app.services import audit, automation_runs, configuration, events, notifications
+from app.services.errors import Conflict, Forbidden, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,10 @@ ROW_FIELDS = ("title", "description", "priority", "due_date", "labels", "assigne
 # Actions that change the issue: the snapshot is rebuilt after them so later actions see the change.
 MUTATING = frozenset({"assign", "set_field", "add_label", "remove_label", "add_watcher", "escalate", "transition"})
 ACTION_RETRY = (30, 300, 1800)
+# What an issue-free event (`workflow.updated`, `schedule.cron`) can do; other actions are skipped.
+ISSUE_FREE_KINDS = frozenset({"notify", "webhook", "create_issue"})
+# AutomationRun.outcome of a `requires_approval` run until someone decides it.
+AWAITING_APPROVAL = "awaiting_approval"
 DONE_TTL = 7 * 24 * 3600
 
 
@@ -72,9 +78,13 @@ class Outcome:
 
 @dataclass
 class Scope:
-    """Everything one event needs: the issue, its pinned workflow, the active configuration and the clock."""
+    """Everything one event needs: the issue, its pinned workflow, the active configuration and the clock.
 
-    issue: Issue
+    Issue-free events (`workflow.updated`, `schedule.cron`) have no issue: `issue` and `workflow` are None and
+    `pinned` is the active configuration.
+    """
+
+    issue: Issue | None
     project: Project
     pinned: km.ConfigRevision
     active: km.ConfigRevision
@@ -120,6 +130,15 @@ def load_scope(issue_id: int, now: datetime | None = None) -> Scope | None:
     pinned = config_for(issue)
     workflow = pinned.workflows.get(issue.workflow_id) or active.workflows.get(issue.workflow_id)
     return Scope(issue, project, pinned, active, workflow, now or utcnow(), directory_for(project, active))
+
+
+def load_project_scope(project_id: int, now: datetime | None = None) -> Scope | None:
+    """The scope of an issue-free event of a project, or None when the project is gone."""
+    project = db.session.get(Project, project_id)
+    if project is None:
+        return None
+    active = configuration.project_config(project)
+    return Scope(None, project, active, active, None, now or utcnow(), directory_for(project, active))
 
 
 def _email(user: User | None) -> str | None:
@@ -204,8 +223,8 @@ def _rotation_key(project_id: int) -> str:
 
 
 def template_ctx(scope: Scope, event: Event | None, actor: Actor | None = None) -> dict[str, Any]:
-    """The §12 template roots for the current state of the issue."""
-    snapshot = snapshot_of(scope.issue, scope.pinned)
+    """The §12 template roots for the current state of the issue (none for issue-free events)."""
+    snapshot = snapshot_of(scope.issue, scope.pinned) if scope.issue is not None else None
     return template_context(
         snapshot, scope.now, event, actor, workflow=scope.workflow, calendar=scope.calendar,
         project={"id": scope.project.id, "key": scope.project.key, "name": scope.project.name},
@@ -335,8 +354,11 @@ def perform_actions(scope: Scope, actions: Sequence[tuple[str, km.Action]], even
             outcomes.append(Outcome(phase, action.type, "skipped", directive.reason or "", directive.missing))
             continue
         if directive.kind == "failed":
-            log.warning("action failed issue=%s type=%s: %s", scope.issue.key, action.type, directive.reason)
+            log.warning("action failed issue=%s type=%s: %s", _issue_key(scope), action.type, directive.reason)
             outcomes.append(Outcome(phase, action.type, "failed", directive.reason or "", directive.missing))
+            continue
+        if scope.issue is None and directive.kind not in ISSUE_FREE_KINDS:
+            outcomes.append(Outcome(phase, action.type, "skipped", "needs an issue; this event has none"))
             continue
         emitted_chain = (*chain, automation_id) if automation_id else chain
         tag = f"{automation_id or 'hook'}:{phase}:{index}"
@@ -344,17 +366,25 @@ def perform_actions(scope: Scope, actions: Sequence[tuple[str, km.Action]], even
             detail = perform(scope, directive, event, emitted_chain, tag)
         except Exception as error:  # noqa: BLE001 - one failed action never stops the others
             db.session.rollback()
-            log.exception("action failed issue=%s type=%s", scope.issue.id, action.type)
+            log.exception("action failed issue=%s type=%s", _issue_key(scope), action.type)
+            if scope.issue is None:
+                # Retries re-load their issue; an issue-free action's failure is recorded only.
+                outcomes.append(Outcome(phase, action.type, "failed", f"{type(error).__name__}: {error}"[:500]))
+                continue
             retry_later(scope, directive, event, emitted_chain, tag)
             outcomes.append(Outcome(phase, action.type, "failed", f"{type(error).__name__}: {error} (retrying)"[:500]))
             scope.issue = db.session.get(Issue, scope.issue.id)
             continue
         outcomes.append(Outcome(phase, action.type, "applied", detail, directive.missing))
-        if directive.kind in MUTATING:
+        if directive.kind in MUTATING and scope.issue is not None:
             db.session.expire_all()
             scope.issue = db.session.get(Issue, scope.issue.id)
             context = template_ctx(scope, event, actor)
     return outcomes
+
+
+def _issue_key(scope: Scope) -> str | None:
+    return scope.issue.key if scope.issue is not None else None
 
 
 def retry_later(scope: Scope, directive: Directive, event: Event | None, chain: tuple[str, ...], tag: str) -> None:
@@ -402,6 +432,8 @@ def _user_ids(identities: Sequence[str]) -> tuple[list[int], list[str]]:
 
 def _default_message(scope: Scope, event: Event | None) -> str:
     what = event.name if event else "update"
+    if scope.issue is None:
+        return f"{scope.project.key}: {what}"
     return f"{scope.issue.key} {scope.issue.title}: {what}"
 
 
@@ -412,7 +444,7 @@ def _notify(scope: Scope, p: dict, event: Event | None, chain: tuple[str, ...], 
     if channel == "in_app" and not ids:
         return f"nobody to notify in-app (not accounts: {', '.join(unknown)})" if unknown else "nobody to notify"
     message = p.get("message") or p.get("title") or _default_message(scope, event)
-    rows = notifications.notify(ids, scope.project.id, scope.issue.id, message, p.get("level") or "info", channel,
+    rows = notifications.notify(ids, scope.project.id, scope.issue.id if scope.issue else None, message, p.get("level") or "info", channel,
                                 emails if channel == "email" else ())
     return f"{channel}: {len(rows)} notified" + (f", {len(emails)} emailed" if channel == "email" and emails else "")
 
@@ -567,12 +599,14 @@ def _escalate(scope: Scope, p: dict, event: Event | None, chain: tuple[str, ...]
 
 def _create_issue(scope: Scope, p: dict, event: Event | None, chain: tuple[str, ...], tag: str) -> str:
     revision = scope.active
-    issue_type = p.get("issue_type") or scope.issue.issue_type
+    issue_type = p.get("issue_type") or (scope.issue.issue_type if scope.issue is not None else None)
+    if not issue_type:
+        raise ValueError("create_issue needs an issue_type when the event has no issue")
     workflow = revision.workflows.get(p.get("workflow") or "") or revision.workflow_for(issue_type)
     if workflow is None:
         raise ValueError(f"no workflow for issue type {issue_type!r}")
     fields = dict(p.get("fields") or {})
-    parent_id = scope.issue.id if p.get("link") in ("child", "parent", "subtask") else None
+    parent_id = scope.issue.id if scope.issue is not None and p.get("link") in ("child", "parent", "subtask") else None
     from app.services import issues as issue_service
 
     itype = revision.issue_types.get(issue_type)
@@ -726,26 +760,36 @@ def rate_admit(project_id: int, action_types: Sequence[str], now: datetime) -> b
 def run_automations(scope: Scope, event: Event, *, via_sweep: str | None = None,
                     only: Sequence[km.Automation] | None = None) -> list[dict[str, Any]]:
     """Run the automations an event triggers (or `only` those, from the sweep); every run is recorded."""
-    snapshot = snapshot_of(scope.issue, scope.pinned)
+    snapshot = snapshot_of(scope.issue, scope.pinned) if scope.issue is not None else None
     if only is None:
         run, held = evaluate_automations(scope.active, event, snapshot, scope.now)
     else:
         run, held = tuple(only), ()
-    base_input = {"event": event.fields(), "issue": {"key": scope.issue.key, "status": scope.issue.state},
-                  "chain": list(event.chain)}
+    issue_id = scope.issue.id if scope.issue is not None else None
+    base_input = {"event": event.fields(), "issue": {"key": scope.issue.key, "status": scope.issue.state}
+                  if scope.issue is not None else None, "chain": list(event.chain),
+                  "replay": {"payload": _plain(dict(event.payload)),
+                             "actor": event.actor.identity if event.actor is not None else None,
+                             "actor_is_automation": bool(event.actor is not None and event.actor.is_automation)}}
     if via_sweep is not None:
         base_input.update({"via": "sweep", "sweep_key": via_sweep})
     out = []
     for suppressed in held:
-        automation_runs.record(scope.project.id, suppressed.automation.id, scope.issue.id, event.name, base_input,
+        automation_runs.record(scope.project.id, suppressed.automation.id, issue_id, event.name, base_input,
                                "loop_stopped: " + suppressed.reason, 0, event.depth)
         out.append({"automation": suppressed.automation.id, "outcome": "loop_stopped"})
     for automation in run:
         started = time.perf_counter()
         outcomes: list[Outcome] = []
         if automation.requires_approval:
-            outcome = "skipped: requires approval; approval-gated runs are not supported yet"
-        elif not rate_admit(scope.project.id, [a.type for a in automation.actions], scope.now):
+            run_row = automation_runs.record(
+                scope.project.id, automation.id, issue_id, event.name,
+                {**base_input, "planned": plan_actions(scope, automation, event),
+                 "approval": {"state": "pending"}}, AWAITING_APPROVAL, 0, event.depth)
+            _ask_for_approval(scope, automation, run_row.id)
+            out.append({"automation": automation.id, "outcome": AWAITING_APPROVAL, "run": run_row.id})
+            continue
+        if not rate_admit(scope.project.id, [a.type for a in automation.actions], scope.now):
             outcome = "rate_limited"
         else:
             actor = Actor(automation.id, is_automation=True)
@@ -755,9 +799,152 @@ def run_automations(scope: Scope, event: Event, *, via_sweep: str | None = None,
             outcome = ("failed: " + "; ".join(f"{o.action_type}: {o.detail}" for o in failed))[:255] if failed \
                 else "applied"
         duration = int((time.perf_counter() - started) * 1000)
-        automation_runs.record(scope.project.id, automation.id, scope.issue.id, event.name,
+        automation_runs.record(scope.project.id, automation.id, issue_id, event.name,
                                {**base_input, "actions": [o.as_dict() for o in outcomes]}, outcome, duration,
                                event.depth)
         out.append({"automation": automation.id, "outcome": outcome})
     return out
 
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def run_project_event(kind: str, project_id: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Handle one issue-free event of a project (`workflow.updated`): the automations it triggers."""
+    extra = dict(extra or {})
+    scope = load_project_scope(project_id, _parse_now(extra.get("now")))
+    if scope is None:
+        return {"skipped": "project not found"}
+    if kind != "workflow.updated":
+        raise ValueError(f"unknown project event kind {kind!r}")
+    event = Event("workflow.updated", None, {"revision": extra.get("revision") or {}})
+    return {"automations": run_automations(scope, event)}
+
+
+# Approval-gated automation runs (spec §10.1 `requires_approval`)
+
+
+class RunNotPending(Conflict):
+    """The run is not awaiting approval (already decided, or not gated)."""
+
+
+def plan_actions(scope: Scope, automation: km.Automation, event: Event) -> list[dict[str, Any]]:
+    """What the run would do, for the approvers to read: each action's directive, rendered now.
+
+    Webhooks are shown by method and URL only (their headers and body may carry secrets, which are
+    rendered when the approved run is performed, never stored)."""
+    context = template_ctx(scope, event, Actor(automation.id, is_automation=True))
+    out = []
+    for action in automation.actions:
+        if action.type == "webhook":
+            directive = build_directive(action, context, directory=scope.directory, secrets={}, now=scope.now)
+            params = {k: directive.params.get(k) for k in ("method", "url") if directive.params.get(k) is not None}
+        else:
+            directive = build_directive(action, context, directory=scope.directory, now=scope.now)
+            params = _plain(dict(directive.params))
+        entry = {"type": action.type, "kind": directive.kind, "params": params}
+        if directive.reason:
+            entry["reason"] = directive.reason
+        out.append(entry)
+    return out
+
+
+def approvers_of(project: Project) -> list[int]:
+    """Who is asked to approve gated runs: the project's owners and admins, and the organization's."""
+    from app.models.accounts import OrganizationMembership
+
+    ids = set(db.session.scalars(select(ProjectMembership.user_id).where(
+        ProjectMembership.project_id == project.id, ProjectMembership.role.in_(("owner", "admin")))))
+    ids |= set(db.session.scalars(select(OrganizationMembership.user_id).where(
+        OrganizationMembership.organization_id == project.organization_id,
+        OrganizationMembership.role.in_(("owner", "admin")))))
+    return sorted(ids)
+
+
+def _ask_for_approval(scope: Scope, automation: km.Automation, run_id: int) -> None:
+    where = f"{scope.issue.key} {scope.issue.title}" if scope.issue is not None else scope.project.key
+    notifications.notify(approvers_of(scope.project), scope.project.id,
+                         scope.issue.id if scope.issue is not None else None,
+                         f"Automation '{automation.name or automation.id}' awaits approval on {where}", "warning")
+
+
+def can_decide_runs(user: User, project: Project) -> bool:
+    """Project owners and admins, and anyone whose project role grants `automation.manage`."""
+    from app.services import issues as issue_service
+    from app.services.projects import project_role
+
+    if project_role(user, project) in ("owner", "admin"):
+        return True
+    try:
+        issue_service.require_project_permission(user, project, "automation.manage", "approve automation runs")
+    except (Forbidden, NotFound):
+        return False
+    return True
+
+
+def decide_run(run_id: int, user: User, approve: bool, reason: str | None = None,
+               now: datetime | None = None) -> AutomationRun:
+    """Approve (perform the automation's actions now, through the same executor) or deny a gated run.
+
+    Exactly one decision wins: the run leaves `awaiting_approval` in one conditional UPDATE."""
+    from sqlalchemy import update
+
+    run = db.session.get(AutomationRun, run_id)
+    if run is None:
+        raise NotFound("No such automation run.")
+    project = db.session.get(Project, run.project_id)
+    if not can_decide_runs(user, project):
+        raise Forbidden("Only project owners and admins, or people with automation.manage, decide automation runs.")
+    deciding = "approving" if approve else "denied"
+    claimed = db.session.execute(update(AutomationRun).where(
+        AutomationRun.id == run_id, AutomationRun.outcome == AWAITING_APPROVAL).values(outcome=deciding)).rowcount
+    db.session.commit()
+    if not claimed:
+        raise RunNotPending("This run was already decided.")
+    run = db.session.get(AutomationRun, run_id)
+    decided_at = now or utcnow()
+    decision = {"state": "approved" if approve else "denied", "by": user.email, "at": decided_at.isoformat(),
+                "reason": reason or None}
+    data = dict(run.input or {})
+    data["approval"] = decision
+    if not approve:
+        run.input = data
+        run.outcome = f"denied by {user.email}"[:255]
+        audit.record(project.id, "automation.denied", user.id, run.issue_id,
+                     {"run": run.id, "automation": run.automation_id, "reason": reason or None})
+        db.session.commit()
+        log.info("automation run denied run=%s automation=%s by=%s", run.id, run.automation_id, user.email)
+        return run
+    started = time.perf_counter()
+    scope = load_scope(run.issue_id, decided_at) if run.issue_id is not None else \
+        load_project_scope(project.id, decided_at)
+    automation = scope.active.automations.get(run.automation_id) if scope is not None else None
+    outcomes: list[Outcome] = []
+    if scope is None:
+        outcome = "skipped: its issue is gone"
+    elif automation is None or not automation.enabled:
+        outcome = "skipped: the automation is no longer configured"
+    else:
+        replay = data.get("replay") or {}
+        cause = None
+        if replay.get("actor"):
+            cause = Actor(replay["actor"], is_automation=bool(replay.get("actor_is_automation")))
+        event = Event(run.trigger_event, cause, replay.get("payload") or {}, tuple(data.get("chain") or ()))
+        outcomes = perform_actions(scope, [("automation", a) for a in automation.actions], event,
+                                   Actor(automation.id, is_automation=True), tuple(event.chain),
+                                   automation_id=automation.id)
+        failed = [o for o in outcomes if o.status == "failed"]
+        outcome = ("failed: " + "; ".join(f"{o.action_type}: {o.detail}" for o in failed)) if failed else "applied"
+    run = db.session.get(AutomationRun, run_id)
+    data["actions"] = [o.as_dict() for o in outcomes]
+    run.input = data
+    run.outcome = f"{outcome} (approved by {user.email})"[:255]
+    run.duration_ms = int((time.perf_counter() - started) * 1000)
+    audit.record(project.id, "automation.approved", user.id, run.issue_id,
+                 {"run": run.id, "automation": run.automation_id, "outcome": run.outcome})
+    db.session.commit()
+    log.info("automation run approved run=%s automation=%s by=%s outcome=%s", run.id, run.automation_id,
+             user.email, outcome[:80])
+    return run

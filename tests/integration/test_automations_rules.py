@@ -71,7 +71,7 @@ def test_scrum_silent_issue_recipe_fires_once_per_state_entry_through_the_sweep(
     assert mine(sla.sweep(quiet_since + timedelta(hours=61 + 49))) == [(issue.key, "silent_issue_follow_up")]
 
 
-def test_scrum_recipes_that_require_approval_are_recorded_not_run(app, make_user, tmp_path):
+def test_scrum_recipes_that_require_approval_wait_for_an_approval(app, make_user, tmp_path):
     from app.extensions import db
     from app.models import Issue
     from app.services import issues
@@ -84,7 +84,9 @@ def test_scrum_recipes_that_require_approval_are_recorded_not_run(app, make_user
     issues.update_issue(issue.id, owner, issue.lock_version, due_date=date.today())
     run_default(app)
     run = next(r for r in runs("sla_breach_escalation") if r.issue_id == issue.id)
-    assert run.trigger_event == "issue.updated" and run.outcome.startswith("skipped: requires approval")
+    assert run.trigger_event == "issue.updated" and run.outcome == "awaiting_approval"
+    assert [a["type"] for a in run.input["planned"]] == ["notify", "request_approval"]
+    assert "actions" not in run.input  # nothing was performed
     assert [r for r in runs("high_risk_issue_alert") if r.issue_id == issue.id] == []  # its condition (ai_risk_score) does not hold
 
 

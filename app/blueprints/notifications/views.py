@@ -4,7 +4,8 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from flask_login import current_user, login_required
 
 from app.htmx import is_htmx, render_view
-from app.services import notifications
+from app.services import automation_runs, effects, notifications
+from app.services.projects import visible_projects
 
 bp = Blueprint("notifications", __name__)
 
@@ -24,9 +25,35 @@ def _list_context() -> dict:
             "older": items[-1].id if len(items) == PAGE_SIZE else None}
 
 
+def _approvals_context(message: str | None = None) -> dict:
+    """Gated automation runs the signed-in person may approve or deny."""
+    projects = {p.id: p for p in visible_projects(current_user) if effects.can_decide_runs(current_user, p)}
+    runs = automation_runs.awaiting_approval(list(projects))
+    return {"runs": runs, "projects": projects, "message": message}
+
+
 @bp.route("/notifications")
 def index():
-    return render_view("notifications/index.html", "notifications/_list.html", **_list_context())
+    return render_view("notifications/index.html", "notifications/_list.html", **_list_context(),
+                       **_approvals_context())
+
+
+@bp.route("/notifications/automation-runs/<int:run_id>", methods=["POST"])
+def decide_run(run_id: int):
+    """Approve or deny one gated automation run; HTMX gets the approvals section back."""
+    decision = request.form.get("decision")
+    if decision not in ("approve", "deny"):
+        abort(400)
+    try:
+        run = effects.decide_run(run_id, current_user, decision == "approve", request.form.get("reason") or None)
+        message = f"Run {run.id} of {run.automation_id}: {run.outcome}"
+    except effects.RunNotPending as error:
+        message = str(error)
+    if not is_htmx():
+        return redirect(url_for("notifications.index"), 303)
+    response = make_response(render_template("notifications/_approvals.html", **_approvals_context(message)))
+    response.headers.add("Vary", "HX-Request")
+    return response
 
 
 @bp.route("/notifications/bell")
