@@ -61,19 +61,19 @@ def record(project_id: int, kind: str, actor_id: int | None, issue_id: int | Non
 
     Bumping `project_counters.audit_seq` with `UPDATE … RETURNING` locks the project's counter
     row until commit, so concurrent writers queue up instead of forking the chain; the unique
-    (project_id, seq) constraint is the backstop.
+    (project_id, seq) constraint is the backstop. The same statement returns the previous event's
+    hash when its snapshot can see it; when it cannot (on PostgreSQL the UPDATE waited for a writer
+    that committed after the statement began) a second SELECT, with a fresh snapshot, reads it.
     """
     # A JSON round trip now, so the hash covers exactly what the database will hand back.
     data = json.loads(json.dumps(data or {}, sort_keys=True, allow_nan=False))
-    ensure_counter(project_id)
-    seq = db.session.execute(
-        update(ProjectCounter)
-        .where(ProjectCounter.project_id == project_id)
-        .values(audit_seq=ProjectCounter.audit_seq + 1)
-        .returning(ProjectCounter.audit_seq)
-    ).scalar_one()
-    prev_hash = GENESIS_HASH
-    if seq > 1:
+    seq, prev_hash = _next_link(project_id)
+    if seq is None:
+        ensure_counter(project_id)
+        seq, prev_hash = _next_link(project_id)
+    if seq == 1:
+        prev_hash = GENESIS_HASH
+    elif prev_hash is None:
         prev_hash = db.session.execute(
             select(AuditEvent.hash).where(AuditEvent.project_id == project_id, AuditEvent.seq == seq - 1)
         ).scalar_one()
@@ -86,6 +86,23 @@ def record(project_id: int, kind: str, actor_id: int | None, issue_id: int | Non
     db.session.add(event)
     db.session.flush()
     return event
+
+
+def _next_link(project_id: int) -> tuple[int | None, str | None]:
+    """Bump the project's audit sequence: (new seq, hash of event seq - 1 if visible), or (None, None) with no counter."""
+    previous = (
+        select(AuditEvent.hash)
+        .where(AuditEvent.project_id == project_id, AuditEvent.seq == ProjectCounter.audit_seq - 1)
+        .correlate(ProjectCounter)
+        .scalar_subquery()
+    )
+    row = db.session.execute(
+        update(ProjectCounter)
+        .where(ProjectCounter.project_id == project_id)
+        .values(audit_seq=ProjectCounter.audit_seq + 1)
+        .returning(ProjectCounter.audit_seq, previous)
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def verify(project_id: int) -> VerifyResult:

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from app.extensions import db
@@ -78,7 +79,7 @@ def lower_layers(project: Project, replace: ConfigLayer | None = None) -> LowerL
     """The project's lower layers as loader inputs; `replace` stands in for the stored row of its scope and path."""
     rows = list(db.session.scalars(
         select(ConfigLayer)
-        .where(ConfigLayer.scope.in_([project_scope(project.id), organization_scope(project.organization_id)]))
+        .where(ConfigLayer.scope.in_(_layer_scopes(project)))
         .order_by(ConfigLayer.scope, ConfigLayer.path)
     ))
     if replace is not None:
@@ -89,9 +90,18 @@ def lower_layers(project: Project, replace: ConfigLayer | None = None) -> LowerL
         if mine:
             files = {f".kiket/{r.path}": r.yaml_text.encode("utf-8") for r in mine}
             inputs.append(LayerInput(layer, files, ref=f"{mine[0].scope}"))
+    return LowerLayers(tuple(inputs), _layers_version(rows))
+
+
+def _layer_scopes(project: Project) -> list[str]:
+    return [project_scope(project.id), organization_scope(project.organization_id)]
+
+
+def _layers_version(rows) -> str:
+    """A name for the state of the layer rows (anything with scope, path, version and id)."""
+    rows = sorted(rows, key=lambda r: (r.scope, r.path))
     marker = "|".join(f"{r.scope}:{r.path}:{r.version}:{r.id}" for r in rows)
-    version = hashlib.sha256(marker.encode()).hexdigest()[:16] if rows else ""
-    return LowerLayers(tuple(inputs), version)
+    return hashlib.sha256(marker.encode()).hexdigest()[:16] if rows else ""
 
 
 def load_files(project: Project, files: dict[str, bytes], source: km.Source, *, config_path: str = ".kiket",
@@ -115,28 +125,65 @@ def project_config(project: Project) -> km.ConfigRevision:
 
     Loaded from the active revision's canonical copy plus the current lower layers, or, for projects
     with no repository or no active revision yet, from the project's bundled template. Cached in the
-    process by (revision, layers version), so a repeated call costs two small queries.
+    process by (revision, layers version). The key is read from the database on every call with one
+    small query (the active revision's id and commit, and each layer row's version; no YAML), so an
+    activation or a layer save committed by any process is seen by every process on its next call.
     Raises `ConfigUnavailable` if the active revision cannot be loaded any more.
     """
-    revision = active_revision(project.id)
+    revision, layers_version = _config_marker(project)
     if revision is not None and revision.repository_id is not None:
-        return revision_config(revision)
+        key = _revision_key(revision.id, revision.repository_id, revision.commit_sha, project, layers_version)
+        cached = _cache_get(key)
+        if cached is not None:
+            return cached
+        return revision_config(db.session.get(ConfigRevision, revision.id))
+    key = _template_key(project, layers_version)
+    cached = _cache_get(key)
+    if cached is not None:
+        return cached
     layers = lower_layers(project)
-    key = ("template", project.id, project.template, project.key, layers.version)
 
     def load() -> LoadResult:
         files, source = template_source(project)
         return load_files(project, files, source, layers=layers)
 
-    return _cached(key, project, load)
+    return _cached(_template_key(project, layers.version), project, load)
+
+
+def _config_marker(project: Project):
+    """The active revision (id, repository_id, commit_sha) or None, and the layers version: one query."""
+    typed_null = {"int": sa.cast(sa.null(), sa.Integer), "str": sa.cast(sa.null(), sa.String)}
+    revisions = select(
+        sa.literal("r").label("kind"), ConfigRevision.id.label("id"), ConfigRevision.repository_id.label("repository_id"),
+        ConfigRevision.commit_sha.label("commit_sha"), ConfigRevision.activated_at.label("activated_at"),
+        typed_null["str"].label("scope"), typed_null["str"].label("path"), typed_null["int"].label("version"),
+    ).where(ConfigRevision.project_id == project.id, ConfigRevision.status == "active")
+    layers = select(
+        sa.literal("l"), ConfigLayer.id, typed_null["int"], typed_null["str"],
+        sa.cast(sa.null(), ConfigRevision.activated_at.type), ConfigLayer.scope, ConfigLayer.path, ConfigLayer.version,
+    ).where(ConfigLayer.scope.in_(_layer_scopes(project)))
+    rows = db.session.execute(sa.union_all(revisions, layers)).all()
+    active = [r for r in rows if r.kind == "r"]
+    # As `active_revision`: the latest activation wins should two rows ever be marked active.
+    active.sort(key=lambda r: (r.activated_at.timestamp() if r.activated_at else 0.0, r.id), reverse=True)
+    return (active[0] if active else None), _layers_version([r for r in rows if r.kind == "l"])
+
+
+def _template_key(project: Project, layers_version: str) -> tuple:
+    return ("template", project.id, project.template, project.key, layers_version)
+
+
+def _revision_key(revision_id: int, repository_id: int, commit_sha: str, project: Project,
+                  layers_version: str) -> tuple:
+    return ("revision", revision_id, repository_id, commit_sha, project.id, project.key, project.template,
+            layers_version)
 
 
 def revision_config(revision: ConfigRevision) -> km.ConfigRevision:
     """The normalized configuration of any stored revision (its canonical copy plus the current lower layers)."""
     project = revision.project
     layers = lower_layers(project)
-    key = ("revision", revision.id, revision.repository_id, revision.commit_sha, project.id, project.key,
-           project.template, layers.version)
+    key = _revision_key(revision.id, revision.repository_id, revision.commit_sha, project, layers.version)
 
     def load() -> LoadResult:
         repository = db.session.get(WorkflowRepository, revision.repository_id)
@@ -150,12 +197,18 @@ def revision_config(revision: ConfigRevision) -> km.ConfigRevision:
     return _cached(key, project, load)
 
 
-def _cached(key: tuple, project: Project, load) -> km.ConfigRevision:
+def _cache_get(key: tuple) -> km.ConfigRevision | None:
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
             _cache.move_to_end(key)
-            return cached
+        return cached
+
+
+def _cached(key: tuple, project: Project, load) -> km.ConfigRevision:
+    cached = _cache_get(key)
+    if cached is not None:
+        return cached
     result = load()
     if result.revision is None:
         first = next((d for d in result.diagnostics if d.severity == "fatal"), None)

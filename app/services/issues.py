@@ -138,9 +138,12 @@ def project_user_role(user: User, project: Project) -> str:
     return role
 
 
-def runtime_actor(user: User, project: Project, config: km.ConfigRevision) -> Actor:
-    """The runtime's view of a user: membership role plus team.yaml roles, and their permissions."""
-    roles = {project_user_role(user, project)}
+def runtime_actor(user: User, project: Project, config: km.ConfigRevision, *, role: str | None = None) -> Actor:
+    """The runtime's view of a user: membership role plus team.yaml roles, and their permissions.
+
+    `role` is the project role when the caller has already looked it up (`project_user_role`).
+    """
+    roles = {role or project_user_role(user, project)}
     email = user.email.casefold()
     for member in config.team.members:
         if member.identity.lstrip("@").casefold() in (email, (user.name or "").casefold()):
@@ -276,7 +279,8 @@ def column_count(project_id: int, board: km.Board, column: km.Column) -> int:
     workflows = set(board.workflows) | {board.workflow}
     if board.filters.workflows:
         workflows &= set(board.filters.workflows)
-    rows = db.session.scalars(select(Issue).where(
+    # Only the columns the filters read: no Issue objects to build for a count.
+    rows = db.session.execute(select(Issue.issue_type, Issue.labels, Issue.priority, Issue.state).where(
         Issue.project_id == project_id, Issue.state.in_(column.states), Issue.workflow_id.in_(workflows)))
     return sum(1 for issue in rows if _matches_filters(issue, board))
 

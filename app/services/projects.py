@@ -28,11 +28,18 @@ def project_role(user: User, project: Project) -> str | None:
     """The user's role in the project; organization owners and admins act as project admins."""
     if user.membership is None or user.membership.organization_id != project.organization_id:
         return None
-    membership = db.session.scalar(
-        select(ProjectMembership).where(ProjectMembership.project_id == project.id, ProjectMembership.user_id == user.id)
-    )
-    if membership is not None:
-        return membership.role
+    return role_from_membership(user, project, db.session.scalar(
+        select(ProjectMembership.role)
+        .where(ProjectMembership.project_id == project.id, ProjectMembership.user_id == user.id)
+    ))
+
+
+def role_from_membership(user: User, project: Project, membership_role: str | None) -> str | None:
+    """`project_role` given the user's project membership role (None: no membership row), already loaded."""
+    if user.membership is None or user.membership.organization_id != project.organization_id:
+        return None
+    if membership_role is not None:
+        return membership_role
     return "admin" if user.is_org_admin else None
 
 

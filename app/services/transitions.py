@@ -12,21 +12,25 @@ import logging
 from datetime import datetime
 from typing import BinaryIO
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, inspect, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 from app.kiket.runtime.approvals import can_decide
 from app.kiket.runtime.checklists import tickable_checklists
 from app.kiket.runtime.effects import checklist_completed, checklists_to_reset
 from app.kiket.runtime.snapshot import Actor, ApprovalRecord, to_context
-from app.kiket.runtime.transitions import Verdict, evaluate_request
-from app.models import User
+from app.kiket import model as km
+from app.kiket.runtime.transitions import Verdict, evaluate_request, find_transition
+from app.models import ProjectMembership, User
 from app.models.base import utcnow
 from app.models.issues import APPROVAL_DECISIONS, Approval, Attachment, ChecklistProgress, Comment, Issue, IssueTransition
 from app.services import attachments as attachment_files
 from app.services import audit, configuration, events
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
+from app.services.projects import role_from_membership
 from app.services.issues import (
     AUTOMATION_ACTOR, CONFLICT_MESSAGE, active_policy, calendar_of, documents_declared, field_labels, issue_workflow,
     load_issue, require, runtime_actor, snapshot_of, wip_for,
@@ -46,11 +50,10 @@ class TransitionBlocked(Invalid):
         self.verdict = verdict
 
 
-def _evaluate(issue: Issue, user: User | None, *, transition: str | None, target: str | None, comment: str | None,
-              as_automation: bool, now: datetime) -> tuple[Verdict, Actor]:
-    config = configuration.project_config(issue.project)
-    actor = AUTOMATION_ACTOR if as_automation else runtime_actor(user, issue.project, config)
-    if not as_automation:
+def _evaluate(issue: Issue, config: km.ConfigRevision, actor: Actor, *, transition: str | None, target: str | None,
+              comment: str | None, now: datetime) -> Verdict:
+    """Every gate's verdict, from the issue's pinned workflow, for an actor already resolved by the caller."""
+    if not actor.is_automation:
         require(actor, "issue.read", "read issues")
     if transition is None and target is None:
         raise Invalid({"transition": ["Choose a transition or a target state."]})
@@ -59,25 +62,42 @@ def _evaluate(issue: Issue, user: User | None, *, transition: str | None, target
     # WIP counts the target column of the chosen transition (or of the target state).
     to_state = target
     if to_state is None:
-        from app.kiket.runtime.transitions import find_transition
-
         chosen = find_transition(workflow, issue.state, transition)
         to_state = chosen.target if chosen is not None else None
     wip = wip_for(issue, config, to_state) if to_state else None
-    verdict = evaluate_request(
+    return evaluate_request(
         workflow, snapshot, actor=actor, now=now, target=target, transition=transition, comment=comment, wip=wip,
         documents_declared=documents_declared(config, issue.issue_type),
         field_labels=field_labels(config, issue.issue_type), calendar=calendar_of(config),
     )
-    return verdict, actor
+
+
+def _load(actor: User | None, issue_id: int, *, as_automation: bool) -> tuple[Issue, str | None]:
+    """The issue with its project, and the actor's project role, in one query (strangers: NotFound).
+
+    As `load_issue` + `project_user_role`, without a second round trip for the membership row.
+    """
+    query = select(Issue).options(joinedload(Issue.project)).where(Issue.id == issue_id)
+    if as_automation or actor is None:
+        issue = db.session.scalar(query)
+        if issue is None or (actor is None and not as_automation):
+            raise NotFound("No such issue that you can see.")
+        return issue, None
+    row = db.session.execute(query.add_columns(ProjectMembership.role).outerjoin(ProjectMembership, and_(
+        ProjectMembership.project_id == Issue.project_id, ProjectMembership.user_id == actor.id))).first()
+    role = role_from_membership(actor, row[0].project, row[1]) if row is not None else None
+    if role is None:
+        raise NotFound("No such issue that you can see.")
+    return row[0], role
 
 
 def simulate(issue_id: int, actor: User, *, transition: str | None = None, target: str | None = None,
              comment: str | None = None) -> Verdict:
     """Every gate's verdict for a request, changing nothing."""
-    issue = load_issue(actor, issue_id)
-    verdict, _ = _evaluate(issue, actor, transition=transition, target=target, comment=comment,
-                           as_automation=False, now=utcnow())
+    issue, role = _load(actor, issue_id, as_automation=False)
+    config = configuration.project_config(issue.project)
+    verdict = _evaluate(issue, config, runtime_actor(actor, issue.project, config, role=role),
+                        transition=transition, target=target, comment=comment, now=utcnow())
     db.session.rollback()
     return verdict
 
@@ -85,27 +105,35 @@ def simulate(issue_id: int, actor: User, *, transition: str | None = None, targe
 def apply_transition(issue_id: int, actor: User | None, *, transition: str | None = None, target: str | None = None,
                      comment: str | None = None, lock_version: int | None = None, as_automation: bool = False,
                      chain: tuple[str, ...] = ()) -> Issue:
-    """Move an issue if every gate passes: one transaction, one commit, then `events.issue_transitioned`."""
-    issue = load_issue(actor, issue_id, as_automation=as_automation)
-    if not as_automation:
+    """Move an issue if every gate passes: one transaction, one commit, then `events.issue_transitioned`.
+
+    The issue, its project, the actor's role and the configuration are loaded once and passed down.
+    The returned issue carries the values this transaction wrote, without a SELECT after the commit.
+    """
+    issue, role = _load(actor, issue_id, as_automation=as_automation)
+    config = configuration.project_config(issue.project)
+    if as_automation:
+        runtime = AUTOMATION_ACTOR
+    else:
+        runtime = runtime_actor(actor, issue.project, config, role=role)
         # Without the permission at all it is a 403; role limits of one transition stay a gate with a reason.
-        require(runtime_actor(actor, issue.project, configuration.project_config(issue.project)),
-                "issue.transition", "transition issues")
+        require(runtime, "issue.transition", "transition issues")
     if lock_version is not None and int(lock_version) != issue.lock_version:
         raise Conflict(CONFLICT_MESSAGE)
     expected = issue.lock_version
     now = utcnow()
-    verdict, runtime = _evaluate(issue, actor, transition=transition, target=target, comment=comment,
-                                 as_automation=as_automation, now=now)
+    verdict = _evaluate(issue, config, runtime, transition=transition, target=target, comment=comment, now=now)
     if not verdict.allowed:
         db.session.rollback()
         raise TransitionBlocked(verdict)
     chosen = verdict.transition
-    workflow = issue_workflow(issue)
+    workflow = issue_workflow(issue, config)
     from_state, to_state = issue.state, chosen.target
     final = workflow.states[to_state].kind == "final" or to_state in workflow.finals
     actor_id = actor.id if actor is not None else None
     project_id, key = issue.project_id, issue.key
+    written = {"state": to_state, "state_entry": issue.state_entry + 1, "state_entered_at": now,
+               "resolved_at": now if final else None, "updated_at": now, "lock_version": expected + 1}
     result = db.session.execute(
         update(Issue)
         .where(Issue.id == issue.id, Issue.lock_version == expected)
@@ -129,18 +157,24 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
         db.session.execute(ChecklistProgress.__table__.delete().where(
             ChecklistProgress.issue_id == issue_id, ChecklistProgress.checklist_id.in_(resets)))
     db.session.flush()
+    record_id = record.id
+    comment_id = comment_row.id if comment_row is not None else None
     audit.record(project_id, "issue.transitioned", actor_id, issue_id, {
-        "key": key, "from": from_state, "to": to_state, "transition": chosen.id, "record": record.id,
+        "key": key, "from": from_state, "to": to_state, "transition": chosen.id, "record": record_id,
         "automation": as_automation, "lock_version": expected + 1,
     })
+    # The UPDATE held the lock-version check, so the row is what was loaded plus what was written.
+    loaded = {attr.key: getattr(issue, attr.key) for attr in inspect(Issue).column_attrs}
+    loaded.update(written)
     db.session.commit()
+    for name, value in loaded.items():
+        set_committed_value(issue, name, value)
     log.info("issue transitioned key=%s %s->%s via=%s actor=%s", key, from_state, to_state, chosen.id,
              runtime.identity)
-    events.issue_transitioned(issue_id, record.id, actor_id, chain=chain)
-    if comment_row is not None:
-        events.issue_commented(issue_id, comment_row.id, actor_id, chain=chain)
-    db.session.expire_all()
-    return db.session.get(Issue, issue_id)
+    events.issue_transitioned(issue_id, record_id, actor_id, chain=chain)
+    if comment_id is not None:
+        events.issue_commented(issue_id, comment_id, actor_id, chain=chain)
+    return issue
 
 
 def tick_checklist(issue_id: int, actor: User, checklist_id: str, item_id: str, checked: bool) -> Issue:
