@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -137,6 +138,9 @@ def app(_schema, settings):
     from app.factory import create_app
 
     clean_database(_schema)
+    # Ids restart with the empty tables, so mirrors and copies kept for earlier tests' ids must go too.
+    for part in ("git", "workflow_sources", "attachments"):
+        shutil.rmtree(Path(settings["STORAGE_DIR"]) / part, ignore_errors=True)
     application = create_app(settings)
     application.test_client_class = IsolatedClient
     application.extensions["redis"].flushdb()

@@ -3,9 +3,7 @@ checklist guards, conditions, pinning, and concurrent transitions on PostgreSQL.
 
 from __future__ import annotations
 
-import shutil
 import threading
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -17,13 +15,6 @@ from tests.support.sync_repos import bare_remote, file_url, push_change, run_wor
 @pytest.fixture(autouse=True)
 def _events(event_calls):
     return event_calls
-
-
-@pytest.fixture(autouse=True)
-def clean_storage(app):
-    """Ids restart with every test's empty tables, so mirrors and copies of earlier tests must go too."""
-    for part in ("git", "workflow_sources"):
-        shutil.rmtree(Path(app.config["STORAGE_DIR"]) / part, ignore_errors=True)
 
 
 @pytest.fixture

@@ -19,15 +19,6 @@ from tests.support.sync_repos import bare_remote, file_url, git, push_change, ru
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def clean_storage(app):
-    """Ids restart with every test's empty tables, so mirrors and copies of earlier tests must go too."""
-    import shutil
-
-    for part in ("git", "workflow_sources"):
-        shutil.rmtree(Path(app.config["STORAGE_DIR"]) / part, ignore_errors=True)
-
-
 @pytest.fixture
 def owner(make_user):
     return make_user("owner@example.com", "owner")
