@@ -25,6 +25,20 @@ def run_issue_event(kind: str, issue_id: int, record: str, actor_id: int | None,
             raise
 
 
+def run_project_event(kind: str, project_id: int, extra: Mapping[str, Any] | None = None) -> dict:
+    """An issue-free project event (`workflow.updated`): the automations it triggers."""
+    with job_app_context():
+        from app.extensions import db
+        from app.services import effects
+
+        try:
+            return effects.run_project_event(kind, project_id, extra)
+        except Exception:
+            db.session.rollback()
+            log.exception("project event failed kind=%s project=%s", kind, project_id)
+            raise
+
+
 def retry_directive(issue_id: int, kind: str, action_type: str, params: Mapping[str, Any], event_name: str | None,
                     chain: Sequence[str], tag: str) -> str:
     """One failed action again; raises so RQ retries it on its schedule."""

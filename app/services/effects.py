@@ -819,8 +819,76 @@ def run_project_event(kind: str, project_id: int, extra: Mapping[str, Any] | Non
         return {"skipped": "project not found"}
     if kind != "workflow.updated":
         raise ValueError(f"unknown project event kind {kind!r}")
-    event = Event("workflow.updated", None, {"revision": extra.get("revision") or {}})
-    return {"automations": run_automations(scope, event)}
+    # An activation is handled once, even when its job is enqueued twice.
+    done = f"kiket:done:{extra['activation']}" if extra.get("activation") else None
+    if done is not None and redis_connection().exists(done):
+        return {"skipped": "already handled"}
+    row = db.session.get(ConfigRevision, extra["revision_id"]) if extra.get("revision_id") else None
+    revision = {"id": row.id, "commit_sha": row.commit_sha, "status": row.status} if row is not None else {}
+    event = Event("workflow.updated", None, {"revision": revision})
+    out = {"automations": run_automations(scope, event)}
+    if done is not None:
+        redis_connection().set(done, "1", ex=DONE_TTL)
+    return out
+
+
+# Scheduled automations (`schedule.cron`)
+
+CRON_LAST_SWEEP_KEY = "kiket:cron:last-sweep"
+CRON_FIRED_TTL_S = 3 * 24 * 3600
+
+
+def cron_automations(revision: km.ConfigRevision) -> list[km.Automation]:
+    """Enabled project automations on `schedule.cron` with a valid expression."""
+    from app.kiket.runtime import cron
+    from app.kiket.runtime.events import canonical_event
+
+    return [a for a in revision.automations.values()
+            if a.enabled and a.cron and cron.is_valid(a.cron) and a.scope == "project"
+            and any(canonical_event(e) == "schedule.cron" for e in a.events)]
+
+
+def sweep_cron(now: datetime, since: datetime | None = None) -> list[tuple[str, str, str]]:
+    """Run each `schedule.cron` automation once per wall-clock minute (project timezone) in (since, now].
+
+    `since` defaults to the previous sweep's moment, kept in Redis (first sweep: five minutes back). A
+    Redis key per (project, automation, minute) makes two racing sweeps fire a minute once.
+    Returns (project key, automation id, local minute) per run."""
+    from app.kiket.runtime import cron
+    from app.kiket.runtime.automations import event_context
+
+    redis = redis_connection()
+    if since is None:
+        stored = redis.get(CRON_LAST_SWEEP_KEY)
+        since = _parse_now(stored.decode()) if stored else now - timedelta(minutes=5)
+    if since >= now:
+        return []
+    fired: list[tuple[str, str, str]] = []
+    for project in db.session.scalars(select(Project).order_by(Project.id)):
+        try:
+            active = configuration.project_config(project)
+        except configuration.ConfigUnavailable as error:
+            log.warning("cron sweep skips project %s: %s", project.key, error)
+            continue
+        scheduled = cron_automations(active)
+        if not scheduled:
+            continue
+        scope = load_project_scope(project.id, now)
+        for automation in scheduled:
+            for minute in cron.due_minutes(automation.cron, since, now, active.project.business_hours.tz):
+                wall = minute.strftime("%Y-%m-%dT%H:%M")
+                if not redis.set(f"kiket:cron:{project.id}:{automation.id}:{wall}", "1", nx=True,
+                                 ex=CRON_FIRED_TTL_S):
+                    continue
+                event = Event("schedule.cron", None, {"schedule": {"cron": automation.cron,
+                                                                   "at": minute.isoformat()}})
+                if automation.condition is not None and not evaluate(
+                        automation.condition, event_context(active, event, None, now)):
+                    continue
+                run_automations(scope, event, only=[automation])
+                fired.append((project.key, automation.id, minute.isoformat()))
+    redis.set(CRON_LAST_SWEEP_KEY, now.isoformat())
+    return fired
 
 
 # Approval-gated automation runs (spec §10.1 `requires_approval`)
@@ -833,18 +901,18 @@ class RunNotPending(Conflict):
 def plan_actions(scope: Scope, automation: km.Automation, event: Event) -> list[dict[str, Any]]:
     """What the run would do, for the approvers to read: each action's directive, rendered now.
 
-    Webhooks are shown by method and URL only (their headers and body may carry secrets, which are
-    rendered when the approved run is performed, never stored)."""
+    Webhooks are shown by their unrendered method and URL only: headers and body may carry secrets, which
+    are rendered when the approved run is performed and never stored."""
     context = template_ctx(scope, event, Actor(automation.id, is_automation=True))
     out = []
     for action in automation.actions:
         if action.type == "webhook":
-            directive = build_directive(action, context, directory=scope.directory, secrets={}, now=scope.now)
-            params = {k: directive.params.get(k) for k in ("method", "url") if directive.params.get(k) is not None}
-        else:
-            directive = build_directive(action, context, directory=scope.directory, now=scope.now)
-            params = _plain(dict(directive.params))
-        entry = {"type": action.type, "kind": directive.kind, "params": params}
+            # Unrendered: a secret in the URL stays a `${secrets.…}` reference.
+            params = {k: str(action.params[k]) for k in ("method", "url") if action.params.get(k) is not None}
+            out.append({"type": action.type, "kind": "webhook", "params": params})
+            continue
+        directive = build_directive(action, context, directory=scope.directory, now=scope.now)
+        entry = {"type": action.type, "kind": directive.kind, "params": _plain(dict(directive.params))}
         if directive.reason:
             entry["reason"] = directive.reason
         out.append(entry)

@@ -95,3 +95,28 @@ def checklist_completed(issue_id: int, checklist_id: str, actor_id: int | None, 
 def approval_decided(issue_id: int, approval_id: int, actor_id: int | None, *, chain: Sequence[str] = ()) -> None:
     """`approval.granted` / `approval.denied`: notify, match automations."""
     _emit("approval.decided", issue_id, approval_id, actor_id, chain)
+
+
+PROJECT_JOB = "jobs.default.run_project_event"
+
+
+def workflow_updated(project_id: int, revision_id: int) -> None:
+    """`workflow.updated` (alias `config.synced`): a revision was activated; match the project's automations.
+
+    Called by the sync service after the activation commits; one job per activation (revision and moment:
+    a rollback re-activates an older revision, which is an update again)."""
+    from app.models.repositories import ConfigRevision
+
+    try:
+        activated = db.session.scalar(select(ConfigRevision.activated_at).where(ConfigRevision.id == revision_id))
+        stamp = int(activated.timestamp() * 1000) if activated is not None else 0
+        name = job_id("event", "workflow.updated", int(project_id), int(revision_id), stamp)
+        enqueue("default", PROJECT_JOB, "workflow.updated", int(project_id),
+                {"revision_id": int(revision_id), "activation": name},
+                job_id=name, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                retry=Retry(max=len(JOB_RETRY), interval=list(JOB_RETRY)))
+    except Exception as error:  # noqa: BLE001 - the contract: a lost side effect is logged, never raised
+        log.error("event not enqueued kind=workflow.updated project=%s revision=%s: %s", project_id, revision_id,
+                  error)
+        return
+    log.info("event enqueued kind=workflow.updated project=%s job=%s", project_id, name)

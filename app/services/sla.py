@@ -22,7 +22,7 @@ from app.models.base import utcnow
 from app.models.issues import Issue, SlaTimer
 from app.models.projects import Project
 from app.services import automation_runs, configuration
-from app.services.effects import Scope, load_scope, run_automations, snapshot_of
+from app.services.effects import Scope, load_scope, run_automations, snapshot_of, sweep_cron
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +94,20 @@ class SweepResult:
 
     sla_events: list[tuple[str, str]] = field(default_factory=list)
     automation_runs: list[tuple[str, str]] = field(default_factory=list)
+    # (project key, automation id, local minute) of each `schedule.cron` run.
+    cron_runs: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def sweep(now: datetime | None = None) -> SweepResult:
-    """Fire due SLA warnings and breaches (once per entry), then the time-based automations (once per entry)."""
+    """Fire due SLA warnings and breaches (once per entry), the time-based automations (once per entry), then
+    the `schedule.cron` automations due since the previous sweep (once per minute)."""
     now = _aware(now or utcnow())
     result = SweepResult()
     _sweep_sla(now, result)
     _sweep_automations(now, result)
-    log.info("sweep done sla_events=%d automation_runs=%d", len(result.sla_events), len(result.automation_runs))
+    result.cron_runs = sweep_cron(now)
+    log.info("sweep done sla_events=%d automation_runs=%d cron_runs=%d", len(result.sla_events),
+             len(result.automation_runs), len(result.cron_runs))
     return result
 
 

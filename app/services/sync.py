@@ -53,7 +53,7 @@ from app.models import (
 from app.models.base import utcnow
 from app.models.repositories import SYNC_DONE, SYNC_IN_FLIGHT, SYNC_TRIGGERS
 from app.queue import enqueue, redis_connection
-from app.services import configuration, git, workflow_sources
+from app.services import configuration, events, git, workflow_sources
 from app.services.config_sources import ConfigSourceError, read_git_tree_files
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.projects import project_role
@@ -549,6 +549,7 @@ def load_configuration(revision_id: int) -> ConfigRevision:
             return revision
         _activate(revision, config, kind="activated", actor_id=None)
         _finish_load(run_id, "active", started, load_wait)
+        events.workflow_updated(revision.project_id, revision.id)
         log.info("revision=%s project=%s commit=%s active", revision.id, revision.project.key, revision.commit_sha[:10])
     except Exception as exc:
         db.session.rollback()
@@ -726,6 +727,7 @@ def rollback(project: Project, revision_id: int, actor: User | None) -> ConfigRe
     previous = configuration.active_revision(project.id)
     _activate(revision, config, kind="rolled_back", actor_id=actor.id if actor else None)
     db.session.commit()
+    events.workflow_updated(project.id, revision.id)
     log.info("project=%s rolled back to revision=%s (was %s)", project.key, revision.id,
              previous.id if previous else None)
     return revision
