@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from app.extensions import db
 from app.models.audit import AuditEvent
@@ -62,8 +63,8 @@ def record(project_id: int, kind: str, actor_id: int | None, issue_id: int | Non
     Bumping `project_counters.audit_seq` with `UPDATE … RETURNING` locks the project's counter
     row until commit, so concurrent writers queue up instead of forking the chain; the unique
     (project_id, seq) constraint is the backstop. The same statement returns the previous event's
-    hash when its snapshot can see it; when it cannot (on PostgreSQL the UPDATE waited for a writer
-    that committed after the statement began) a second SELECT, with a fresh snapshot, reads it.
+    hash on PostgreSQL when its snapshot can see it; when it cannot (the UPDATE waited for a writer
+    that committed after the statement began), and on SQLite, a second SELECT reads it.
     """
     # A JSON round trip now, so the hash covers exactly what the database will hand back.
     data = json.loads(json.dumps(data or {}, sort_keys=True, allow_nan=False))
@@ -89,20 +90,35 @@ def record(project_id: int, kind: str, actor_id: int | None, issue_id: int | Non
 
 
 def _next_link(project_id: int) -> tuple[int | None, str | None]:
-    """Bump the project's audit sequence: (new seq, hash of event seq - 1 if visible), or (None, None) with no counter."""
+    """Bump the project's audit sequence: (new seq, hash of event seq - 1 if visible), or (None, None) with no counter.
+
+    On PostgreSQL the previous hash comes back in the same statement. SQLite renders RETURNING columns
+    unqualified, which a correlated subquery would resolve against `audit_events` itself, so there the
+    hash is left to the caller's SELECT.
+    """
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    row = db.session.execute(_next_link_statement(postgres), {"counter_project_id": project_id}).first()
+    if row is None:
+        return None, None
+    return row[0], (row[1] if postgres else None)
+
+
+@functools.cache
+def _next_link_statement(with_previous_hash: bool):
+    statement = (
+        update(ProjectCounter)
+        .where(ProjectCounter.project_id == bindparam("counter_project_id"))
+        .values(audit_seq=ProjectCounter.audit_seq + 1)
+    )
+    if not with_previous_hash:
+        return statement.returning(ProjectCounter.audit_seq)
     previous = (
         select(AuditEvent.hash)
-        .where(AuditEvent.project_id == project_id, AuditEvent.seq == ProjectCounter.audit_seq - 1)
+        .where(AuditEvent.project_id == ProjectCounter.project_id, AuditEvent.seq == ProjectCounter.audit_seq - 1)
         .correlate(ProjectCounter)
         .scalar_subquery()
     )
-    row = db.session.execute(
-        update(ProjectCounter)
-        .where(ProjectCounter.project_id == project_id)
-        .values(audit_seq=ProjectCounter.audit_seq + 1)
-        .returning(ProjectCounter.audit_seq, previous)
-    ).first()
-    return (row[0], row[1]) if row is not None else (None, None)
+    return statement.returning(ProjectCounter.audit_seq, previous)
 
 
 def verify(project_id: int) -> VerifyResult:

@@ -6,6 +6,7 @@ normalized configuration (`app.kiket.model.ConfigRevision`) a project runs on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -152,21 +153,27 @@ def project_config(project: Project) -> km.ConfigRevision:
 
 def _config_marker(project: Project):
     """The active revision (id, repository_id, commit_sha) or None, and the layers version: one query."""
-    typed_null = {"int": sa.cast(sa.null(), sa.Integer), "str": sa.cast(sa.null(), sa.String)}
-    revisions = select(
-        sa.literal("r").label("kind"), ConfigRevision.id.label("id"), ConfigRevision.repository_id.label("repository_id"),
-        ConfigRevision.commit_sha.label("commit_sha"), ConfigRevision.activated_at.label("activated_at"),
-        typed_null["str"].label("scope"), typed_null["str"].label("path"), typed_null["int"].label("version"),
-    ).where(ConfigRevision.project_id == project.id, ConfigRevision.status == "active")
-    layers = select(
-        sa.literal("l"), ConfigLayer.id, typed_null["int"], typed_null["str"],
-        sa.cast(sa.null(), ConfigRevision.activated_at.type), ConfigLayer.scope, ConfigLayer.path, ConfigLayer.version,
-    ).where(ConfigLayer.scope.in_(_layer_scopes(project)))
-    rows = db.session.execute(sa.union_all(revisions, layers)).all()
+    rows = db.session.execute(_marker_statement(), {"project_id": project.id, "scopes": _layer_scopes(project)}).all()
     active = [r for r in rows if r.kind == "r"]
     # As `active_revision`: the latest activation wins should two rows ever be marked active.
     active.sort(key=lambda r: (r.activated_at.timestamp() if r.activated_at else 0.0, r.id), reverse=True)
     return (active[0] if active else None), _layers_version([r for r in rows if r.kind == "l"])
+
+
+@functools.cache
+def _marker_statement():
+    """Built once: constructing the union costs more Python time than running it."""
+    text, number = sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.Integer)
+    revisions = select(
+        sa.literal("r").label("kind"), ConfigRevision.id.label("id"), ConfigRevision.repository_id.label("repository_id"),
+        ConfigRevision.commit_sha.label("commit_sha"), ConfigRevision.activated_at.label("activated_at"),
+        text.label("scope"), text.label("path"), number.label("version"),
+    ).where(ConfigRevision.project_id == sa.bindparam("project_id"), ConfigRevision.status == "active")
+    layers = select(
+        sa.literal("l"), ConfigLayer.id, number, text, sa.cast(sa.null(), ConfigRevision.activated_at.type),
+        ConfigLayer.scope, ConfigLayer.path, ConfigLayer.version,
+    ).where(ConfigLayer.scope.in_(sa.bindparam("scopes", expanding=True)))
+    return sa.union_all(revisions, layers)
 
 
 def _template_key(project: Project, layers_version: str) -> tuple:

@@ -6,6 +6,7 @@ snapshots and actors, persists, commits once, and then calls `app.services.event
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -14,6 +15,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -32,7 +34,6 @@ from app.models.base import utcnow
 from app.models.issues import (
     Approval, Attachment, ChecklistProgress, Comment, Issue, IssueTransition, Watcher,
 )
-from app.services import attachments as attachment_files
 from app.services import audit, configuration, events, issue_keys
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.projects import project_role
@@ -239,11 +240,33 @@ def checklist_ticks(issue_id: int) -> dict[str, dict[str, bool]]:
     return ticks
 
 
+def _issue_rows(issue_id: int) -> tuple[tuple[str, ...], dict[str, dict[str, bool]], frozenset[str]]:
+    """Watcher emails, checklist ticks and document tags of an issue, in one round trip."""
+    rows = db.session.execute(_issue_rows_statement(), {"issue_id": issue_id}).all()
+    ticks: dict[str, dict[str, bool]] = {}
+    for row in rows:
+        if row.kind == "c":
+            ticks.setdefault(row.a, {})[row.b] = bool(row.checked)
+    return (tuple(r.a for r in rows if r.kind == "w"), ticks, frozenset(r.a for r in rows if r.kind == "d"))
+
+
+@functools.cache
+def _issue_rows_statement():
+    issue_id = sa.bindparam("issue_id")
+    text, flag = sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.Boolean)
+    return sa.union_all(
+        select(sa.literal("w").label("kind"), User.email.label("a"), text.label("b"), flag.label("checked"))
+        .join(Watcher, Watcher.user_id == User.id).where(Watcher.issue_id == issue_id),
+        select(sa.literal("c"), ChecklistProgress.checklist_id, ChecklistProgress.item_id, ChecklistProgress.checked)
+        .where(ChecklistProgress.issue_id == issue_id),
+        select(sa.literal("d"), Attachment.document_key, text, flag)
+        .where(Attachment.issue_id == issue_id, Attachment.document_key.is_not(None)),
+    )
+
+
 def snapshot_of(issue: Issue, config: km.ConfigRevision) -> IssueSnapshot:
     """The runtime's frozen picture of an issue and its rows."""
-    watchers = db.session.scalars(
-        select(User.email).join(Watcher, Watcher.user_id == User.id).where(Watcher.issue_id == issue.id)
-    ).all()
+    watchers, ticks, documents = _issue_rows(issue.id)
     return IssueSnapshot(
         id=issue.id, key=issue.key, title=issue.title, description=issue.description, status=issue.state,
         issue_type=issue.issue_type, workflow=issue.workflow_id, priority=issue.priority,
@@ -253,8 +276,8 @@ def snapshot_of(issue: Issue, config: km.ConfigRevision) -> IssueSnapshot:
         parent=issue.parent.key if issue.parent else None,
         created_at=issue.created_at, updated_at=issue.updated_at, resolved_at=issue.resolved_at,
         custom_fields=dict(issue.custom_fields or {}), state_entered_at=issue.state_entered_at,
-        checklists=checklist_ticks(issue.id), approvals=approval_records(issue, config),
-        documents=attachment_files.document_keys(issue.id), watchers=tuple(watchers), project=issue.project.key,
+        checklists=ticks, approvals=approval_records(issue, config),
+        documents=documents, watchers=watchers, project=issue.project.key,
     )
 
 

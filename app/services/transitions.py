@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 from typing import BinaryIO
 
-from sqlalchemy import and_, inspect, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -77,7 +77,9 @@ def _load(actor: User | None, issue_id: int, *, as_automation: bool) -> tuple[Is
 
     As `load_issue` + `project_user_role`, without a second round trip for the membership row.
     """
-    query = select(Issue).options(joinedload(Issue.project)).where(Issue.id == issue_id)
+    # populate_existing: an issue already in the session (an earlier call) is refreshed, never trusted.
+    query = (select(Issue).options(joinedload(Issue.project)).where(Issue.id == issue_id)
+             .execution_options(populate_existing=True))
     if as_automation or actor is None:
         issue = db.session.scalar(query)
         if issue is None or (actor is None and not as_automation):
@@ -163,11 +165,9 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
         "key": key, "from": from_state, "to": to_state, "transition": chosen.id, "record": record_id,
         "automation": as_automation, "lock_version": expected + 1,
     })
+    _commit_keeping(issue, actor)
     # The UPDATE held the lock-version check, so the row is what was loaded plus what was written.
-    loaded = {attr.key: getattr(issue, attr.key) for attr in inspect(Issue).column_attrs}
-    loaded.update(written)
-    db.session.commit()
-    for name, value in loaded.items():
+    for name, value in written.items():
         set_committed_value(issue, name, value)
     log.info("issue transitioned key=%s %s->%s via=%s actor=%s", key, from_state, to_state, chosen.id,
              runtime.identity)
@@ -175,6 +175,32 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
     if comment_id is not None:
         events.issue_commented(issue_id, comment_id, actor_id, chain=chain)
     return issue
+
+
+def _commit_keeping(issue: Issue, actor: User | None) -> None:
+    """Commit, expiring every object in the session except the issue, its project and the actor.
+
+    The issue is set to what was written right after (its lock version proves nobody else wrote in
+    between); the project and the actor stay as this session read them, like any object a request
+    holds. So the caller rendering them, or the next transition of the same actor, does not re-select
+    them; everything else is expired as a plain commit would.
+    """
+    session = db.session()
+    keep = {id(issue), id(issue.project)}
+    if actor is not None:
+        keep.add(id(actor))
+        # Only if already loaded: keeping them must not cost a query.
+        keep.update(id(m) for m in actor.__dict__.get("memberships", ()))
+    expire_on_commit = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit
+    if expire_on_commit:
+        for obj in list(session.identity_map.values()):
+            if id(obj) not in keep:
+                session.expire(obj)
 
 
 def tick_checklist(issue_id: int, actor: User, checklist_id: str, item_id: str, checked: bool) -> Issue:
