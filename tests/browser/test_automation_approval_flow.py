@@ -1,0 +1,64 @@
+"""A `requires_approval` automation in the browser: the run waits, the owner is told by the bell, reads the
+plan on the notifications page and approves it; the real worker ran the event, the approval runs the actions."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_issue_flow import sign_up_with_project
+
+pytestmark = pytest.mark.browser
+
+GATED = """model_version: "1.0"
+automations:
+  - id: label-on-comment
+    name: Label commented issues
+    trigger: comment.created
+    requires_approval: true
+    actions:
+      - type: add_label
+        label: discussed
+"""
+
+
+def comment_on_a_new_issue(app) -> None:
+    from sqlalchemy import select
+
+    from app.models import Project, User
+    from app.services import transitions
+    from tests.support.issue_events import make_issue, save_override
+
+    with app.app_context():
+        from app.extensions import db
+
+        ada = db.session.scalar(select(User).where(User.email == "ada@example.com"))
+        project = db.session.scalar(select(Project).where(Project.key == "BUG"))
+        save_override(ada, project, "automations/gated.yaml", GATED)
+        issue = make_issue(project, "Gated", issue_type="task", reporter=ada, emit=False)
+        transitions.add_comment(issue.id, ada, "please label me")
+        db.session.remove()
+
+
+def test_the_owner_approves_a_waiting_run(new_page, worker, _schema):
+    page = new_page()
+    sign_up_with_project(page)
+    comment_on_a_new_issue(_schema)
+
+    bell = page.locator("#bell")
+    for _ in range(40):  # the worker runs the comment's event; reload rather than wait for the 30 s poll
+        if bell.locator(".badge").count():
+            break
+        page.wait_for_timeout(250)
+        page.reload()
+    expect(bell.locator(".badge")).to_have_text("1")
+    bell.click()
+    expect(page.locator(".notification.unread .message")).to_have_text(
+        "Automation 'Label commented issues' awaits approval on BUG-1 Gated")
+    run = page.locator(".automation-run")
+    expect(run).to_contain_text("label-on-comment")
+    expect(run).to_contain_text("add_label")
+    run.get_by_role("button", name="Approve").click()
+    expect(page.locator("#automation-approvals [role=status]")).to_contain_text(
+        "applied (approved by ada@example.com)")
+    expect(page.locator(".automation-run")).to_have_count(0)
+    page.goto("/projects/BUG/issues/1")
+    expect(page.locator("body")).to_contain_text("discussed")
