@@ -135,29 +135,18 @@ def merge_layers(layers: Sequence[LayerConfig]) -> tuple[MergedConfig, list[Diag
                 for member in layer.team.members:
                     if member.identity not in merged.members and admit(layer, "members", member.identity, member.prov):
                         merged.members[member.identity] = member
-        if use["issue_types"]:
-            if layer.issue_types_file and not bundled:
-                merged.issue_types_defined = True
-            for key, itype in layer.issue_types.items():
-                if key not in merged.issue_types and admit(layer, "issue_types", key, itype.prov):
-                    merged.issue_types[key] = itype
-                    live_paths.add((layer.layer, itype.prov.path))
-            if layer.issue_types:
-                defined["issue_types"] = True
-        if use["workflows"]:
-            for key, workflow in layer.workflows.items():
-                if key not in merged.workflows and admit(layer, "workflows", key, workflow.prov):
-                    merged.workflows[key] = workflow
-                    live_paths.add((layer.layer, workflow.prov.path))
-            if layer.workflows:
-                defined["workflows"] = True
-        if use["boards"]:
-            for key, board in layer.boards.items():
-                if key not in merged.boards and admit(layer, "boards", key, board.prov):
-                    merged.boards[key] = board
-                    live_paths.add((layer.layer, board.prov.path))
-            if layer.boards:
-                defined["boards"] = True
+        if use["issue_types"] and layer.issue_types_file and not bundled:
+            merged.issue_types_defined = True
+        for kind in ("issue_types", "workflows", "boards"):
+            if not use[kind]:
+                continue
+            elements, chosen = getattr(layer, kind), getattr(merged, kind)
+            for key, element in elements.items():
+                if key not in chosen and admit(layer, kind, key, element.prov):
+                    chosen[key] = element
+                    live_paths.add((layer.layer, element.prov.path))
+            if elements:
+                defined[kind] = True
         if bundled and use["workflows"] and layer.project is not None:
             # Bundled workflows refer to the template's own roles.
             for part in layer.project.roles:
