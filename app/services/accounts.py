@@ -143,6 +143,22 @@ def create_invitation(actor: User, email: str | None, role: str) -> tuple[Invita
     return invitation, token
 
 
+def renew_invitation(actor: User, invitation_id: int) -> tuple[Invitation, str]:
+    """A fresh link for an unused invitation (the old link stops working); e.g. for team.yaml members."""
+    invitation = db.session.get(Invitation, invitation_id)
+    if invitation is None or invitation.organization_id != actor.membership.organization_id:
+        raise Invalid({"invitation": "No such invitation."})
+    if invitation.accepted_at is not None:
+        raise Invalid({"invitation": "This invitation has already been used."})
+    if invitation.role == "admin" and actor.org_role != "owner":
+        raise Invalid({"invitation": "Only owners can invite admins."})
+    nonce = secrets.token_urlsafe(24)
+    invitation.nonce_hash = _digest(nonce)
+    invitation.expires_at = utcnow() + timedelta(seconds=current_app.config["KIKET_INVITATION_MAX_AGE"])
+    db.session.commit()
+    return invitation, _serializer().dumps({"id": invitation.id, "nonce": nonce})
+
+
 def open_invitation(token: str) -> Invitation:
     """The invitation a link names, if it is still valid; else `Invalid` saying why."""
     max_age = current_app.config["KIKET_INVITATION_MAX_AGE"]

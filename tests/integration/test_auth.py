@@ -145,3 +145,22 @@ def test_memberships_are_unique_per_organization(app, make_user):
     with pytest.raises(Exception):
         db.session.commit()
     db.session.rollback()
+
+
+def test_a_pending_invitation_gets_a_new_link_and_the_old_one_stops(client, make_user, login):
+    make_user("ada@example.com")
+    login("ada@example.com")
+    old_link = invite(client, "grace@example.com")
+    invitation = db.session.scalar(select(Invitation))
+    response = post_form(client, f"/admin/invitations/{invitation.id}/link", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    start = html.index("http://localhost/join/")
+    new_link = html[start:html.index('"', start)].removeprefix("http://localhost")
+    assert new_link != old_link
+    stranger = client.application.test_client()
+    assert stranger.get(old_link).status_code == 410
+    joined = post_form(stranger, new_link, {"email": "grace@example.com", "password": PASSWORD})
+    assert joined.status_code == 303
+    used = post_form(client, f"/admin/invitations/{invitation.id}/link")
+    assert used.status_code == 422 and "already been used" in used.get_data(as_text=True)

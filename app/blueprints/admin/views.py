@@ -46,6 +46,15 @@ def create_invitation():
     return _page(link=url_for("auth.join", token=token, _external=True))
 
 
+@bp.route("/invitations/<int:invitation_id>/link", methods=["POST"])
+def renew_invitation(invitation_id: int):
+    try:
+        _, token = accounts.renew_invitation(current_user, invitation_id)
+    except Invalid as error:
+        return _page(422, problems=error.problems)
+    return _page(link=url_for("auth.join", token=token, _external=True))
+
+
 def _defaults_page(status: int = 200, **editor):
     editor.setdefault("form", {})
     editor.setdefault("problems", {})
