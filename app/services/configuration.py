@@ -13,7 +13,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import select
@@ -184,6 +184,15 @@ def _revision_key(revision_id: int, repository_id: int, commit_sha: str, project
                   layers_version: str) -> tuple:
     return ("revision", revision_id, repository_id, commit_sha, project.id, project.key, project.template,
             layers_version)
+
+
+def all_project_configs() -> Iterator[tuple[Project, km.ConfigRevision]]:
+    """Every project with its active configuration, for sweeps; a project whose config cannot load is skipped."""
+    for project in db.session.scalars(select(Project).order_by(Project.id)):
+        try:
+            yield project, project_config(project)
+        except ConfigUnavailable as error:
+            log.warning("sweep skips project %s: %s", project.key, error)
 
 
 def revision_config(revision: ConfigRevision) -> km.ConfigRevision:

@@ -864,12 +864,7 @@ def sweep_cron(now: datetime, since: datetime | None = None) -> list[tuple[str, 
     if since >= now:
         return []
     fired: list[tuple[str, str, str]] = []
-    for project in db.session.scalars(select(Project).order_by(Project.id)):
-        try:
-            active = configuration.project_config(project)
-        except configuration.ConfigUnavailable as error:
-            log.warning("cron sweep skips project %s: %s", project.key, error)
-            continue
+    for project, active in configuration.all_project_configs():
         scheduled = cron_automations(active)
         if not scheduled:
             continue

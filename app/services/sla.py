@@ -20,7 +20,6 @@ from app.kiket.runtime.sla import SlaClock, due_events, sla_payload, state_clock
 from app.kiket.runtime.snapshot import to_context
 from app.models.base import utcnow
 from app.models.issues import Issue, SlaTimer
-from app.models.projects import Project
 from app.services import automation_runs, configuration
 from app.services.effects import Scope, load_scope, run_automations, snapshot_of, sweep_cron
 
@@ -149,12 +148,7 @@ def _sweep_sla(now: datetime, result: SweepResult) -> None:
 
 
 def _sweep_automations(now: datetime, result: SweepResult) -> None:
-    for project in db.session.scalars(select(Project).order_by(Project.id)):
-        try:
-            active = configuration.project_config(project)
-        except configuration.ConfigUnavailable as error:
-            log.warning("sweep skips project %s: %s", project.key, error)
-            continue
+    for project, active in configuration.all_project_configs():
         if not any(a.enabled and needs_sweep(a) for a in active.automations.values()):
             continue
         issue_ids = list(db.session.scalars(select(Issue.id).where(
