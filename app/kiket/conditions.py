@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
+from app.kiket.codes import CODES as REGISTRY
 from app.kiket.diagnostics import Diagnostic, Provenance, Severity
 
 Locate = Callable[[str], Provenance]
@@ -107,21 +108,22 @@ MAX_DEPTH = 32
 MAX_NODES = 1024
 MAX_PATH_LENGTH = 256
 
-CODES: dict[str, tuple[Severity, str]] = {
-    "unknown_operator": ("warning", "operator is not one of §9 or its aliases; the condition never holds"),
-    "invalid_condition": ("error", "node is not a condition form of §9; it never holds"),
-    "invalid_path": ("error", "field path is empty, malformed or uses a `_`-prefixed segment; never holds"),
-    "invalid_checklist": ("error", "`{checklist: id, complete: bool}` with a bad id or flag; never holds"),
-    "missing_value": ("warning", "binary operator without `value`; compared with null"),
-    "ignored_value": ("info", "`is_present`/`is_blank` take no value; it is ignored"),
-    "unknown_key": ("warning", "extra key in a condition node; ignored"),
-    "condition_too_complex": ("error", f"more than {MAX_DEPTH} levels or {MAX_NODES} nodes; never holds"),
-    "expression_syntax": ("error", "expression string does not parse; it never holds"),
-    "expression_too_complex": ("error", "expression longer or deeper than allowed; it never holds"),
-    "expression_too_large": ("warning", "expression has more than 256 nodes; it never holds"),
-    "unsupported_function": ("warning", "function calls such as `query(...)` are not supported; never holds"),
-    "unsupported_comparison": ("warning", "comparison needs a field on one side and a literal on the other"),
-}
+# The codes conditions and expressions emit; severities and descriptions live in the registry.
+CODES: dict[str, tuple[Severity, str]] = {code: REGISTRY[code] for code in (
+    "unknown_operator",
+    "invalid_condition",
+    "invalid_path",
+    "invalid_checklist",
+    "missing_value",
+    "ignored_value",
+    "unknown_key",
+    "condition_too_complex",
+    "expression_syntax",
+    "expression_too_complex",
+    "expression_too_large",
+    "unsupported_function",
+    "unsupported_comparison",
+)}
 
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

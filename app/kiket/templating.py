@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import quote
 
+from app.kiket.codes import CODES as REGISTRY
 from app.kiket.diagnostics import Diagnostic, KiketError, Provenance, Severity
 
 Locate = Callable[[str], Provenance]
@@ -24,17 +25,18 @@ MAX_FILTERS = 16
 MAX_DIAGNOSTICS = 20
 ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
-CODES: dict[str, tuple[Severity, str]] = {
-    "template_syntax": ("warning", "placeholder is not closed or does not parse; kept literal or rendered empty"),
-    "unknown_template_root": ("warning", "placeholder starts with an unknown root; renders empty"),
-    "unknown_filter": ("warning", "filter is not one of slugify lower upper title truncate default json urlencode date"),
-    "invalid_filter_argument": ("warning", "filter argument is missing or of the wrong kind; renders empty"),
-    "unsupported_function": ("warning", "function calls are not supported in templates; renders empty"),
-    "unsupported_template_block": ("warning", "`{{#if}}`/`{{#each}}` blocks are not supported; kept literal"),
-    "private_name": ("warning", "`_`-prefixed names are refused by the sandbox; renders empty"),
-    "invalid_env_name": ("warning", "`env.NAME` must match ^[A-Z][A-Z0-9_]{0,63}$; renders empty"),
-    "body_too_deep": ("error", f"body nested deeper than {MAX_BODY_DEPTH} levels; deeper parts dropped"),
-}
+# The codes templates emit; severities and descriptions live in the registry.
+CODES: dict[str, tuple[Severity, str]] = {code: REGISTRY[code] for code in (
+    "template_syntax",
+    "unknown_template_root",
+    "unknown_filter",
+    "invalid_filter_argument",
+    "unsupported_function",
+    "unsupported_template_block",
+    "private_name",
+    "invalid_env_name",
+    "body_too_deep",
+)}
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _INDEX = re.compile(r"\[\s*([0-9]{1,9})\s*\]")
