@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import SimpleWorker, Worker
 
 from app.commands.audit import audit_cli
+from app.commands.config import schema_command, validate_command
 from app.commands.migrate import migrate_command
 from app.commands.repositories import repo_cli, sync_repository
 from app.queue import QUEUES, get_queue, redis_connection
@@ -28,6 +29,8 @@ kiket_cli.add_command(repo_cli)
 kiket_cli.add_command(sync_repository)
 kiket_cli.add_command(audit_cli)
 kiket_cli.add_command(migrate_command)
+kiket_cli.add_command(validate_command)
+kiket_cli.add_command(schema_command)
 
 
 @user_cli.command("create")
@@ -105,14 +108,3 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, wait_second
 
     sla.schedule_sweep()
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
-
-
-def _register_config_commands() -> None:
-    """`flask kiket validate` and `flask kiket schema` come from the config engine's commands."""
-    from app.commands.config import schema_command, validate_command
-
-    kiket_cli.add_command(validate_command)
-    kiket_cli.add_command(schema_command)
-
-
-_register_config_commands()
