@@ -1,4 +1,4 @@
-"""Projects: list, create from a template, project home."""
+"""Projects: list, create from a template, project home, configuration and secrets."""
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -9,7 +9,7 @@ from app.blueprints.repositories.schemas import LayerFileSchema
 from app.htmx import is_htmx, render_view
 from app.kiket import bundled
 from app.kiket.diagram import layout_workflow
-from app.services import configuration, projects, sync
+from app.services import configuration, projects, secrets, sync
 from app.services.errors import Invalid, NotFound
 
 bp = Blueprint("projects", __name__)
@@ -60,7 +60,8 @@ def show(key: str):
     project = projects.get_project(current_user, key)
     template = next((t for t in bundled.list_templates() if t.key == project.template), None)
     return render_template(
-        "projects/show.html", project=project, template=template, role=projects.project_role(current_user, project)
+        "projects/show.html", project=project, template=template, role=projects.project_role(current_user, project),
+        can_manage_secrets=secrets.can_manage(current_user, project),
     )
 
 
@@ -115,3 +116,43 @@ def save_override(key: str):
     return render_view(
         "projects/configuration.html", "repositories/_layer_editor.html", status=200 if result.saved else 422, **context,
     )
+
+
+def _secrets_page(project, status: int = 200, **context):
+    context.setdefault("form", {})
+    context.setdefault("problems", {})
+    context.setdefault("message", None)
+    return render_view("projects/secrets.html", "projects/_secrets.html", status=status, project=project,
+                       overview=secrets.overview(project), **context)
+
+
+def _secrets_done(project, message: str):
+    """After a change: the fresh list for HTMX, a 303 back to the page otherwise."""
+    if is_htmx():
+        return _secrets_page(project, message=message)
+    return redirect(url_for("projects.secrets", key=project.key), 303)
+
+
+@bp.route("/projects/<key>/secrets", endpoint="secrets")
+def secrets_page(key: str):
+    project = secrets.managed_project(current_user, key)
+    return _secrets_page(project, form={"name": request.args.get("name", "")})
+
+
+@bp.route("/projects/<key>/secrets", methods=["POST"])
+def set_secret(key: str):
+    """Create or replace one secret; the value is never sent back, not even after a refusal."""
+    project = secrets.managed_project(current_user, key)
+    name = request.form.get("name", "").strip()
+    try:
+        created = secrets.set_secret(project.id, name, request.form.get("value", ""), current_user.id)
+    except Invalid as error:
+        return _secrets_page(project, 422, form={"name": name}, problems=error.problems)
+    return _secrets_done(project, f"{'Added' if created else 'Replaced'} {name}.")
+
+
+@bp.route("/projects/<key>/secrets/<name>/delete", methods=["POST"])
+def delete_secret(key: str, name: str):
+    project = secrets.managed_project(current_user, key)
+    secrets.delete_secret(project.id, name, current_user.id)
+    return _secrets_done(project, f"Deleted {name}.")
