@@ -160,6 +160,12 @@ def can_decide(policy: ApprovalPolicy, approver: ApprovalRecord, records: Sequen
         return "The approval was denied; the issue must re-enter the state"
     if status.satisfied:
         return "The approval is already complete"
+    if policy.mode == "sequential":
+        # A decision out of turn would never count (the chain is filled in order) and would use up the
+        # person's one decision in this state entry: refuse it until their step comes.
+        step = approvers[len(status.approved_by)]
+        if not matches(step, approver, context):
+            return f"Waiting for approval from {describe_approver(step)} first"
     return None
 
 

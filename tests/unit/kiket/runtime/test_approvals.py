@@ -80,6 +80,17 @@ def test_who_may_decide(revision):
     assert "denied" in can_decide(policy, rec("lars", "legal"), denied, {}, may_approve=True)
 
 
+def test_sequential_chain_is_decided_in_turn():
+    """An out-of-turn approval would never count and would use up the person's decision: refused until their step."""
+    chain = ApprovalPolicy("sequential", 1, (Approver("role", "counsel"), Approver("role", "cfo")))
+    cfo, counsel = rec("f", "cfo"), rec("c", "counsel")
+    assert can_decide(chain, cfo, (), {}, may_approve=True) == "Waiting for approval from role counsel first"
+    assert can_decide(chain, counsel, (), {}, may_approve=True) is None
+    assert can_decide(chain, cfo, (counsel,), {}, may_approve=True) is None
+    assert can_decide(chain, rec("c2", "counsel"), (counsel,), {}, may_approve=True) == \
+        "Waiting for approval from role cfo first"
+
+
 def test_which_states_request_approval(revision, mini):
     contract = revision("legal").workflows["contract"]
     assert [s for s in contract.states if requests_approval(contract, s)] == ["legal_review"]
