@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models.issues import AutomationRun
 from app.services import audit
+from app.services.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,20 @@ def sweep_keys(project_id: int, issue_id: int) -> set[str]:
     return {row.get("sweep_key") for row in rows if isinstance(row, dict) and row.get("sweep_key")}
 
 
-def awaiting_approval(project_ids: list[int], limit: int = 50) -> list[AutomationRun]:
-    """Runs of these projects waiting for someone to approve or deny them, oldest first."""
+def awaiting_approval(project_ids: list[int], limit: int = 50, *, issue_id: int | None = None) -> list[AutomationRun]:
+    """Runs of these projects (or of one of their issues) waiting for someone to approve or deny them, oldest first."""
     if not project_ids:
         return []
-    return list(db.session.scalars(select(AutomationRun).where(
+    query = select(AutomationRun).where(
         AutomationRun.project_id.in_(project_ids), AutomationRun.outcome == "awaiting_approval")
-        .order_by(AutomationRun.id).limit(limit)))
+    if issue_id is not None:
+        query = query.where(AutomationRun.issue_id == issue_id)
+    return list(db.session.scalars(query.order_by(AutomationRun.id).limit(limit)))
+
+
+def run_of_issue(run_id: int, issue_id: int) -> AutomationRun:
+    """The run, if it was started for this issue (so an issue's page decides only its own runs)."""
+    run = db.session.get(AutomationRun, run_id)
+    if run is None or run.issue_id != issue_id:
+        raise NotFound(f"No automation run {run_id} on this issue.")
+    return run

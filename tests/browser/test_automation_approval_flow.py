@@ -62,3 +62,24 @@ def test_the_owner_approves_a_waiting_run(new_page, worker, _schema):
     expect(page.locator(".automation-run")).to_have_count(0)
     page.goto("/projects/BUG/issues/1")
     expect(page.locator("body")).to_contain_text("discussed")
+
+
+def test_the_owner_approves_a_waiting_run_on_the_issue_page(new_page, worker, _schema):
+    page = new_page()
+    sign_up_with_project(page)
+    comment_on_a_new_issue(_schema)
+
+    page.goto("/projects/BUG/issues/1")
+    run = page.locator(".automation-run")
+    for _ in range(40):  # the worker runs the comment's event; the page shows the run once it waits
+        if run.count():
+            break
+        page.wait_for_timeout(250)
+        page.reload()
+    section = page.get_by_role("region", name="Automation runs awaiting approval")
+    expect(section.locator(".automation-run")).to_contain_text("label-on-comment")
+    expect(section.locator(".automation-run")).to_contain_text("add_label")
+    section.get_by_role("button", name="Approve").click()
+    expect(section.get_by_role("status")).to_contain_text("applied (approved by ada@example.com)")
+    expect(page.locator(".automation-run")).to_have_count(0)
+    expect(page.locator("body")).to_contain_text("discussed")

@@ -161,3 +161,95 @@ def test_a_member_sees_no_runs_to_decide(app, make_user, client, login):
     assert "label-on-comment" not in client.get("/notifications").get_data(as_text=True)
     response = post_form(client, f"/notifications/automation-runs/{run.id}", {"decision": "approve"})
     assert response.status_code == 403
+
+
+def add_member(make_user, project, email="member@example.com", role="member"):
+    from app.extensions import db
+    from app.models import ProjectMembership
+
+    member = make_user(email, "member")
+    db.session.add(ProjectMembership(project_id=project.id, user_id=member.id, role=role))
+    db.session.commit()
+    return member
+
+
+def test_the_issue_page_lists_its_waiting_runs_and_decides_them(app, make_user, client, login):
+    from app.extensions import db
+    from app.models import AutomationRun, Issue
+
+    owner, project = gated_project(make_user)
+    issue, run = gated_run(app, owner, project)
+    login()
+    url = f"/projects/GATE/issues/{issue.number}"
+    page = client.get(url).get_data(as_text=True)
+    assert f'id="automation-runs-{issue.id}"' in page and f'id="automation-run-{run.id}"' in page
+    assert "GATE-1 was labelled" in page and f'action="{url}/automation-runs/{run.id}"' in page
+
+    response = post_form(client, f"{url}/automation-runs/{run.id}", {"decision": "approve"},
+                         headers={"HX-Request": "true"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
+    assert body.lstrip().startswith(f'<div id="issue-{issue.id}"') and "<html" not in body
+    assert f"Run {run.id} of label-on-comment: applied (approved by owner@example.com)" in body
+    assert f'id="automation-run-{run.id}"' not in body and "discussed" in body
+    db.session.expire_all()
+    assert db.session.get(AutomationRun, run.id).outcome.startswith("applied")
+    assert db.session.get(Issue, issue.id).labels == ["discussed"]
+
+    again = post_form(client, f"{url}/automation-runs/{run.id}", {"decision": "deny"}, headers={"HX-Request": "true"})
+    assert "This run was already decided." in again.get_data(as_text=True)
+    assert post_form(client, f"{url}/automation-runs/{run.id}", {"decision": "maybe"}).status_code == 400
+    assert f'id="automation-runs-{issue.id}"' not in client.get(url).get_data(as_text=True)
+
+
+def test_denying_from_the_issue_page_without_htmx_redirects_back(app, make_user, client, login):
+    from app.extensions import db
+    from app.models import AutomationRun
+
+    owner, project = gated_project(make_user)
+    issue, run = gated_run(app, owner, project)
+    login()
+    url = f"/projects/GATE/issues/{issue.number}"
+    response = post_form(client, f"{url}/automation-runs/{run.id}", {"decision": "deny"})
+    assert response.status_code == 303 and response.headers["Location"] == url
+    db.session.expire_all()
+    assert db.session.get(AutomationRun, run.id).outcome == "denied by owner@example.com"
+
+
+def test_members_see_the_waiting_runs_read_only_and_cannot_decide(app, make_user, client, login):
+    from app.extensions import db
+    from app.models import AutomationRun
+
+    owner, project = gated_project(make_user)
+    issue, run = gated_run(app, owner, project)
+    add_member(make_user, project)
+    login("member@example.com")
+    url = f"/projects/GATE/issues/{issue.number}"
+    page = client.get(url).get_data(as_text=True)
+    assert f'id="automation-run-{run.id}"' in page and "label-on-comment" in page
+    assert "/automation-runs/" not in page and "decide these runs" in page
+    assert post_form(client, f"{url}/automation-runs/{run.id}", {"decision": "approve"}).status_code == 403
+    db.session.expire_all()
+    assert db.session.get(AutomationRun, run.id).outcome == "awaiting_approval"
+
+
+def test_strangers_and_other_issues_runs_get_404(app, make_user, client, login):
+    from app.extensions import db
+    from app.models import AutomationRun
+
+    owner, project = gated_project(make_user)
+    issue, run = gated_run(app, owner, project)
+    other = make_issue(project, "Another", issue_type="task", reporter=owner, emit=False)
+    make_user("stranger@example.com", "member")
+    login("stranger@example.com")
+    assert client.get(f"/projects/GATE/issues/{issue.number}").status_code == 404
+    response = post_form(client, f"/projects/GATE/issues/{issue.number}/automation-runs/{run.id}",
+                         {"decision": "approve"})
+    assert response.status_code == 404
+    post_form(client, "/logout")
+    login()
+    response = post_form(client, f"/projects/GATE/issues/{other.number}/automation-runs/{run.id}",
+                         {"decision": "approve"})
+    assert response.status_code == 404
+    db.session.expire_all()
+    assert db.session.get(AutomationRun, run.id).outcome == "awaiting_approval"

@@ -1,5 +1,6 @@
 """Issue pages: list, create, the detail page with inline edits, transitions, comments, checklists,
-approvals, attachments and watchers. Views parse, call one service and render; services decide access."""
+approvals, automation runs awaiting approval, attachments and watchers. Views parse, call one service and
+render; services decide access."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from marshmallow import Schema, ValidationError
 
+from app.blueprints.automation_decisions import decide_from_form
 from app.htmx import is_htmx, render_view
 from app.models.issues import Issue
-from app.services import configuration, issues, projects, transitions
+from app.services import automation_runs, configuration, effects, issues, projects, transitions
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 
 from .schemas import (
@@ -140,11 +142,19 @@ def _issue(key: str, number: int) -> Issue:
     return issues.get_issue(current_user, key, number)
 
 
+def _pending_runs(issue: Issue, message: str | None = None) -> dict:
+    """The issue's automation runs awaiting approval, and whether the signed-in person may decide them."""
+    runs = automation_runs.awaiting_approval([issue.project_id], issue_id=issue.id)
+    return {"pending_runs": runs, "run_message": message,
+            "can_decide_runs": bool(runs) and effects.can_decide_runs(current_user, issue.project)}
+
+
 def _show(issue: Issue, status: int = 200, *, problems: dict | None = None, message: str | None = None,
-          verdict=None):
+          verdict=None, run_message: str | None = None):
     view = issues.issue_view(current_user, issue)
     response = render_view("issues/show.html", "issues/_issue.html", status=status, view=view,
-                           problems=problems or {}, message=message, verdict=verdict)
+                           problems=problems or {}, message=message, verdict=verdict,
+                           **_pending_runs(issue, run_message))
     if is_htmx() and status != 200:
         # A refusal re-renders the whole issue, wherever the request came from.
         response.headers["HX-Retarget"] = f"#issue-{issue.id}"
@@ -189,7 +199,7 @@ def show(key: str, number: int):
 def field_value(key: str, number: int, field: str):
     view = issues.issue_view(current_user, _issue(key, number))
     return render_view("issues/show.html", "issues/_field_value.html", view=view, field=_field(view, field),
-                       problems={}, message=None, verdict=None)
+                       problems={}, message=None, verdict=None, **_pending_runs(view.issue))
 
 
 @bp.route("/projects/<key>/issues/<int:number>/fields/<path:field>/edit")
@@ -198,7 +208,7 @@ def field_form(key: str, number: int, field: str):
     if not view.can_update:
         raise Forbidden("You cannot edit issues in this project.")
     return render_view("issues/show.html", "issues/_field_form.html", view=view, field=_field(view, field),
-                       form={}, problems={}, message=None, verdict=None)
+                       form={}, problems={}, message=None, verdict=None, **_pending_runs(view.issue))
 
 
 def _field(view, name: str) -> dict:
@@ -227,7 +237,8 @@ def update(key: str, number: int):
             return _show(_reload(issue), 422, problems=error.problems)
         message = "; ".join(str(v) for v in error.problems.values())
         response = render_view("issues/show.html", "issues/_field_form.html", status=422, view=view, field=field,
-                               form=request.form, problems={"value": message}, message=None, verdict=None)
+                               form=request.form, problems={"value": message}, message=None, verdict=None,
+                               **_pending_runs(issue))
         response.headers["HX-Retarget"] = f"#field-{field['dom']}"
         response.headers["HX-Reswap"] = "outerHTML"
         return response
@@ -311,6 +322,17 @@ def approval(key: str, number: int):
         transitions.decide_approval(issue.id, current_user, data["decision"], data["reason"])
 
     return _mutate(issue, decide)
+
+
+@bp.route("/projects/<key>/issues/<int:number>/automation-runs/<int:run_id>", methods=["POST"])
+def automation_run(key: str, number: int, run_id: int):
+    """Approve or deny one of the issue's gated automation runs; HTMX gets the issue back, with what happened."""
+    issue = _issue(key, number)
+    automation_runs.run_of_issue(run_id, issue.id)
+    message = decide_from_form(run_id)
+    if not is_htmx():
+        return redirect(url_for("issues.show", key=issue.project.key, number=issue.number), 303)
+    return _show(_reload(issue), run_message=message)
 
 
 @bp.route("/projects/<key>/issues/<int:number>/watchers", methods=["POST"])

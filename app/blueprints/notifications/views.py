@@ -3,6 +3,7 @@
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints.automation_decisions import decide_from_form
 from app.htmx import is_htmx, render_view
 from app.services import automation_runs, effects, notifications
 from app.services.projects import visible_projects
@@ -41,14 +42,7 @@ def index():
 @bp.route("/notifications/automation-runs/<int:run_id>", methods=["POST"])
 def decide_run(run_id: int):
     """Approve or deny one gated automation run; HTMX gets the approvals section back."""
-    decision = request.form.get("decision")
-    if decision not in ("approve", "deny"):
-        abort(400)
-    try:
-        run = effects.decide_run(run_id, current_user, decision == "approve", request.form.get("reason") or None)
-        message = f"Run {run.id} of {run.automation_id}: {run.outcome}"
-    except effects.RunNotPending as error:
-        message = str(error)
+    message = decide_from_form(run_id)
     if not is_htmx():
         return redirect(url_for("notifications.index"), 303)
     response = make_response(render_template("notifications/_approvals.html", **_approvals_context(message)))
