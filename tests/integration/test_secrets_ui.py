@@ -152,7 +152,7 @@ def test_without_the_csrf_token_nothing_changes(client, login, project):
     assert stored(project) == {"OPS_TOKEN": VALUE}
 
 
-def test_references_from_webhooks_and_missing_names_are_shown(client, login, project, make_user):
+def test_references_from_webhooks_and_missing_names_are_shown(client, login, project):
     from app.extensions import db
     from app.models import User
     from app.services import secrets
