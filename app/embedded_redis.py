@@ -26,6 +26,9 @@ class _Handler(TCPFakeRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Replies go out one small write per command: without TCP_NODELAY, Nagle's algorithm holds each one
+        # after the first until the client's delayed ACK (~40 ms), so every pipeline (RQ's MULTI/EXEC) stalls.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.kiket_sockets[self.client_address] = self.connection
 
     def finish(self) -> None:

@@ -49,3 +49,16 @@ def test_a_live_blocking_client_still_gets_the_item(embedded):
     client.rpush("q", "job")
     out, _ = waiter.communicate(timeout=15)
     assert "job" in out and client.llen("q") == 0
+
+
+def test_pipelines_are_answered_without_a_delayed_ack_stall(embedded):
+    # RQ wraps most of its bookkeeping in MULTI/EXEC. The replies go out one write per command; with Nagle's
+    # algorithm on, every reply after the first waits for the client's delayed ACK (~40 ms a pipeline).
+    client = Redis(port=embedded)
+    client.ping()
+    started = time.perf_counter()
+    for n in range(20):
+        pipe = client.pipeline()
+        pipe.set("k", n).incr("c").get("k")
+        assert pipe.execute()[2] == str(n).encode()
+    assert time.perf_counter() - started < 0.4
