@@ -9,21 +9,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from tests.support.issue_events import make_issue, move, run_default, save_override
-from tests.support.sync_repos import bare_remote, file_url, run_worker
-
-
-def synced_project(app, owner, tmp_path, fixture: str, key: str):
-    from app.extensions import db
-    from app.models import SyncRun
-    from app.services import projects, sync
-
-    project = projects.create_project(owner, key, fixture.title(), "", "kanban")
-    repository, _ = sync.add_repository(project, file_url(bare_remote(tmp_path, fixture)), actor=owner)
-    run = sync.request_sync(repository.id, trigger="ui")
-    run_worker(app)
-    db.session.expire_all()
-    assert db.session.get(SyncRun, run.id).status == "active"
-    return project
+from tests.support.fixture_projects import synced_project
 
 
 def runs(automation_id=None):
@@ -43,7 +29,7 @@ def test_scrum_silent_issue_recipe_fires_once_per_state_entry_through_the_sweep(
     from app.services import sla
 
     owner = make_user("owner@example.com", "owner")
-    project = synced_project(app, owner, tmp_path, "scrum", "SCR")
+    project, _, _ = synced_project(app, owner, tmp_path, "scrum", "SCR")
     issue = make_issue(project, "Quiet story", issue_type="UserStory", state="in_progress", reporter=owner,
                        assignee=owner)
     run_default(app)
@@ -77,7 +63,7 @@ def test_scrum_recipes_that_require_approval_wait_for_an_approval(app, make_user
     from app.services import issues
 
     owner = make_user("owner@example.com", "owner")
-    project = synced_project(app, owner, tmp_path, "scrum", "SCR")
+    project, _, _ = synced_project(app, owner, tmp_path, "scrum", "SCR")
     issue = make_issue(project, "Risky", issue_type="Task", state="in_progress", reporter=owner, priority="high")
     run_default(app)
     issue = db.session.get(Issue, issue.id)
@@ -96,7 +82,7 @@ def test_engineering_breach_automation_and_the_chain_it_causes(app, make_user, t
     from app.services import sla
 
     owner = make_user("owner@example.com", "owner")
-    project = synced_project(app, owner, tmp_path, "engineering", "ENG")
+    project, _, _ = synced_project(app, owner, tmp_path, "engineering", "ENG")
     issue = make_issue(project, "Leak", issue_type="bug", reporter=owner, assignee=owner,
                        custom_fields={"severity": "critical"})
     move(db.session.get(Issue, issue.id), "triaging", owner)

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.issue_event_calls import event_calls  # noqa: F401  (fixture)
-from tests.support.sync_repos import bare_remote, file_url, push_change, run_worker
+from tests.support.fixture_projects import LEGAL_TEAM, by_title, member, override, synced_project
+from tests.support.sync_repos import push_change, run_worker
 
 
 @pytest.fixture(autouse=True)
@@ -22,23 +23,6 @@ def owner(make_user):
     return make_user("owner@example.com", "owner")
 
 
-def synced_project(app, owner, tmp_path, name: str, key: str = "ENG"):
-    """A project whose active configuration is fixture `name` at main, through the sync service and a worker."""
-    from app.extensions import db
-    from app.models import SyncRun
-    from app.services import projects, sync
-
-    project = projects.create_project(owner, key, f"Project {key}", "", "kanban")
-    remote = bare_remote(tmp_path, name)
-    repository, _ = sync.add_repository(project, file_url(remote), branch="main", actor=owner)
-    run = sync.request_sync(repository.id, branch=None, trigger="ui")
-    run_worker(app)
-    db.session.expire_all()
-    run = db.session.get(SyncRun, run.id)
-    assert run.status == "active", (run.error, run.diagnostics[:3])
-    return db.session.get(type(project), project.id), repository, remote
-
-
 def sync_again(app, repository_id: int):
     from app.extensions import db
     from app.models import SyncRun
@@ -48,23 +32,6 @@ def sync_again(app, repository_id: int):
     run_worker(app)
     db.session.expire_all()
     return db.session.get(SyncRun, run.id)
-
-
-def member(make_user, project, email: str, role: str = "member"):
-    from app.extensions import db
-    from app.models import ProjectMembership
-
-    user = make_user(email, "member")
-    db.session.add(ProjectMembership(project_id=project.id, user_id=user.id, role=role))
-    db.session.commit()
-    return user
-
-
-def by_title(project, fragment: str):
-    from app.extensions import db
-    from app.models.issues import Issue
-
-    return db.session.scalar(select(Issue).where(Issue.project_id == project.id, Issue.title.contains(fragment)))
 
 
 def test_seed_issues_are_created_once_in_their_declared_states(app, owner, tmp_path):
@@ -90,26 +57,15 @@ def test_seed_issues_are_created_once_in_their_declared_states(app, owner, tmp_p
     assert db.session.scalar(select(func.count()).select_from(Issue).where(Issue.project_id == project.id)) == 6
 
 
-LEGAL_TEAM = """team:
-  roles:
-    - {name: legal, description: Counsel, inherits: member, permissions: [issue.approve]}
-  members:
-    - {user: counsel@example.com, roles: [legal]}
-"""
-
-
 def test_legal_quorum_approval_gates_every_way_out_and_resets_on_reentry(app, owner, tmp_path, make_user,
                                                                          event_calls):
-    from app.services import configuration, issues, transitions
+    from app.services import issues, transitions
     from app.services.errors import Forbidden
 
     project, repository, _ = synced_project(app, owner, tmp_path, "legal")
     counsel = member(make_user, project, "counsel@example.com")
     paralegal = member(make_user, project, "para@example.com")
-    result = configuration.save_layer_file(owner, "team.yaml", LEGAL_TEAM, project=project)
-    assert result.saved, result.diagnostics
-    run_worker(app)
-    configuration.clear_cache()
+    override(app, owner, project, "team.yaml", LEGAL_TEAM)
     contract = by_title(project, "Meridian")
     assert contract.state == "legal_review"
 

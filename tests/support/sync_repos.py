@@ -26,6 +26,20 @@ def bare_remote(base: Path, name: str) -> Path:
     return target
 
 
+def new_remote(base: Path, name: str, files: dict[str, str]) -> Path:
+    """A bare repository under `base` whose `main` holds `files` (path → text) in one commit."""
+    work = base / f"work-{name}"
+    git("init", "--quiet", "--initial-branch=main", str(work))
+    for path, text in files.items():
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_text(text, encoding="utf-8")
+    git("add", "--", *files, cwd=work)
+    git("commit", "--quiet", "-m", f"The {name} configuration", cwd=work)
+    target = base / f"{name}.git"
+    git("clone", "--quiet", "--bare", "--", str(work), str(target))
+    return target
+
+
 def file_url(path: Path) -> str:
     return "file://" + str(path)
 
