@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import ROOT, clean_database, free_port, wait_for_port
 
+PASSWORD = "correct horse battery"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
@@ -91,3 +92,14 @@ def worker(fresh_install, process_env):
     yield process
     process.terminate()
     process.wait(20)
+
+
+def sign_in(page, email: str, password: str = PASSWORD) -> None:
+    """Log in through the login form, as a person would, and wait for the projects page."""
+    from playwright.sync_api import expect
+
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()

@@ -6,8 +6,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import PASSWORD, sign_in
+
 pytestmark = pytest.mark.browser
-PASSWORD = "correct horse battery"
 
 
 def sign_up_with_project(page) -> None:
@@ -61,14 +62,6 @@ def add_grace_to_the_project(app) -> None:
         db.session.add(ProjectMembership(project_id=project.id, user_id=grace.id, role="developer"))
         db.session.commit()
         db.session.remove()
-
-
-def sign_in(page, email: str) -> None:
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
 
 
 def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
