@@ -69,8 +69,6 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
     production = env("KIKET_ENV", "development") == "production"
     return {
         "SQLALCHEMY_DATABASE_URI": database_url(env("DATABASE_URL"), instance_path),
-        # Connections die behind load balancers and database restarts; check before use.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": redis_url or f"redis://127.0.0.1:{embedded_port}/0",
         "KIKET_REDIS_EMBEDDED": redis_url is None,
         "KIKET_EMBEDDED_REDIS_PORT": embedded_port,

@@ -10,7 +10,7 @@ import jinja2
 from flask import Flask
 from redis import Redis
 
-from app import config
+from app import config, database  # noqa: F401  (database: pooled connections are checked after idling)
 from app.extensions import csrf, db, login_manager, migrate, sock
 from app.models.base import render_item
 
