@@ -25,6 +25,20 @@ def run_issue_event(kind: str, issue_id: int, record: str, actor_id: int | None,
             raise
 
 
+def drain_events() -> int:
+    """Dispatch the committed issue events of the outbox (`app.services.events.drain`)."""
+    with job_app_context():
+        from app.extensions import db
+        from app.services import events
+
+        try:
+            return events.drain()
+        except Exception:
+            db.session.rollback()
+            log.exception("issue events not dispatched; the rows stay for the next drain")
+            raise
+
+
 def run_project_event(kind: str, project_id: int, extra: Mapping[str, Any] | None = None) -> dict:
     """An issue-free project event (`workflow.updated`): the automations it triggers."""
     with job_app_context():
@@ -58,10 +72,12 @@ def send_reminder(issue_id: int, state: str, state_entry: int, message: str | No
 
 
 def sweep() -> None:
-    """The 5-minute sweep (SLA warnings and breaches, time-based automations); schedules the next one first."""
+    """The 5-minute sweep (stranded events, SLA warnings and breaches, time-based automations); schedules the next one first."""
     with job_app_context():
-        from app.services import sla
+        from app.services import events, sla
 
         # Scheduled before the work, so a failing sweep never stops the cycle.
         sla.schedule_sweep()
+        # Events a lost wake-up left in the outbox go out at the latest now.
+        events.drain()
         sla.sweep()

@@ -9,6 +9,7 @@ from app.models.issues import (
     ChecklistProgress,
     Comment,
     Issue,
+    IssueEvent,
     IssueTransition,
     ProjectCounter,
     SlaTimer,
@@ -32,6 +33,7 @@ __all__ = [
     "OrganizationMembership", "Project", "ProjectMembership", "ProjectSeedMarker", "SyncRun", "User",
     "WorkflowRepository",
     "Approval", "Attachment", "AuditEvent", "AutomationRun", "ChecklistProgress", "Comment", "EmailOutbox",
-    "Issue", "IssueTransition", "Notification", "ProjectCounter", "ProjectSecret", "SlaTimer", "Watcher",
+    "Issue", "IssueEvent",
+    "IssueTransition", "Notification", "ProjectCounter", "ProjectSecret", "SlaTimer", "Watcher",
     "WebhookDelivery",
 ]

@@ -216,3 +216,24 @@ class AutomationRun(db.Model):
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     depth: Mapped[int] = mapped_column(Integer, default=0)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IssueEvent(db.Model):
+    """The outbox: an issue event written in the same transaction as the change that caused it.
+
+    The worker turns each row into its `default`-queue job and deletes it (`app.services.events.drain`),
+    so an event is never lost between a commit and an enqueue, and never seen before its change commits.
+    """
+
+    __tablename__ = "issue_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
+    # What the event is about (a history row, a comment, a checklist, …): with kind and issue, the job's id.
+    record: Mapped[str] = mapped_column(String(100))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    # Automation chain that caused it (loop protection), and the event's own data.
+    chain: Mapped[list[str]] = mapped_column(JSON, default=list)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -474,15 +474,15 @@ def _transition(scope: Scope, p: dict, event: Event | None, chain: tuple[str, ..
 
 
 def _save(scope: Scope, changes: dict[str, list[Any]], kind: str, chain: tuple[str, ...]) -> None:
-    """Commit the issue's edited fields with an audit event, then emit `issue.updated`."""
+    """Commit the issue's edited fields with an audit event and `issue.updated`."""
     if not changes:
         db.session.rollback()
         return
     audit.record(scope.project.id, kind, None, scope.issue.id,
                  {"changes": {k: [_json(v[0]), _json(v[1])] for k, v in changes.items()}, "by": "automation",
                   "chain": list(chain)})
-    db.session.commit()
     events.issue_updated(scope.issue.id, {k: (v[0], v[1]) for k, v in changes.items()}, None, chain=chain)
+    db.session.commit()
 
 
 def _json(value: Any) -> Any:
@@ -569,8 +569,8 @@ def _comment(scope: Scope, p: dict, event: Event | None, chain: tuple[str, ...],
     db.session.flush()
     audit.record(scope.project.id, "comment.added", None, scope.issue.id,
                  {"comment_id": comment.id, "by": "automation", "chain": list(chain)})
-    db.session.commit()
     events.issue_commented(scope.issue.id, comment.id, None, chain=chain)
+    db.session.commit()
     return f"comment {comment.id} added"
 
 
@@ -619,8 +619,8 @@ def _create_issue(scope: Scope, p: dict, event: Event | None, chain: tuple[str, 
         scope.project, itype=itype, workflow=workflow, title=p["title"], description=p.get("description") or "",
         state=workflow.initial, priority=None, assignee_id=None, reporter_id=None, labels=[], due_date=None,
         custom_fields=values, parent_id=parent_id, actor_id=None, actor_kind="automation")
-    db.session.commit()
     events.issue_created(row.id, None, chain=chain)
+    db.session.commit()
     return f"created {row.key}"
 
 

@@ -1,17 +1,19 @@
 """Issue events: what happens after an issue change commits (hooks, automations, SLA timers, notifications).
 
-The issue services call these functions AFTER their transaction commits, with ids and plain values.
-They never undo the change: they record and enqueue work on RQ's `default` queue (spec §8.7: hooks run
-after the commit, asynchronously, in order; failures are logged and retried per action).
+The issue services call these functions INSIDE the transaction of the change, before its commit: each
+writes one row to the `issue_events` outbox, so the event commits or rolls back with the change. After
+a commit that wrote events, the session wakes the dispatcher (`wake`); the `drain` job turns every
+outbox row into its `default`-queue job (`jobs.default.run_issue_event`) and deletes the row. Nothing is
+lost between a commit and an enqueue (a crash leaves the rows, drained by the next wake or the 5-minute
+sweep), and no job can see an event whose change did not commit. Hooks then run asynchronously, in
+order; failures are logged and retried per action (spec §8.7).
 
-Contract between the issue services (callers) and the effects engine (implementation):
-every function returns None and must not raise for a failed side effect (log it instead).
-Each call enqueues ONE job (`jobs.default.run_issue_event`) whose id is deterministic per
-(event, issue, record), so a repeated call for the same record never runs the hooks twice.
+Each event's job id is deterministic per (event, issue, record), so one record never runs its hooks twice.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -19,21 +21,29 @@ import re
 from typing import Any, Mapping, Sequence
 
 from rq import Retry
-
-from sqlalchemy import select
+from sqlalchemy import delete, event, insert, select
+from sqlalchemy.orm import Session
 
 from app.extensions import db
-from app.models.issues import Issue
-from app.queue import enqueue
+from app.models.base import utcnow
+from app.models.issues import Issue, IssueEvent
+from app.queue import enqueue, get_queue, redis_connection
 
 log = logging.getLogger(__name__)
 
 JOB = "jobs.default.run_issue_event"
+DRAIN_JOB = "jobs.default.drain_events"
 JOB_TIMEOUT = 600
 RESULT_TTL = 24 * 3600
 FAILURE_TTL = 7 * 24 * 3600
 # The job is idempotent per action outcome; a crash of the whole job (DB away) is retried.
 JOB_RETRY = (30, 300, 1800)
+# Set while a drain is queued or running: one Redis round trip per committing transaction, one drain job
+# for a burst of commits. It expires by itself should a drain job ever be lost.
+WAKE_KEY = "kiket:events:wake"
+WAKE_TTL = 60
+DRAIN_BATCH = 200
+_PENDING = "kiket.events.pending"
 
 
 def _plain(value: Any) -> Any:
@@ -45,18 +55,80 @@ def job_id(*parts: object) -> str:
     return "-".join(re.sub(r"[^A-Za-z0-9_-]", "_", str(p)) for p in parts)[:200]
 
 
+@functools.cache
+def _outbox_insert():
+    return insert(IssueEvent.__table__)
+
+
 def _emit(kind: str, issue_id: int, record: str | int, actor_id: int | None, chain: Sequence[str],
           extra: Mapping[str, Any] | None = None) -> None:
-    name = job_id("event", kind, int(issue_id), record)
+    """Write the event to the outbox in the caller's transaction; the commit dispatches it."""
+    session = db.session()
+    session.connection().execute(_outbox_insert(), {
+        "kind": kind, "issue_id": int(issue_id), "record": str(record), "actor_id": actor_id, "chain": list(chain),
+        "extra": _plain(dict(extra or {})), "created_at": utcnow(),
+    })
+    session.info[_PENDING] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    if session.info.pop(_PENDING, False):
+        wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def wake() -> None:
+    """Make sure a drain job is queued or running; never raises (the sweep drains what a failure leaves)."""
     try:
-        enqueue("default", JOB, kind, int(issue_id), str(record), actor_id, list(chain), _plain(dict(extra or {})),
-                job_id=name, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
-                retry=Retry(max=len(JOB_RETRY), interval=list(JOB_RETRY)))
-    except Exception as error:  # noqa: BLE001 - the contract: a lost side effect is logged, never raised
-        # The change itself is committed; losing its side effects is logged, never raised.
-        log.error("event not enqueued kind=%s issue=%s record=%s: %s", kind, issue_id, record, error)
-        return
-    log.info("event enqueued kind=%s issue=%s job=%s depth=%d", kind, issue_id, name, len(chain))
+        if redis_connection().set(WAKE_KEY, "1", nx=True, ex=WAKE_TTL):
+            enqueue("default", DRAIN_JOB, job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=FAILURE_TTL)
+    except Exception as error:  # noqa: BLE001 - the events are committed; the next wake or the sweep sends them
+        log.error("event dispatcher not woken: %s", error)
+
+
+def drain() -> int:
+    """Turn every outbox row into its job, oldest first, deleting the rows it enqueued; the number sent.
+
+    The flag goes first, so a commit landing while this runs queues another drain. Each batch is
+    claimed with `DELETE … RETURNING` (rows other drainers hold are skipped on PostgreSQL), enqueued in
+    one Redis transaction, and only then committed: a failure rolls the rows back for the next drain.
+    """
+    redis_connection().delete(WAKE_KEY)
+    queue = get_queue("default")
+    sent = 0
+    while True:
+        claimed = select(IssueEvent.id).order_by(IssueEvent.id).limit(DRAIN_BATCH).with_for_update(skip_locked=True)
+        rows = sorted(db.session.execute(
+            delete(IssueEvent).where(IssueEvent.id.in_(claimed.scalar_subquery()))
+            .returning(IssueEvent.id, IssueEvent.kind, IssueEvent.issue_id, IssueEvent.record, IssueEvent.actor_id,
+                       IssueEvent.chain, IssueEvent.extra)
+        ).all())
+        if not rows:
+            db.session.rollback()
+            return sent
+        try:
+            with queue.connection.pipeline() as pipe:
+                queue.enqueue_many([_job_data(queue, row) for row in rows], pipeline=pipe)
+                pipe.execute()
+        except Exception:
+            db.session.rollback()
+            raise
+        db.session.commit()
+        sent += len(rows)
+        log.info("events dispatched count=%d last=%d", len(rows), rows[-1].id)
+
+
+def _job_data(queue, row):
+    return queue.prepare_data(
+        JOB, args=(row.kind, row.issue_id, row.record, row.actor_id, list(row.chain or ()), dict(row.extra or {})),
+        job_id=job_id("event", row.kind, row.issue_id, row.record), timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL, retry=Retry(max=len(JOB_RETRY), interval=list(JOB_RETRY)),
+    )
 
 
 def issue_created(issue_id: int, actor_id: int | None, *, chain: Sequence[str] = ()) -> None:

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from app.kiket.model import SeedIssue
 from app.models import Project
+from app.services import events
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ def _create_one(project: Project, config, seed: SeedIssue, issues) -> str | None
     if seed.assignee:
         user = issues.user_by_email(seed.assignee.lstrip("@"), project.organization_id)
         assignee_id = user.id if user is not None and issues.project_role(user, project) else None
-    issues.insert_issue(project, itype=itype, workflow=workflow, title=title[: issues.MAX_TITLE],
-                        description=seed.description or "", state=state, priority=priority, assignee_id=assignee_id,
-                        reporter_id=None, labels=labels, due_date=None, custom_fields=values, parent_id=None,
-                        actor_id=None, actor_kind="system")
+    row = issues.insert_issue(project, itype=itype, workflow=workflow, title=title[: issues.MAX_TITLE],
+                              description=seed.description or "", state=state, priority=priority,
+                              assignee_id=assignee_id, reporter_id=None, labels=labels, due_date=None,
+                              custom_fields=values, parent_id=None, actor_id=None, actor_kind="system")
+    # In the activation's transaction: the seed's SLA timer, hooks and automations start once it commits.
+    events.issue_created(row.id, None)
     return None

@@ -139,12 +139,12 @@ def _sweep_sla(now: datetime, result: SweepResult) -> None:
             # At most once, even with two sweeps racing: only the one that sets the moment fires.
             claimed = db.session.execute(update(SlaTimer).where(SlaTimer.id == timer.id, column.is_(None))
                                          .values({column.key: now})).rowcount
+            if claimed == 1:
+                _emit(kind, issue.id, f"{timer.id}", None, (),
+                      {"now": now.isoformat(), "state": issue.state, "sla": sla_payload(issue.state, clock, kind)})
             db.session.commit()
-            if claimed != 1:
-                continue
-            _emit(kind, issue.id, f"{timer.id}", None, (),
-                  {"now": now.isoformat(), "state": issue.state, "sla": sla_payload(issue.state, clock, kind)})
-            result.sla_events.append((issue.key, kind))
+            if claimed == 1:
+                result.sla_events.append((issue.key, kind))
 
 
 def _sweep_automations(now: datetime, result: SweepResult) -> None:

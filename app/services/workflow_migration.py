@@ -183,10 +183,10 @@ def _move(issue_id: int, old_version: str, new: km.Workflow, revision_id: int | 
         "key": issue.key, "workflow": new.id, "from_version": old_version, "to_version": new.version,
         "from_state": source, "to_state": target,
     })
-    db.session.commit()
     changes = {"workflow_version": (old_version, new.version)}
     if changed:
         changes["state"] = (source, target)
     # SLA timers and automations follow the issue; a migration runs no transition hooks.
     events.issue_updated(issue.id, changes, actor_id)
+    db.session.commit()
     return issue.key, source, target

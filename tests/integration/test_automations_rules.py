@@ -128,6 +128,7 @@ def test_loop_protection_stops_self_reaction_and_chains_deeper_than_three(app, m
     save_override(owner, project, "automations/looping.yaml", LOOPING)
     issue = make_issue(project, "Spinning", issue_type="task", reporter=owner, emit=False)
     events.issue_updated(issue.id, {"title": ("a", "Spinning")}, owner.id)
+    db.session.commit()
     for _ in range(6):
         run_default(app)
     all_runs = runs()

@@ -55,9 +55,9 @@ def make_issue(project, title: str, *, issue_type: str = "bug", state: str | Non
     db.session.flush()
     db.session.add(IssueTransition(issue_id=issue.id, from_state=None, to_state=issue.state, at=moment))
     audit.record(project.id, "issue.created", reporter.id if reporter else None, issue.id, {"key": issue.key})
-    db.session.commit()
     if emit:
         events.issue_created(issue.id, reporter.id if reporter else None)
+    db.session.commit()
     return issue
 
 
@@ -86,8 +86,8 @@ def move(issue, to_state: str, actor=None, *, at: datetime | None = None, chain=
     db.session.flush()
     audit.record(issue.project_id, "issue.transitioned", actor.id if actor else None, issue.id,
                  {"from": row.from_state, "to": to_state})
-    db.session.commit()
     events.issue_transitioned(issue.id, row.id, actor.id if actor else None, chain=chain)
+    db.session.commit()
     return row
 
 
