@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from app.extensions import db
 from app.models.audit import AuditEvent
@@ -57,7 +57,7 @@ def chain_hash(prev_hash: str, canonical_json: str) -> str:
 
 
 def record(project_id: int, kind: str, actor_id: int | None, issue_id: int | None,
-           data: dict[str, Any] | None = None) -> AuditEvent:
+           data: dict[str, Any] | None = None) -> None:
     """Append an event to the project's chain, inside the caller's transaction (the caller commits).
 
     Bumping `project_counters.audit_seq` with `UPDATE … RETURNING` locks the project's counter
@@ -68,6 +68,8 @@ def record(project_id: int, kind: str, actor_id: int | None, issue_id: int | Non
     """
     # A JSON round trip now, so the hash covers exactly what the database will hand back.
     data = json.loads(json.dumps(data or {}, sort_keys=True, allow_nan=False))
+    # The caller's pending rows go first, as they would with the event added to the session.
+    db.session.flush()
     seq, prev_hash = _next_link(project_id)
     if seq is None:
         ensure_counter(project_id)
@@ -79,14 +81,16 @@ def record(project_id: int, kind: str, actor_id: int | None, issue_id: int | Non
             select(AuditEvent.hash).where(AuditEvent.project_id == project_id, AuditEvent.seq == seq - 1)
         ).scalar_one()
     created_at = utcnow()
-    event = AuditEvent(
-        project_id=project_id, seq=seq, kind=kind, actor_id=actor_id, issue_id=issue_id, data=data,
-        created_at=created_at, prev_hash=prev_hash,
-        hash=chain_hash(prev_hash, canonical(project_id, seq, kind, actor_id, issue_id, data, created_at)),
-    )
-    db.session.add(event)
-    db.session.flush()
-    return event
+    db.session.connection().execute(_insert_statement(), {
+        "project_id": project_id, "seq": seq, "kind": kind, "actor_id": actor_id, "issue_id": issue_id, "data": data,
+        "created_at": created_at, "prev_hash": prev_hash,
+        "hash": chain_hash(prev_hash, canonical(project_id, seq, kind, actor_id, issue_id, data, created_at)),
+    })
+
+
+@functools.cache
+def _insert_statement():
+    return insert(AuditEvent.__table__)
 
 
 def _next_link(project_id: int) -> tuple[int | None, str | None]:
@@ -96,8 +100,9 @@ def _next_link(project_id: int) -> tuple[int | None, str | None]:
     unqualified, which a correlated subquery would resolve against `audit_events` itself, so there the
     hash is left to the caller's SELECT.
     """
-    postgres = db.session.get_bind().dialect.name == "postgresql"
-    row = db.session.execute(_next_link_statement(postgres), {"counter_project_id": project_id}).first()
+    connection = db.session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    row = connection.execute(_next_link_statement(postgres), {"counter_project_id": project_id}).first()
     if row is None:
         return None, None
     return row[0], (row[1] if postgres else None)
@@ -105,20 +110,22 @@ def _next_link(project_id: int) -> tuple[int | None, str | None]:
 
 @functools.cache
 def _next_link_statement(with_previous_hash: bool):
+    # Core tables, not the mapped classes: no ORM bookkeeping for a counter bump.
+    counters, events = ProjectCounter.__table__, AuditEvent.__table__
     statement = (
-        update(ProjectCounter)
-        .where(ProjectCounter.project_id == bindparam("counter_project_id"))
-        .values(audit_seq=ProjectCounter.audit_seq + 1)
+        update(counters)
+        .where(counters.c.project_id == bindparam("counter_project_id"))
+        .values(audit_seq=counters.c.audit_seq + 1)
     )
     if not with_previous_hash:
-        return statement.returning(ProjectCounter.audit_seq)
+        return statement.returning(counters.c.audit_seq)
     previous = (
-        select(AuditEvent.hash)
-        .where(AuditEvent.project_id == ProjectCounter.project_id, AuditEvent.seq == ProjectCounter.audit_seq - 1)
-        .correlate(ProjectCounter)
+        select(events.c.hash)
+        .where(events.c.project_id == counters.c.project_id, events.c.seq == counters.c.audit_seq - 1)
+        .correlate(counters)
         .scalar_subquery()
     )
-    return statement.returning(ProjectCounter.audit_seq, previous)
+    return statement.returning(counters.c.audit_seq, previous)
 
 
 def verify(project_id: int) -> VerifyResult:

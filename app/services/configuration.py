@@ -153,7 +153,11 @@ def project_config(project: Project) -> km.ConfigRevision:
 
 def _config_marker(project: Project):
     """The active revision (id, repository_id, commit_sha) or None, and the layers version: one query."""
-    rows = db.session.execute(_marker_statement(), {"project_id": project.id, "scopes": _layer_scopes(project)}).all()
+    project_scope, organization_scope = _layer_scopes(project)
+    # The session's pending rows first, as `session.execute` would; then its connection, without ORM bookkeeping.
+    db.session.flush()
+    rows = db.session.connection().execute(_marker_statement(), {
+        "project_id": project.id, "project_scope": project_scope, "organization_scope": organization_scope}).all()
     active = [r for r in rows if r.kind == "r"]
     # As `active_revision`: the latest activation wins should two rows ever be marked active.
     active.sort(key=lambda r: (r.activated_at.timestamp() if r.activated_at else 0.0, r.id), reverse=True)
@@ -172,7 +176,7 @@ def _marker_statement():
     layers = select(
         sa.literal("l"), ConfigLayer.id, number, text, sa.cast(sa.null(), ConfigRevision.activated_at.type),
         ConfigLayer.scope, ConfigLayer.path, ConfigLayer.version,
-    ).where(ConfigLayer.scope.in_(sa.bindparam("scopes", expanding=True)))
+    ).where(ConfigLayer.scope.in_([sa.bindparam("project_scope"), sa.bindparam("organization_scope")]))
     return sa.union_all(revisions, layers)
 
 

@@ -27,7 +27,7 @@ from app.kiket.runtime.checklists import checklist_progress, tickable_checklists
 from app.kiket.runtime.sla import SlaClock, state_clock
 from app.kiket.runtime.snapshot import Actor, ApprovalRecord, IssueSnapshot, to_context
 from app.kiket.runtime.transitions import Verdict, available_transitions, outgoing
-from app.kiket.runtime.wip import WipInfo, column_for_state, wip_info
+from app.kiket.runtime.wip import WipInfo, column_for_state, wip_info, wip_limit
 from app.models import ConfigRevision, Project, User
 from app.models.audit import AuditEvent
 from app.models.base import utcnow
@@ -220,53 +220,41 @@ def _roles_of(user: User | None, project: Project, config: km.ConfigRevision) ->
         return frozenset()
 
 
-def approval_records(issue: Issue, config: km.ConfigRevision) -> tuple[ApprovalRecord, ...]:
-    """Decisions of the issue's current state entry (earlier entries no longer count: approvals reset)."""
-    rows = db.session.scalars(select(Approval).where(
-        Approval.issue_id == issue.id, Approval.state == issue.state, Approval.state_entry == issue.state_entry,
-    ).order_by(Approval.at, Approval.id))
-    return tuple(
-        ApprovalRecord(approver=row.approver.email if row.approver else f"user:{row.approver_id}",
-                       roles=_roles_of(row.approver, issue.project, config), decision=row.decision,
-                       at=row.at, reason=row.reason)
-        for row in rows
-    )
-
-
-def checklist_ticks(issue_id: int) -> dict[str, dict[str, bool]]:
-    ticks: dict[str, dict[str, bool]] = {}
-    for row in db.session.scalars(select(ChecklistProgress).where(ChecklistProgress.issue_id == issue_id)):
-        ticks.setdefault(row.checklist_id, {})[row.item_id] = row.checked
-    return ticks
-
-
-def _issue_rows(issue_id: int) -> tuple[tuple[str, ...], dict[str, dict[str, bool]], frozenset[str]]:
-    """Watcher emails, checklist ticks and document tags of an issue, in one round trip."""
-    rows = db.session.execute(_issue_rows_statement(), {"issue_id": issue_id}).all()
-    ticks: dict[str, dict[str, bool]] = {}
-    for row in rows:
-        if row.kind == "c":
-            ticks.setdefault(row.a, {})[row.b] = bool(row.checked)
-    return (tuple(r.a for r in rows if r.kind == "w"), ticks, frozenset(r.a for r in rows if r.kind == "d"))
-
-
 @functools.cache
 def _issue_rows_statement():
+    """Watchers, checklist ticks, document tags and the current entry's approvals of an issue: one round trip."""
     issue_id = sa.bindparam("issue_id")
-    text, flag = sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.Boolean)
+    text, flag, number = sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.Boolean), sa.cast(sa.null(), sa.Integer)
+    moment = sa.cast(sa.null(), Approval.at.type)
+
+    def row(kind: str, a, b=text, checked=flag, user_id=number, at=moment, reason=text):
+        return (sa.literal(kind), a, b, checked, user_id, at, reason)
+
+    labels = ("kind", "a", "b", "checked", "user_id", "at", "reason")
+    watchers = select(*(c.label(n) for c, n in zip(row("w", User.email), labels))) \
+        .join(Watcher, Watcher.user_id == User.id).where(Watcher.issue_id == issue_id)
     return sa.union_all(
-        select(sa.literal("w").label("kind"), User.email.label("a"), text.label("b"), flag.label("checked"))
-        .join(Watcher, Watcher.user_id == User.id).where(Watcher.issue_id == issue_id),
-        select(sa.literal("c"), ChecklistProgress.checklist_id, ChecklistProgress.item_id, ChecklistProgress.checked)
+        watchers,
+        select(*row("c", ChecklistProgress.checklist_id, ChecklistProgress.item_id, ChecklistProgress.checked))
         .where(ChecklistProgress.issue_id == issue_id),
-        select(sa.literal("d"), Attachment.document_key, text, flag)
-        .where(Attachment.issue_id == issue_id, Attachment.document_key.is_not(None)),
+        select(*row("d", Attachment.document_key)).where(Attachment.issue_id == issue_id,
+                                                         Attachment.document_key.is_not(None)),
+        select(*row("a", User.email, Approval.decision, flag, Approval.approver_id, Approval.at, Approval.reason))
+        .select_from(Approval).outerjoin(User, User.id == Approval.approver_id)
+        .where(Approval.issue_id == issue_id, Approval.state == sa.bindparam("state"),
+               Approval.state_entry == sa.bindparam("state_entry")),
     )
 
 
 def snapshot_of(issue: Issue, config: km.ConfigRevision) -> IssueSnapshot:
-    """The runtime's frozen picture of an issue and its rows."""
-    watchers, ticks, documents = _issue_rows(issue.id)
+    """The runtime's frozen picture of an issue and its rows (one query for the rows)."""
+    db.session.flush()
+    rows = db.session.connection().execute(_issue_rows_statement(), {
+        "issue_id": issue.id, "state": issue.state, "state_entry": issue.state_entry}).all()
+    ticks: dict[str, dict[str, bool]] = {}
+    for row in rows:
+        if row.kind == "c":
+            ticks.setdefault(row.a, {})[row.b] = bool(row.checked)
     return IssueSnapshot(
         id=issue.id, key=issue.key, title=issue.title, description=issue.description, status=issue.state,
         issue_type=issue.issue_type, workflow=issue.workflow_id, priority=issue.priority,
@@ -276,8 +264,22 @@ def snapshot_of(issue: Issue, config: km.ConfigRevision) -> IssueSnapshot:
         parent=issue.parent.key if issue.parent else None,
         created_at=issue.created_at, updated_at=issue.updated_at, resolved_at=issue.resolved_at,
         custom_fields=dict(issue.custom_fields or {}), state_entered_at=issue.state_entered_at,
-        checklists=ticks, approvals=approval_records(issue, config),
-        documents=documents, watchers=watchers, project=issue.project.key,
+        checklists=ticks, approvals=_approval_records([r for r in rows if r.kind == "a"], issue.project, config),
+        documents=frozenset(r.a for r in rows if r.kind == "d"), watchers=tuple(r.a for r in rows if r.kind == "w"),
+        project=issue.project.key,
+    )
+
+
+def _approval_records(rows, project: Project, config: km.ConfigRevision) -> tuple[ApprovalRecord, ...]:
+    """Decisions of the issue's current state entry (earlier entries no longer count: approvals reset)."""
+    rows = sorted(rows, key=lambda r: (r.at, r.user_id or 0))
+    approvers = {u.id: u for u in db.session.scalars(select(User).where(
+        User.id.in_({r.user_id for r in rows if r.user_id is not None})))} if rows else {}
+    return tuple(
+        ApprovalRecord(approver=row.a or f"user:{row.user_id}",
+                       roles=_roles_of(approvers.get(row.user_id), project, config), decision=row.b,
+                       at=row.at, reason=row.reason)
+        for row in rows
     )
 
 
@@ -302,10 +304,24 @@ def column_count(project_id: int, board: km.Board, column: km.Column) -> int:
     workflows = set(board.workflows) | {board.workflow}
     if board.filters.workflows:
         workflows &= set(board.filters.workflows)
+    filters = board.filters
+    by_fields = bool(filters.issue_types or filters.labels or filters.priorities or filters.states)
+    db.session.flush()
+    rows = db.session.connection().execute(_column_statement(by_fields), {
+        "project_id": project_id, "states": list(column.states), "workflows": sorted(workflows)})
+    if not by_fields:
+        return rows.scalar_one()
     # Only the columns the filters read: no Issue objects to build for a count.
-    rows = db.session.execute(select(Issue.issue_type, Issue.labels, Issue.priority, Issue.state).where(
-        Issue.project_id == project_id, Issue.state.in_(column.states), Issue.workflow_id.in_(workflows)))
     return sum(1 for issue in rows if _matches_filters(issue, board))
+
+
+@functools.cache
+def _column_statement(by_fields: bool):
+    """A column's issues: counted by the database, or (with field filters) the fields the filters read."""
+    columns = (Issue.issue_type, Issue.labels, Issue.priority, Issue.state) if by_fields else (func.count(),)
+    return select(*columns).select_from(Issue).where(
+        Issue.project_id == sa.bindparam("project_id"), Issue.state.in_(sa.bindparam("states", expanding=True)),
+        Issue.workflow_id.in_(sa.bindparam("workflows", expanding=True)))
 
 
 def wip_for(issue: Issue, config: km.ConfigRevision, to_state: str) -> WipInfo | None:
@@ -319,6 +335,8 @@ def wip_for(issue: Issue, config: km.ConfigRevision, to_state: str) -> WipInfo |
         if column is None:
             continue
         workflows = [config.workflows[w] for w in (set(board.workflows) | {board.workflow}) if w in config.workflows]
+        if wip_limit(column, workflows) is None:
+            continue
         info = wip_info(board, workflows, issue.workflow_id, issue.state, to_state,
                         column_count(issue.project_id, board, column))
         if info is None:
@@ -650,9 +668,9 @@ def create_issue(project: Project, actor: User, *, issue_type: str, title: str, 
         parent_id=parent.id if parent else None, actor_id=actor.id,
     )
     db.session.add(Watcher(issue_id=issue.id, user_id=actor.id))
+    events.issue_created(issue.id, actor.id)
     db.session.commit()
     log.info("issue created key=%s type=%s workflow=%s@%s", issue.key, itype.key, workflow.id, workflow.version[:8])
-    events.issue_created(issue.id, actor.id)
     return issue
 
 
@@ -816,8 +834,8 @@ def update_issue(issue_id: int, actor: User, lock_version: int, **changes: Any) 
         raise Conflict(CONFLICT_MESSAGE) from None
     audit.record(project.id, "issue.updated", actor.id, issue.id,
                  {name: {"from": _plain(old), "to": _plain(new)} for name, (old, new) in diff.items()})
-    db.session.commit()
     events.issue_updated(issue.id, {k: (_plain(a), _plain(b)) for k, (a, b) in diff.items()}, actor.id)
+    db.session.commit()
     return issue
 
 

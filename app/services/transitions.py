@@ -2,20 +2,20 @@
 
 Every gate of spec §8.8 is evaluated by the pure runtime; the change itself is a conditional UPDATE on
 `lock_version`, so of N concurrent writers exactly one wins and the others get a Conflict. The state
-change, its history row, comment, checklist resets and audit event commit together; the side effects
-(`app.services.events`) run after the commit.
+change, its history row, comment, checklist resets, audit event and issue events commit together; the
+side effects of the events (`app.services.events`) run after the commit.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 from app.kiket.runtime.approvals import can_decide
@@ -24,7 +24,7 @@ from app.kiket.runtime.effects import checklist_completed, checklists_to_reset
 from app.kiket.runtime.snapshot import Actor, ApprovalRecord, to_context
 from app.kiket import model as km
 from app.kiket.runtime.transitions import Verdict, evaluate_request, find_transition
-from app.models import ProjectMembership, User
+from app.models import Project, ProjectMembership, User
 from app.models.base import utcnow
 from app.models.issues import APPROVAL_DECISIONS, Approval, Attachment, ChecklistProgress, Comment, Issue, IssueTransition
 from app.services import attachments as attachment_files
@@ -50,7 +50,7 @@ class TransitionBlocked(Invalid):
         self.verdict = verdict
 
 
-def _evaluate(issue: Issue, config: km.ConfigRevision, actor: Actor, *, transition: str | None, target: str | None,
+def _evaluate(issue: _Loaded, config: km.ConfigRevision, actor: Actor, *, transition: str | None, target: str | None,
               comment: str | None, now: datetime) -> Verdict:
     """Every gate's verdict, from the issue's pinned workflow, for an actor already resolved by the caller."""
     if not actor.is_automation:
@@ -72,25 +72,58 @@ def _evaluate(issue: Issue, config: km.ConfigRevision, actor: Actor, *, transiti
     )
 
 
-def _load(actor: User | None, issue_id: int, *, as_automation: bool) -> tuple[Issue, str | None]:
-    """The issue with its project, and the actor's project role, in one query (strangers: NotFound).
+class _Loaded:
+    """A read-only stand-in for an issue (and its project, people and parent) read in one Core query.
 
-    As `load_issue` + `project_user_role`, without a second round trip for the membership row.
+    It has the attributes the gates and the configuration read from the mapped classes, without an
+    ORM identity map, relationship loads or expiry: the hot path's Python cost is mostly the ORM's.
     """
-    # populate_existing: an issue already in the session (an earlier call) is refreshed, never trusted.
-    query = (select(Issue).options(joinedload(Issue.project)).where(Issue.id == issue_id)
-             .execution_options(populate_existing=True))
-    if as_automation or actor is None:
-        issue = db.session.scalar(query)
-        if issue is None or (actor is None and not as_automation):
-            raise NotFound("No such issue that you can see.")
+
+    def __init__(self, **values: Any):
+        self.__dict__.update(values)
+
+
+@functools.cache
+def _load_statement():
+    issues, projects, users = Issue.__table__, Project.__table__, User.__table__
+    memberships = ProjectMembership.__table__
+    assignee, reporter, parent = users.alias("assignee"), users.alias("reporter"), issues.alias("parent")
+    return (
+        select(issues, projects.c.key.label("project_key"), projects.c.template.label("project_template"),
+               projects.c.organization_id.label("project_organization_id"), memberships.c.role.label("member_role"),
+               assignee.c.email.label("assignee_email"), reporter.c.email.label("reporter_email"),
+               parent.c.key.label("parent_key"))
+        .select_from(
+            issues.join(projects, projects.c.id == issues.c.project_id)
+            .outerjoin(memberships, and_(memberships.c.project_id == issues.c.project_id,
+                                         memberships.c.user_id == bindparam("user_id")))
+            .outerjoin(assignee, assignee.c.id == issues.c.assignee_id)
+            .outerjoin(reporter, reporter.c.id == issues.c.reporter_id)
+            .outerjoin(parent, parent.c.id == issues.c.parent_id))
+        .where(issues.c.id == bindparam("issue_id"))
+    )
+
+
+def _load(actor: User | None, issue_id: int, *, as_automation: bool) -> tuple[_Loaded, str | None]:
+    """The issue with its project, people and parent, and the actor's project role: one query (strangers: NotFound)."""
+    row = db.session.connection().execute(
+        _load_statement(), {"issue_id": issue_id, "user_id": actor.id if actor else None}).first()
+    if row is None or (actor is None and not as_automation):
+        raise NotFound("No such issue that you can see.")
+    values = row._asdict()
+    project = _Loaded(id=values["project_id"], key=values.pop("project_key"), template=values.pop("project_template"),
+                      organization_id=values.pop("project_organization_id"))
+    role = values.pop("member_role")
+    assignee, reporter, parent = values.pop("assignee_email"), values.pop("reporter_email"), values.pop("parent_key")
+    issue = _Loaded(**values, project=project, assignee=_Loaded(email=assignee) if assignee else None,
+                    reporter=_Loaded(email=reporter) if reporter else None,
+                    parent=_Loaded(key=parent) if parent else None)
+    if as_automation:
         return issue, None
-    row = db.session.execute(query.add_columns(ProjectMembership.role).outerjoin(ProjectMembership, and_(
-        ProjectMembership.project_id == Issue.project_id, ProjectMembership.user_id == actor.id))).first()
-    role = role_from_membership(actor, row[0].project, row[1]) if row is not None else None
+    role = role_from_membership(actor, project, role)
     if role is None:
         raise NotFound("No such issue that you can see.")
-    return row[0], role
+    return issue, role
 
 
 def simulate(issue_id: int, actor: User, *, transition: str | None = None, target: str | None = None,
@@ -104,13 +137,41 @@ def simulate(issue_id: int, actor: User, *, transition: str | None = None, targe
     return verdict
 
 
+@dataclass(frozen=True)
+class Moved:
+    """What a transition wrote; callers that need more of the issue read it again."""
+
+    id: int
+    key: str
+    from_state: str
+    state: str
+    transition: str
+    state_entry: int
+    lock_version: int
+    record_id: int
+    at: datetime
+    resolved_at: datetime | None
+
+
+@functools.cache
+def _write_statements():
+    issues, history, comments = Issue.__table__, IssueTransition.__table__, Comment.__table__
+    move = (update(issues)
+            .where(issues.c.id == bindparam("issue_id"), issues.c.lock_version == bindparam("expected"))
+            .values(state=bindparam("to_state"), state_entry=issues.c.state_entry + 1,
+                    state_entered_at=bindparam("now"), resolved_at=bindparam("resolved_at"),
+                    updated_at=bindparam("now"), lock_version=issues.c.lock_version + 1))
+    return move, insert(history).returning(history.c.id), insert(comments).returning(comments.c.id)
+
+
 def apply_transition(issue_id: int, actor: User | None, *, transition: str | None = None, target: str | None = None,
                      comment: str | None = None, lock_version: int | None = None, as_automation: bool = False,
-                     chain: tuple[str, ...] = ()) -> Issue:
-    """Move an issue if every gate passes: one transaction, one commit, then `events.issue_transitioned`.
+                     chain: tuple[str, ...] = ()) -> Moved:
+    """Move an issue if every gate passes: one transaction with its history row, audit event and
+    `issue.transitioned` event, one commit.
 
-    The issue, its project, the actor's role and the configuration are loaded once and passed down.
-    The returned issue carries the values this transaction wrote, without a SELECT after the commit.
+    Core statements throughout (`_load`, `_write_statements`): the issue is read once with everything
+    the gates need, and nothing is re-selected after the commit.
     """
     issue, role = _load(actor, issue_id, as_automation=as_automation)
     config = configuration.project_config(issue.project)
@@ -122,7 +183,6 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
         require(runtime, "issue.transition", "transition issues")
     if lock_version is not None and int(lock_version) != issue.lock_version:
         raise Conflict(CONFLICT_MESSAGE)
-    expected = issue.lock_version
     now = utcnow()
     verdict = _evaluate(issue, config, runtime, transition=transition, target=target, comment=comment, now=now)
     if not verdict.allowed:
@@ -133,62 +193,50 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
     from_state, to_state = issue.state, chosen.target
     final = workflow.states[to_state].kind == "final" or to_state in workflow.finals
     actor_id = actor.id if actor is not None else None
-    project_id, key = issue.project_id, issue.key
-    written = {"state": to_state, "state_entry": issue.state_entry + 1, "state_entered_at": now,
-               "resolved_at": now if final else None, "updated_at": now, "lock_version": expected + 1}
-    result = db.session.execute(
-        update(Issue)
-        .where(Issue.id == issue.id, Issue.lock_version == expected)
-        .values(state=to_state, state_entry=Issue.state_entry + 1, state_entered_at=now,
-                resolved_at=now if final else None, updated_at=now, lock_version=Issue.lock_version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+    comment = (comment or "").strip() or None
+    move, add_history, add_comment_row = _write_statements()
+    # The session's connection and transaction, without the ORM's per-statement bookkeeping.
+    connection = db.session.connection()
+    moved = connection.execute(move, {"issue_id": issue_id, "expected": issue.lock_version, "to_state": to_state,
+                                   "now": now, "resolved_at": now if final else None})
+    if moved.rowcount != 1:
         db.session.rollback()
         raise Conflict(CONFLICT_MESSAGE)
-    record = IssueTransition(issue_id=issue_id, from_state=from_state, to_state=to_state, transition_id=chosen.id,
-                             actor_id=actor_id, actor_kind="automation" if as_automation else "user",
-                             comment=(comment or "").strip() or None, at=now)
-    db.session.add(record)
-    comment_row = None
-    if comment and comment.strip():
-        comment_row = Comment(issue_id=issue_id, author_id=actor_id, body=comment.strip()[:MAX_COMMENT], created_at=now)
-        db.session.add(comment_row)
+    record_id = connection.execute(add_history, {
+        "issue_id": issue_id, "from_state": from_state, "to_state": to_state, "transition_id": chosen.id,
+        "actor_id": actor_id, "actor_kind": "automation" if as_automation else "user", "comment": comment, "at": now,
+    }).scalar_one()
+    comment_id = None
+    if comment:
+        comment_id = connection.execute(add_comment_row, {"issue_id": issue_id, "author_id": actor_id,
+                                                       "body": comment[:MAX_COMMENT], "created_at": now}).scalar_one()
     resets = checklists_to_reset(workflow, to_state, chosen)
     if resets:
-        db.session.execute(ChecklistProgress.__table__.delete().where(
+        connection.execute(ChecklistProgress.__table__.delete().where(
             ChecklistProgress.issue_id == issue_id, ChecklistProgress.checklist_id.in_(resets)))
-    db.session.flush()
-    record_id = record.id
-    comment_id = comment_row.id if comment_row is not None else None
-    audit.record(project_id, "issue.transitioned", actor_id, issue_id, {
-        "key": key, "from": from_state, "to": to_state, "transition": chosen.id, "record": record_id,
-        "automation": as_automation, "lock_version": expected + 1,
+    audit.record(issue.project_id, "issue.transitioned", actor_id, issue_id, {
+        "key": issue.key, "from": from_state, "to": to_state, "transition": chosen.id, "record": record_id,
+        "automation": as_automation, "lock_version": issue.lock_version + 1,
     })
-    _commit_keeping(issue, actor)
-    # The UPDATE held the lock-version check, so the row is what was loaded plus what was written.
-    for name, value in written.items():
-        set_committed_value(issue, name, value)
-    log.info("issue transitioned key=%s %s->%s via=%s actor=%s", key, from_state, to_state, chosen.id,
-             runtime.identity)
     events.issue_transitioned(issue_id, record_id, actor_id, chain=chain)
     if comment_id is not None:
         events.issue_commented(issue_id, comment_id, actor_id, chain=chain)
-    return issue
+    _commit_keeping(actor)
+    log.info("issue transitioned key=%s %s->%s via=%s actor=%s", issue.key, from_state, to_state, chosen.id,
+             runtime.identity)
+    return Moved(id=issue_id, key=issue.key, from_state=from_state, state=to_state, transition=chosen.id,
+                 state_entry=issue.state_entry + 1, lock_version=issue.lock_version + 1, record_id=record_id, at=now,
+                 resolved_at=now if final else None)
 
 
-def _commit_keeping(issue: Issue, actor: User | None) -> None:
-    """Commit, expiring every object in the session except the issue, its project and the actor.
+def _commit_keeping(actor: User | None) -> None:
+    """Commit, expiring every object in the session but the actor and its memberships, as a request holds them.
 
-    The issue is set to what was written right after (its lock version proves nobody else wrote in
-    between); the project and the actor stay as this session read them, like any object a request
-    holds. So the caller rendering them, or the next transition of the same actor, does not re-select
-    them; everything else is expired as a plain commit would.
+    A plain commit expires them too, and the next call of the same actor would re-select them.
     """
     session = db.session()
-    keep = {id(issue), id(issue.project)}
+    keep = {id(actor)} if actor is not None else set()
     if actor is not None:
-        keep.add(id(actor))
         # Only if already loaded: keeping them must not cost a query.
         keep.update(id(m) for m in actor.__dict__.get("memberships", ()))
     expire_on_commit = session.expire_on_commit
@@ -237,9 +285,9 @@ def tick_checklist(issue_id: int, actor: User, checklist_id: str, item_id: str, 
     completed = checklist_completed(workflow, before_snapshot.checklists, before, after_ticks, before)
     audit.record(issue.project_id, "checklist.ticked", actor.id, issue_id,
                  {"checklist": checklist_id, "item": item_id, "checked": bool(checked)})
-    db.session.commit()
     for done in completed:
         events.checklist_completed(issue_id, done.id, actor.id)
+    db.session.commit()
     return issue
 
 
@@ -273,8 +321,8 @@ def decide_approval(issue_id: int, actor: User, decision: str, reason: str | Non
         raise Conflict("You have already decided in this state.") from None
     audit.record(issue.project_id, "approval.decided", actor.id, issue_id,
                  {"decision": decision, "state": issue.state, "state_entry": issue.state_entry, "approval": approval.id})
-    db.session.commit()
     events.approval_decided(issue_id, approval.id, actor.id)
+    db.session.commit()
     return approval
 
 
@@ -292,8 +340,8 @@ def add_comment(issue_id: int, actor: User, body: str) -> Comment:
     db.session.add(comment)
     db.session.flush()
     audit.record(issue.project_id, "issue.commented", actor.id, issue_id, {"comment": comment.id})
-    db.session.commit()
     events.issue_commented(issue_id, comment.id, actor.id)
+    db.session.commit()
     return comment
 
 

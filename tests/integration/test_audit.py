@@ -16,10 +16,11 @@ def project(make_user):
 
 
 def write_events(project_id, count):
-    events = [audit.record(project_id, "issue.transitioned", None, None, {"n": n, "to": "review", "note": "é"})
-              for n in range(1, count + 1)]
+    for n in range(1, count + 1):
+        audit.record(project_id, "issue.transitioned", None, None, {"n": n, "to": "review", "note": "é"})
     db.session.commit()
-    return events
+    return list(db.session.scalars(db.select(AuditEvent).where(AuditEvent.project_id == project_id)
+                                   .order_by(AuditEvent.seq)))[-count:]
 
 
 def test_events_chain_and_verify(project, make_user):

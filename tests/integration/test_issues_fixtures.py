@@ -112,7 +112,7 @@ def test_legal_checklists_tick_only_in_their_state(app, owner, tmp_path):
 
 def test_engineering_postmortem_checklist_guards_resolved_and_is_kept_on_arrival(app, owner, tmp_path, event_calls):
     from app.extensions import db
-    from app.models.issues import ChecklistProgress
+    from app.models.issues import ChecklistProgress, Issue
     from app.services import issues, transitions
 
     project, _, _ = synced_project(app, owner, tmp_path, "engineering")
@@ -122,7 +122,7 @@ def test_engineering_postmortem_checklist_guards_resolved_and_is_kept_on_arrival
     verdict = transitions.simulate(incident.id, owner, target="postmortem")
     assert verdict.failed == ("checklists",)
     assert verdict.reasons[0].endswith("is not complete: 0 of 4 required items checked")
-    view = issues.issue_view(owner, incident)
+    view = issues.issue_view(owner, db.session.get(Issue, incident.id))
     assert [c.checklist.id for c in view.checklists] == ["postmortem_checklist"] and view.checklists[0].tickable
     items = ("timeline_documented", "root_cause_identified", "action_items_created", "stakeholders_notified")
     for item in items:

@@ -39,7 +39,7 @@ def kanban(app, make_user, tmp_path):
                         ("Still backlog", [])):
         issue = issues.create_issue(project, owner, issue_type=issue_type, title=title)
         for state in path:
-            issue = transitions.apply_transition(issue.id, owner, target=state)
+            transitions.apply_transition(issue.id, owner, target=state)
         made.append(issue)
     push_change(remote, "main", ".kiket/workflows/kanban.yaml", KANBAN_WITHOUT_REVIEW, "Drop review")
     second = sync_now()
