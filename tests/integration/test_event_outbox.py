@@ -3,17 +3,12 @@ the drain turns rows into jobs and deletes them, and nothing is lost when Redis 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from redis import Redis
 from rq.job import Job
-from sqlalchemy import func, select, text
+from sqlalchemy import select
 
 from tests.support.issue_events import run_default
-
-POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgres")
-
 
 @pytest.fixture
 def owner(make_user):
@@ -149,24 +144,6 @@ def _default_jobs(app):
     from app.queue import get_queue
 
     return get_queue("default").get_jobs()
-
-
-@pytest.mark.skipif(not POSTGRES, reason="a server-side connection kill needs PostgreSQL")
-def test_a_pooled_connection_killed_while_idle_is_replaced_before_use(app, monkeypatch):
-    import psycopg
-
-    from app import database
-    from app.extensions import db
-
-    pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    db.session.commit()  # back to the pool
-    dsn = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    # Every pooled connection counts as idle long enough to be checked.
-    monkeypatch.setattr(database, "IDLE_PING_S", 0.0)
-    assert db.session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
-    assert db.session.scalar(select(func.count()).select_from(text("pg_stat_activity"))) >= 1
 
 
 def test_seed_issues_emit_issue_created_with_the_project(app, owner):
