@@ -186,6 +186,12 @@ def make_user(app):
 
 
 @pytest.fixture
+def owner(make_user):
+    """The organization's owner, owner@example.com (files that also log in define their own)."""
+    return make_user("owner@example.com", "owner")
+
+
+@pytest.fixture
 def login(client):
     def do(email: str = "owner@example.com", password: str = "correct horse battery"):
         response = post_form(client, "/login", {"email": email, "password": password})

@@ -23,11 +23,6 @@ from tests.support.fixture_projects import LEGAL_TEAM, by_title, member, overrid
 from tests.support.issue_events import hook_runs, make_issue, run_default
 
 
-@pytest.fixture
-def owner(make_user):
-    return make_user("owner@example.com", "owner")
-
-
 def messages(user, issue) -> list[tuple[str, str]]:
     """(message, level) of a user's notifications about an issue, oldest first."""
     from app.extensions import db

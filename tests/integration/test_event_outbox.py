@@ -11,11 +11,6 @@ from sqlalchemy import select
 from tests.support.issue_events import run_default
 
 @pytest.fixture
-def owner(make_user):
-    return make_user("owner@example.com", "owner")
-
-
-@pytest.fixture
 def project(owner):
     from app.services import projects
 

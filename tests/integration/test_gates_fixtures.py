@@ -21,11 +21,6 @@ from tests.support.issue_events import make_issue
 from tests.support.sync_repos import new_remote
 
 
-@pytest.fixture
-def owner(make_user):
-    return make_user("owner@example.com", "owner")
-
-
 def test_engineering_testing_checklist_counts_automatic_items_from_fields(app, owner, tmp_path):
     from app.services import issues, transitions
     from app.services.errors import Invalid

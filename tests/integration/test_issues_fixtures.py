@@ -18,11 +18,6 @@ def _events(event_calls):
     return event_calls
 
 
-@pytest.fixture
-def owner(make_user):
-    return make_user("owner@example.com", "owner")
-
-
 def sync_again(app, repository_id: int):
     from app.extensions import db
     from app.models import SyncRun

@@ -15,11 +15,6 @@ def _events(event_calls):
     return event_calls
 
 
-@pytest.fixture
-def owner(make_user):
-    return make_user("owner@example.com", "owner")
-
-
 def make_project(owner, key="BUG", template="bug_tracking"):
     from app.services import projects
 

@@ -20,11 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def owner(make_user):
-    return make_user("owner@example.com", "owner")
-
-
-@pytest.fixture
 def seed_calls(monkeypatch):
     """Record calls of the seeding hook (the issues module fills it in later)."""
     from app.services import seeding

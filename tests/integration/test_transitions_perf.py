@@ -22,11 +22,6 @@ MAX_STATEMENTS = 9 if POSTGRES else 10
 
 
 @pytest.fixture
-def owner(make_user):
-    return make_user("owner@example.com", "owner")
-
-
-@pytest.fixture
 def project(owner):
     from app.services import projects
 
