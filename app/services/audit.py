@@ -17,6 +17,7 @@ from app.models.audit import AuditEvent
 from app.models.base import utcnow
 from app.models.issues import ProjectCounter
 from app.services.issue_keys import ensure_counter
+from app.services.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def record(project_id: int, kind: str, actor_id: int | None, issue_id: int | Non
             select(AuditEvent.hash).where(AuditEvent.project_id == project_id, AuditEvent.seq == seq - 1)
         ).scalar_one()
     created_at = utcnow()
-    db.session.connection().execute(_insert_statement(), {
+    _insert_statement().execute({
         "project_id": project_id, "seq": seq, "kind": kind, "actor_id": actor_id, "issue_id": issue_id, "data": data,
         "created_at": created_at, "prev_hash": prev_hash,
         "hash": chain_hash(prev_hash, canonical(project_id, seq, kind, actor_id, issue_id, data, created_at)),
@@ -89,8 +90,9 @@ def record(project_id: int, kind: str, actor_id: int | None, issue_id: int | Non
 
 
 @functools.cache
-def _insert_statement():
-    return insert(AuditEvent.__table__)
+def _insert_statement() -> Prepared:
+    return Prepared(insert(AuditEvent.__table__), ("project_id", "seq", "kind", "actor_id", "issue_id", "data",
+                                                   "created_at", "prev_hash", "hash"))
 
 
 def _next_link(project_id: int) -> tuple[int | None, str | None]:
@@ -100,16 +102,15 @@ def _next_link(project_id: int) -> tuple[int | None, str | None]:
     unqualified, which a correlated subquery would resolve against `audit_events` itself, so there the
     hash is left to the caller's SELECT.
     """
-    connection = db.session.connection()
-    postgres = connection.dialect.name == "postgresql"
-    row = connection.execute(_next_link_statement(postgres), {"counter_project_id": project_id}).first()
-    if row is None:
+    postgres = db.session.connection().dialect.name == "postgresql"
+    rows, _ = _next_link_statement(postgres).execute({"counter_project_id": project_id})
+    if not rows:
         return None, None
-    return row[0], (row[1] if postgres else None)
+    return rows[0][0], (rows[0][1] if postgres else None)
 
 
 @functools.cache
-def _next_link_statement(with_previous_hash: bool):
+def _next_link_statement(with_previous_hash: bool) -> Prepared:
     # Core tables, not the mapped classes: no ORM bookkeeping for a counter bump.
     counters, events = ProjectCounter.__table__, AuditEvent.__table__
     statement = (
@@ -118,14 +119,14 @@ def _next_link_statement(with_previous_hash: bool):
         .values(audit_seq=counters.c.audit_seq + 1)
     )
     if not with_previous_hash:
-        return statement.returning(counters.c.audit_seq)
+        return Prepared(statement.returning(counters.c.audit_seq))
     previous = (
         select(events.c.hash)
         .where(events.c.project_id == counters.c.project_id, events.c.seq == counters.c.audit_seq - 1)
         .correlate(counters)
         .scalar_subquery()
     )
-    return statement.returning(counters.c.audit_seq, previous)
+    return Prepared(statement.returning(counters.c.audit_seq, previous))
 
 
 def verify(project_id: int) -> VerifyResult:

@@ -26,6 +26,7 @@ from app.models import ConfigEvent, ConfigLayer, ConfigRevision, Project, Projec
 from app.models.base import utcnow
 from app.services import seeding, workflow_sources
 from app.services.errors import Forbidden, Invalid
+from app.services.prepared import Prepared
 from app.services.projects import project_role
 
 log = logging.getLogger(__name__)
@@ -154,18 +155,25 @@ def project_config(project: Project) -> km.ConfigRevision:
 def _config_marker(project: Project):
     """The active revision (id, repository_id, commit_sha) or None, and the layers version: one query."""
     project_scope, organization_scope = _layer_scopes(project)
-    # The session's pending rows first, as `session.execute` would; then its connection, without ORM bookkeeping.
+    # The session's pending rows first, as `session.execute` would.
     db.session.flush()
-    rows = db.session.connection().execute(_marker_statement(), {
-        "project_id": project.id, "project_scope": project_scope, "organization_scope": organization_scope}).all()
+    marker = _marker_statement()
+    rows, _ = marker.execute({"project_id": project.id, "project_scope": project_scope,
+                              "organization_scope": organization_scope})
+    rows = [_Row(**dict(zip(marker.names, row))) for row in rows]
     active = [r for r in rows if r.kind == "r"]
     # As `active_revision`: the latest activation wins should two rows ever be marked active.
     active.sort(key=lambda r: (r.activated_at.timestamp() if r.activated_at else 0.0, r.id), reverse=True)
     return (active[0] if active else None), _layers_version([r for r in rows if r.kind == "l"])
 
 
+class _Row:
+    def __init__(self, **values: Any):
+        self.__dict__.update(values)
+
+
 @functools.cache
-def _marker_statement():
+def _marker_statement() -> Prepared:
     """Built once: constructing the union costs more Python time than running it."""
     text, number = sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.Integer)
     revisions = select(
@@ -177,7 +185,7 @@ def _marker_statement():
         sa.literal("l"), ConfigLayer.id, number, text, sa.cast(sa.null(), ConfigRevision.activated_at.type),
         ConfigLayer.scope, ConfigLayer.path, ConfigLayer.version,
     ).where(ConfigLayer.scope.in_([sa.bindparam("project_scope"), sa.bindparam("organization_scope")]))
-    return sa.union_all(revisions, layers)
+    return Prepared(sa.union_all(revisions, layers))
 
 
 def _template_key(project: Project, layers_version: str) -> tuple:

@@ -2,7 +2,8 @@
 
 The issue services call these functions INSIDE the transaction of the change, before its commit: each
 writes one row to the `issue_events` outbox, so the event commits or rolls back with the change. After
-a commit that wrote events, the session wakes the dispatcher (`wake`); the `drain` job turns every
+a commit that wrote events, the session wakes the dispatcher (`wake`, sent from a background thread so
+the commit never waits for Redis); the `drain` job turns every
 outbox row into its `default`-queue job (`jobs.default.run_issue_event`) and deletes the row. Nothing is
 lost between a commit and an enqueue (a crash leaves the rows, drained by the next wake or the 5-minute
 sweep), and no job can see an event whose change did not commit. Hooks then run asynchronously, in
@@ -18,9 +19,12 @@ import hashlib
 import json
 import logging
 import re
+import threading
+import time
 from typing import Any, Mapping, Sequence
 
-from rq import Retry
+from redis import Redis
+from rq import Queue, Retry
 from sqlalchemy import delete, event, insert, select
 from sqlalchemy.orm import Session
 
@@ -28,6 +32,7 @@ from app.extensions import db
 from app.models.base import utcnow
 from app.models.issues import Issue, IssueEvent
 from app.queue import enqueue, get_queue, redis_connection
+from app.services.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ JOB_RETRY = (30, 300, 1800)
 # for a burst of commits. It expires by itself should a drain job ever be lost.
 WAKE_KEY = "kiket:events:wake"
 WAKE_TTL = 60
+WAKE_INTERVAL_S = 0.05
 DRAIN_BATCH = 200
 _PENDING = "kiket.events.pending"
 
@@ -56,25 +62,25 @@ def job_id(*parts: object) -> str:
 
 
 @functools.cache
-def _outbox_insert():
-    return insert(IssueEvent.__table__)
+def _outbox_insert() -> Prepared:
+    return Prepared(insert(IssueEvent.__table__),
+                    ("kind", "issue_id", "record", "actor_id", "chain", "extra", "created_at"))
 
 
 def _emit(kind: str, issue_id: int, record: str | int, actor_id: int | None, chain: Sequence[str],
           extra: Mapping[str, Any] | None = None) -> None:
     """Write the event to the outbox in the caller's transaction; the commit dispatches it."""
-    session = db.session()
-    session.connection().execute(_outbox_insert(), {
+    _outbox_insert().execute({
         "kind": kind, "issue_id": int(issue_id), "record": str(record), "actor_id": actor_id, "chain": list(chain),
         "extra": _plain(dict(extra or {})), "created_at": utcnow(),
     })
-    session.info[_PENDING] = True
+    db.session().info[_PENDING] = True
 
 
 @event.listens_for(Session, "after_commit")
 def _wake_after_commit(session: Session) -> None:
     if session.info.pop(_PENDING, False):
-        wake()
+        _waker.request(redis_connection())
 
 
 @event.listens_for(Session, "after_rollback")
@@ -82,13 +88,67 @@ def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-def wake() -> None:
+def wake(redis: Redis) -> None:
     """Make sure a drain job is queued or running; never raises (the sweep drains what a failure leaves)."""
     try:
-        if redis_connection().set(WAKE_KEY, "1", nx=True, ex=WAKE_TTL):
-            enqueue("default", DRAIN_JOB, job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=FAILURE_TTL)
+        if redis.set(WAKE_KEY, "1", nx=True, ex=WAKE_TTL):
+            Queue("default", connection=redis).enqueue(DRAIN_JOB, job_timeout=JOB_TIMEOUT, result_ttl=0,
+                                                       failure_ttl=FAILURE_TTL)
     except Exception as error:  # noqa: BLE001 - the events are committed; the next wake or the sweep sends them
         log.error("event dispatcher not woken: %s", error)
+
+
+class _Waker:
+    """Sends wake-ups from a background thread, so a commit never waits for a Redis round trip.
+
+    Requests coalesce: whatever arrives while one is sent, or within WAKE_INTERVAL_S after it, is sent
+    once, so a burst of commits costs a few round trips, not one each, for at most that much latency.
+    `settle` waits until every request so far has been sent.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._pending: Redis | None = None
+        self._sending = False
+        self._thread: threading.Thread | None = None
+
+    def request(self, redis: Redis) -> None:
+        # One already waiting will be sent after this commit anyway (its drain then scans after it).
+        if self._pending is not None:
+            return
+        with self._condition:
+            self._pending = redis
+            # Started lazily, and again in a forked child (threads do not survive a fork).
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="kiket-event-waker", daemon=True)
+                self._thread.start()
+            self._condition.notify_all()
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        with self._condition:
+            return self._condition.wait_for(lambda: self._pending is None and not self._sending, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                self._condition.wait_for(lambda: self._pending is not None)
+                redis, self._pending, self._sending = self._pending, None, True
+            try:
+                wake(redis)
+            finally:
+                with self._condition:
+                    self._sending = False
+                    self._condition.notify_all()
+            # Commits meanwhile wait for the next round: at most 1 / WAKE_INTERVAL_S wake-ups a second.
+            time.sleep(WAKE_INTERVAL_S)
+
+
+_waker = _Waker()
+
+
+def settle(timeout: float = 10.0) -> bool:
+    """Wait until the wake-ups of every commit so far have been sent (tests; a process about to exit)."""
+    return _waker.settle(timeout)
 
 
 def drain() -> int:

@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -36,6 +36,7 @@ from app.models.issues import (
 )
 from app.services import audit, configuration, events, issue_keys
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
+from app.services.prepared import Prepared
 from app.services.projects import project_role
 
 log = logging.getLogger(__name__)
@@ -220,8 +221,18 @@ def _roles_of(user: User | None, project: Project, config: km.ConfigRevision) ->
         return frozenset()
 
 
+class _IssueRow(NamedTuple):
+    kind: str
+    a: str | None
+    b: str | None
+    checked: bool | None
+    user_id: int | None
+    at: datetime | None
+    reason: str | None
+
+
 @functools.cache
-def _issue_rows_statement():
+def _issue_rows_statement() -> Prepared:
     """Watchers, checklist ticks, document tags and the current entry's approvals of an issue: one round trip."""
     issue_id = sa.bindparam("issue_id")
     text, flag, number = sa.cast(sa.null(), sa.String), sa.cast(sa.null(), sa.Boolean), sa.cast(sa.null(), sa.Integer)
@@ -233,7 +244,7 @@ def _issue_rows_statement():
     labels = ("kind", "a", "b", "checked", "user_id", "at", "reason")
     watchers = select(*(c.label(n) for c, n in zip(row("w", User.email), labels))) \
         .join(Watcher, Watcher.user_id == User.id).where(Watcher.issue_id == issue_id)
-    return sa.union_all(
+    return Prepared(sa.union_all(
         watchers,
         select(*row("c", ChecklistProgress.checklist_id, ChecklistProgress.item_id, ChecklistProgress.checked))
         .where(ChecklistProgress.issue_id == issue_id),
@@ -243,14 +254,15 @@ def _issue_rows_statement():
         .select_from(Approval).outerjoin(User, User.id == Approval.approver_id)
         .where(Approval.issue_id == issue_id, Approval.state == sa.bindparam("state"),
                Approval.state_entry == sa.bindparam("state_entry")),
-    )
+    ))
 
 
 def snapshot_of(issue: Issue, config: km.ConfigRevision) -> IssueSnapshot:
     """The runtime's frozen picture of an issue and its rows (one query for the rows)."""
     db.session.flush()
-    rows = db.session.connection().execute(_issue_rows_statement(), {
-        "issue_id": issue.id, "state": issue.state, "state_entry": issue.state_entry}).all()
+    statement = _issue_rows_statement()
+    rows, _ = statement.execute({"issue_id": issue.id, "state": issue.state, "state_entry": issue.state_entry})
+    rows = [_IssueRow(*row) for row in rows]
     ticks: dict[str, dict[str, bool]] = {}
     for row in rows:
         if row.kind == "c":
@@ -304,24 +316,36 @@ def column_count(project_id: int, board: km.Board, column: km.Column) -> int:
     workflows = set(board.workflows) | {board.workflow}
     if board.filters.workflows:
         workflows &= set(board.filters.workflows)
+    if not workflows or not column.states:
+        return 0
     filters = board.filters
     by_fields = bool(filters.issue_types or filters.labels or filters.priorities or filters.states)
     db.session.flush()
-    rows = db.session.connection().execute(_column_statement(by_fields), {
-        "project_id": project_id, "states": list(column.states), "workflows": sorted(workflows)})
+    states, workflows = list(column.states), sorted(workflows)
+    rows, _ = _column_statement(by_fields, len(states), len(workflows)).execute({
+        "project_id": project_id, **{f"state_{n}": s for n, s in enumerate(states)},
+        **{f"workflow_{n}": w for n, w in enumerate(workflows)}})
     if not by_fields:
-        return rows.scalar_one()
+        return rows[0][0]
     # Only the columns the filters read: no Issue objects to build for a count.
-    return sum(1 for issue in rows if _matches_filters(issue, board))
+    return sum(1 for row in rows if _matches_filters(_ColumnRow(*row), board))
+
+
+class _ColumnRow(NamedTuple):
+    issue_type: str
+    labels: list[str]
+    priority: str | None
+    state: str
 
 
 @functools.cache
-def _column_statement(by_fields: bool):
+def _column_statement(by_fields: bool, states: int, workflows: int) -> Prepared:
     """A column's issues: counted by the database, or (with field filters) the fields the filters read."""
     columns = (Issue.issue_type, Issue.labels, Issue.priority, Issue.state) if by_fields else (func.count(),)
-    return select(*columns).select_from(Issue).where(
-        Issue.project_id == sa.bindparam("project_id"), Issue.state.in_(sa.bindparam("states", expanding=True)),
-        Issue.workflow_id.in_(sa.bindparam("workflows", expanding=True)))
+    return Prepared(select(*columns).select_from(Issue).where(
+        Issue.project_id == sa.bindparam("project_id"),
+        Issue.state.in_([sa.bindparam(f"state_{n}") for n in range(states)]),
+        Issue.workflow_id.in_([sa.bindparam(f"workflow_{n}") for n in range(workflows)])))
 
 
 def wip_for(issue: Issue, config: km.ConfigRevision, to_state: str) -> WipInfo | None:

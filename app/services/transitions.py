@@ -29,6 +29,7 @@ from app.models.base import utcnow
 from app.models.issues import APPROVAL_DECISIONS, Approval, Attachment, ChecklistProgress, Comment, Issue, IssueTransition
 from app.services import attachments as attachment_files
 from app.services import audit, configuration, events
+from app.services.prepared import Prepared
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.projects import role_from_membership
 from app.services.issues import (
@@ -84,11 +85,11 @@ class _Loaded:
 
 
 @functools.cache
-def _load_statement():
+def _load_statement() -> Prepared:
     issues, projects, users = Issue.__table__, Project.__table__, User.__table__
     memberships = ProjectMembership.__table__
     assignee, reporter, parent = users.alias("assignee"), users.alias("reporter"), issues.alias("parent")
-    return (
+    return Prepared(
         select(issues, projects.c.key.label("project_key"), projects.c.template.label("project_template"),
                projects.c.organization_id.label("project_organization_id"), memberships.c.role.label("member_role"),
                assignee.c.email.label("assignee_email"), reporter.c.email.label("reporter_email"),
@@ -106,11 +107,13 @@ def _load_statement():
 
 def _load(actor: User | None, issue_id: int, *, as_automation: bool) -> tuple[_Loaded, str | None]:
     """The issue with its project, people and parent, and the actor's project role: one query (strangers: NotFound)."""
-    row = db.session.connection().execute(
-        _load_statement(), {"issue_id": issue_id, "user_id": actor.id if actor else None}).first()
-    if row is None or (actor is None and not as_automation):
+    # Changes the caller has pending in the session go first, as `session.execute` would send them.
+    db.session.flush()
+    load = _load_statement()
+    rows, _ = load.execute({"issue_id": issue_id, "user_id": actor.id if actor else None})
+    if not rows or (actor is None and not as_automation):
         raise NotFound("No such issue that you can see.")
-    values = row._asdict()
+    values = dict(zip(load.names, rows[0]))
     project = _Loaded(id=values["project_id"], key=values.pop("project_key"), template=values.pop("project_template"),
                       organization_id=values.pop("project_organization_id"))
     role = values.pop("member_role")
@@ -154,14 +157,17 @@ class Moved:
 
 
 @functools.cache
-def _write_statements():
+def _write_statements() -> tuple[Prepared, Prepared, Prepared]:
     issues, history, comments = Issue.__table__, IssueTransition.__table__, Comment.__table__
     move = (update(issues)
             .where(issues.c.id == bindparam("issue_id"), issues.c.lock_version == bindparam("expected"))
             .values(state=bindparam("to_state"), state_entry=issues.c.state_entry + 1,
                     state_entered_at=bindparam("now"), resolved_at=bindparam("resolved_at"),
                     updated_at=bindparam("now"), lock_version=issues.c.lock_version + 1))
-    return move, insert(history).returning(history.c.id), insert(comments).returning(comments.c.id)
+    return (Prepared(move),
+            Prepared(insert(history).returning(history.c.id),
+                     ("issue_id", "from_state", "to_state", "transition_id", "actor_id", "actor_kind", "comment", "at")),
+            Prepared(insert(comments).returning(comments.c.id), ("issue_id", "author_id", "body", "created_at")))
 
 
 def apply_transition(issue_id: int, actor: User | None, *, transition: str | None = None, target: str | None = None,
@@ -170,8 +176,8 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
     """Move an issue if every gate passes: one transaction with its history row, audit event and
     `issue.transitioned` event, one commit.
 
-    Core statements throughout (`_load`, `_write_statements`): the issue is read once with everything
-    the gates need, and nothing is re-selected after the commit.
+    Prepared Core statements throughout (`_load`, `_write_statements`, `app.services.prepared`): the issue
+    is read once with everything the gates need, and nothing is re-selected after the commit.
     """
     issue, role = _load(actor, issue_id, as_automation=as_automation)
     config = configuration.project_config(issue.project)
@@ -195,24 +201,22 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
     actor_id = actor.id if actor is not None else None
     comment = (comment or "").strip() or None
     move, add_history, add_comment_row = _write_statements()
-    # The session's connection and transaction, without the ORM's per-statement bookkeeping.
-    connection = db.session.connection()
-    moved = connection.execute(move, {"issue_id": issue_id, "expected": issue.lock_version, "to_state": to_state,
-                                   "now": now, "resolved_at": now if final else None})
-    if moved.rowcount != 1:
+    _, moved = move.execute({"issue_id": issue_id, "expected": issue.lock_version, "to_state": to_state, "now": now,
+                             "resolved_at": now if final else None})
+    if moved != 1:
         db.session.rollback()
         raise Conflict(CONFLICT_MESSAGE)
-    record_id = connection.execute(add_history, {
+    [(record_id,)], _ = add_history.execute({
         "issue_id": issue_id, "from_state": from_state, "to_state": to_state, "transition_id": chosen.id,
         "actor_id": actor_id, "actor_kind": "automation" if as_automation else "user", "comment": comment, "at": now,
-    }).scalar_one()
+    })
     comment_id = None
     if comment:
-        comment_id = connection.execute(add_comment_row, {"issue_id": issue_id, "author_id": actor_id,
-                                                       "body": comment[:MAX_COMMENT], "created_at": now}).scalar_one()
+        [(comment_id,)], _ = add_comment_row.execute({"issue_id": issue_id, "author_id": actor_id,
+                                                     "body": comment[:MAX_COMMENT], "created_at": now})
     resets = checklists_to_reset(workflow, to_state, chosen)
     if resets:
-        connection.execute(ChecklistProgress.__table__.delete().where(
+        db.session.connection().execute(ChecklistProgress.__table__.delete().where(
             ChecklistProgress.issue_id == issue_id, ChecklistProgress.checklist_id.in_(resets)))
     audit.record(issue.project_id, "issue.transitioned", actor_id, issue_id, {
         "key": issue.key, "from": from_state, "to": to_state, "transition": chosen.id, "record": record_id,
@@ -222,7 +226,7 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
     if comment_id is not None:
         events.issue_commented(issue_id, comment_id, actor_id, chain=chain)
     _commit_keeping(actor)
-    log.info("issue transitioned key=%s %s->%s via=%s actor=%s", issue.key, from_state, to_state, chosen.id,
+    log.debug("issue transitioned key=%s %s->%s via=%s actor=%s", issue.key, from_state, to_state, chosen.id,
              runtime.identity)
     return Moved(id=issue_id, key=issue.key, from_state=from_state, state=to_state, transition=chosen.id,
                  state_entry=issue.state_entry + 1, lock_version=issue.lock_version + 1, record_id=record_id, at=now,

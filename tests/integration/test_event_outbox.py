@@ -26,7 +26,9 @@ def outbox() -> list[tuple[str, int, str]]:
 
 def queued(app) -> list[str]:
     from app.queue import get_queue
+    from app.services import events
 
+    assert events.settle()
     return [job.func_name for job in get_queue("default").get_jobs()]
 
 
@@ -58,8 +60,8 @@ def test_a_transition_writes_its_event_in_its_own_transaction_and_one_drain_send
     assert outbox() == [("issue.created", issue.id, str(issue.id)),
                         ("issue.transitioned", issue.id, str(moved.record_id))]
     # Two commits with events, one wake-up flag, one drain job.
-    assert app.extensions["redis"].get(events.WAKE_KEY) == b"1"
     assert queued(app) == [events.DRAIN_JOB]
+    assert app.extensions["redis"].get(events.WAKE_KEY) == b"1"
 
     run_default(app)
     assert outbox() == []
@@ -128,6 +130,7 @@ def test_the_worker_sweep_drains_what_a_lost_wake_up_left(app, owner, project):
 
     issue = issues.create_issue(project, owner, issue_type="task", title="Stranded")
     # The wake-up was lost (its drain job is gone, the flag expired).
+    assert events.settle()
     app.extensions["redis"].flushdb()
     assert outbox() == [("issue.created", issue.id, str(issue.id))]
     sweep()

@@ -18,7 +18,10 @@ def run_default(app) -> None:
     from app.queue import get_queue
 
     from app.extensions import db
+    from app.services import events
 
+    # The commits so far have queued their drain job (their wake-ups go out from a background thread).
+    events.settle()
     SimpleWorker([get_queue("default")], connection=app.extensions["redis"]).work(burst=True)
     # Jobs ran in their own sessions: forget what this one loaded before.
     db.session.expire_all()
