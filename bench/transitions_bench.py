@@ -100,7 +100,9 @@ def _service(app, owner_id: int, issue_ids: list[int]) -> tuple[float, list[list
 def _floor(dsn: str, transactions: list[list[tuple]]) -> float:
     """Transitions per second replaying the recorded statements directly, one transaction per transition."""
     import psycopg
+    from psycopg.pq import ExecStatus
 
+    TUPLES_OK = ExecStatus.TUPLES_OK
     with psycopg.connect(dsn) as conn:
         started = 0.0
         for n, statements in enumerate(transactions):
@@ -113,7 +115,7 @@ def _floor(dsn: str, transactions: list[list[tuple]]) -> float:
                         cursor.executemany(statement, parameters)
                     else:
                         cursor.execute(statement, parameters)
-                    if cursor.description is not None:
+                    if cursor.pgresult.status == TUPLES_OK:
                         cursor.fetchall()
         return ROUNDS / (time.perf_counter() - started)
 
