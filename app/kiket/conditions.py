@@ -642,14 +642,19 @@ def _show(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def explain(cond: object, snapshot: Mapping, *, checklists: Mapping[str, bool] | None = None) -> list[str]:
-    """Human-readable reasons for each failing leaf; empty when the condition holds."""
+def explain(cond: object, snapshot: Mapping, *, checklists: Mapping[str, bool] | None = None,
+            labels: Mapping[str, str] | None = None) -> list[str]:
+    """Human-readable reasons for each failing leaf; empty when the condition holds.
+
+    `labels` names field paths as people know them (an issue type's field labels); other paths are shown as written.
+    """
     reasons: list[str] = []
-    _explain(cond, snapshot, checklists or {}, reasons, 0)
+    _explain(cond, snapshot, checklists or {}, reasons, 0, labels or {})
     return reasons
 
 
-def _explain(cond: object, snapshot: Mapping, checklists: Mapping[str, bool], out: list[str], depth: int) -> None:
+def _explain(cond: object, snapshot: Mapping, checklists: Mapping[str, bool], out: list[str], depth: int,
+             labels: Mapping[str, str]) -> None:
     if _eval(cond, snapshot, checklists, 0):
         return
     if depth > MAX_DEPTH:
@@ -657,19 +662,19 @@ def _explain(cond: object, snapshot: Mapping, checklists: Mapping[str, bool], ou
         return
     if isinstance(cond, Compare):
         actual = resolve_path(snapshot, cond.path)
-        out.append(f"{cond.path} must {_OP_PHRASES.get(cond.op, cond.op)}"
+        out.append(f"{labels.get(cond.path, cond.path)} must {_OP_PHRASES.get(cond.op, cond.op)}"
                    + ("" if cond.op in UNARY_OPERATORS else f" {_show(cond.value)}")
                    + f" (it is {_show(actual)})")
     elif isinstance(cond, All):
         for item in cond.items:
-            _explain(item, snapshot, checklists, out, depth + 1)
+            _explain(item, snapshot, checklists, out, depth + 1, labels)
     elif isinstance(cond, Any):
         if not cond.items:
             out.append("no alternative is given")
             return
         nested: list[str] = []
         for item in cond.items:
-            _explain(item, snapshot, checklists, nested, depth + 1)
+            _explain(item, snapshot, checklists, nested, depth + 1, labels)
         out.append("none of the alternatives holds: " + "; or ".join(nested))
     elif isinstance(cond, Not):
         if contains_never(cond.item):

@@ -163,7 +163,7 @@ def test_roles_fields_predicate_and_documents_gate_the_way_out(app, owner, deals
     assert verdict.reasons == (
         "Only role sales may use 'Open negotiation'",
         "Field 'Assignee' is required",
-        "Custom_fields.value must be at most 500000 (it is 900000)",
+        "Deal value must be at most 500000 (it is 900000)",
         "Priority must differ from 'low' (it is 'low')",
         "Document 'Signed NDA' is required before leaving 'Drafting'")
 

@@ -188,9 +188,9 @@ def evaluate_transition(
     checklist_guards = guard_checklists(transition.guard)
     gates = (
         _permission_gate(transition, actor),
-        _conditions_gate(transition, context, complete, checklist_guards),
+        _conditions_gate(transition, context, complete, checklist_guards, field_labels or {}),
         _fields_gate(transition, context, field_labels or {}),
-        _predicate_gate(transition, context, complete),
+        _predicate_gate(transition, context, complete, field_labels or {}),
         _checklists_gate(workflow, transition, checklist_guards, progress),
         _documents_gate(workflow, snapshot, documents_declared or {}),
         _approval_gate(workflow, transition, snapshot, context),
@@ -216,7 +216,7 @@ def _permission_gate(transition: Transition, actor: Actor) -> GateResult:
 
 
 def _conditions_gate(transition: Transition, context: Mapping, complete: Mapping[str, bool],
-                     checklist_guards: tuple[ChecklistComplete, ...]) -> GateResult:
+                     checklist_guards: tuple[ChecklistComplete, ...], labels: Mapping[str, str]) -> GateResult:
     guard = transition.guard
     if guard is None:
         return GateResult("conditions", True)
@@ -226,7 +226,7 @@ def _conditions_gate(transition: Transition, context: Mapping, complete: Mapping
         guard = All(tuple(c for c in rest if not isinstance(c, ChecklistComplete)))
     if evaluate(guard, context, checklists=complete):
         return GateResult("conditions", True)
-    reasons = explain(guard, context, checklists=complete) or ["The transition's conditions do not hold"]
+    reasons = explain(guard, context, checklists=complete, labels=labels) or ["The transition's conditions do not hold"]
     return GateResult("conditions", False, tuple(_sentence(r) for r in reasons))
 
 
@@ -251,11 +251,13 @@ def _fields_gate(transition: Transition, context: Mapping, labels: Mapping[str, 
     return GateResult("required_fields", not reasons, tuple(reasons))
 
 
-def _predicate_gate(transition: Transition, context: Mapping, complete: Mapping[str, bool]) -> GateResult:
+def _predicate_gate(transition: Transition, context: Mapping, complete: Mapping[str, bool],
+                    labels: Mapping[str, str]) -> GateResult:
     predicate = transition.required_predicate
     if predicate is None or evaluate(predicate, context, checklists=complete):
         return GateResult("predicate", True)
-    reasons = explain(predicate, context, checklists=complete) or ["The transition's requirement does not hold"]
+    reasons = explain(predicate, context, checklists=complete, labels=labels) or \
+        ["The transition's requirement does not hold"]
     return GateResult("predicate", False, tuple(_sentence(r) for r in reasons))
 
 

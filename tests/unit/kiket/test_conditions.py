@@ -506,6 +506,14 @@ def test_explain_lists_failing_leaves():
     assert explain(cond, {"priority": "p1", "assignee": "a"}, checklists={"bug_testing": True}) == []
 
 
+def test_explain_names_labelled_fields_by_their_labels():
+    cond, _ = parse([{"field": "custom_fields.value", "operator": "lte", "value": 500},
+                     {"field": "priority", "operator": "eq", "value": "P1"}])
+    reasons = explain(cond, {"custom_fields": {"value": 900}, "priority": "P2"},
+                      labels={"custom_fields.value": "Deal value"})
+    assert reasons == ["Deal value must be at most 500 (it is 900)", "priority must equal 'P1' (it is 'P2')"]
+
+
 def test_explain_any_not_never():
     cond = Any((Compare("status", "eq", "done"), Compare("priority", "eq", "P1")))
     (reason,) = explain(cond, {"status": "open", "priority": "P2"})
