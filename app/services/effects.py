@@ -34,6 +34,7 @@ from app.kiket.runtime.effects import checklist_complete_effects, plan_creation_
 from app.kiket.runtime.events import Event, transition_event
 from app.kiket.runtime.sla import sla_hook_actions
 from app.kiket.runtime.snapshot import Actor, ApprovalRecord, IssueSnapshot, template_context, to_context
+from app.kiket.secret_usage import SIGNING_SECRETS
 from app.models.accounts import User
 from app.models.base import utcnow
 from app.models.issues import (
@@ -454,7 +455,7 @@ def _webhook(scope: Scope, p: dict, event: Event | None, chain: tuple[str, ...],
 
     secrets = scope.secrets()
     # The signing key is a project secret (spec §12: secrets live in the app, never in the environment).
-    signing = secrets.get("WEBHOOK_SECRET") or secrets.get("KIKET_WEBHOOK_SECRET")
+    signing = next((secrets[name] for name in SIGNING_SECRETS if secrets.get(name)), None)
     row = webhook_delivery.deliver(scope.project.id, p["url"], p.get("method") or "POST", p.get("headers") or {},
                                    p.get("body"), event.name if event else "issue.event", signing,
                                    timeout=p.get("timeout_s"))
