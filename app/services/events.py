@@ -43,8 +43,8 @@ RESULT_TTL = 24 * 3600
 FAILURE_TTL = 7 * 24 * 3600
 # The job is idempotent per action outcome; a crash of the whole job (DB away) is retried.
 JOB_RETRY = (30, 300, 1800)
-# Set while a drain is queued or running: one Redis round trip per committing transaction, one drain job
-# for a burst of commits. It expires by itself should a drain job ever be lost.
+# Set while a drain is queued or running, so a burst of commits queues one drain job; it expires by
+# itself should a drain job ever be lost.
 WAKE_KEY = "kiket:events:wake"
 WAKE_TTL = 60
 WAKE_INTERVAL_S = 0.05
