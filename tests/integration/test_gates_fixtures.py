@@ -4,8 +4,8 @@ brought in by a real sync.
 Where the fixtures have a gate kind it is tested on them: checklists with automatic items (engineering's
 `testing → deployed`), the permission every role needs, and WIP (kanban's board, whose columns warn). The
 fixtures have no `roles`, required fields, predicate, required document, comment-required transition,
-sequential approval or blocking WIP column: those are tested on a small repository written here in the docs
-dialect (with the aliases), synced the same way. The same gates on the bundled templates are in
+sequential approval or blocking WIP column: those are tested on a small repository in the docs dialect (with
+the aliases, tests/support/deals_repo.py), synced the same way. The same gates on the bundled templates are in
 test_issues_service.py; engineering's assignee condition and postmortem guard and legal's quorum approvals in
 test_issues_fixtures.py.
 """
@@ -16,9 +16,9 @@ import io
 
 import pytest
 
-from tests.support.fixture_projects import member, sync_remote, synced_project, write_custom_fields
+from tests.support.deals_repo import deals_project
+from tests.support.fixture_projects import member, synced_project, write_custom_fields
 from tests.support.issue_events import make_issue
-from tests.support.sync_repos import new_remote
 
 
 def test_engineering_testing_checklist_counts_automatic_items_from_fields(app, owner, tmp_path):
@@ -75,81 +75,9 @@ def test_kanban_columns_warn_over_their_wip_limit_and_viewers_move_nothing(app, 
     assert transitions.apply_transition(issue.id, owner, target="review").state == "review"
 
 
-# A repository in the docs dialect with the gate kinds the fixtures lack.
-DEALS_WORKFLOW = """workflow:
-  key: deal
-  name: Deals
-states:
-  drafting:
-    category: initial
-    required_documents: [signed_nda]
-  negotiating:
-    category: active
-  signed:
-    category: final
-  lost:
-    category: final
-transitions:
-  - from: drafting
-    to: negotiating
-    name: Open negotiation
-    roles: [sales]
-    required_fields: [assignee, custom_fields.value]
-    when: "custom_fields.value <= 500000 && priority != 'low'"
-  - from: negotiating
-    to: signed
-    name: Sign
-    approval:
-      type: sequential
-      chain: [sales, finance]
-      conditional:
-        finance: {when: "custom_fields.value > 100000"}
-  - from: negotiating
-    to: lost
-    name: Lose
-    requires_comment: true
-  - {from: lost, to: negotiating, name: Revive}
-"""
-
-DEALS_TYPES = """issue_types:
-  deal:
-    label: Deal
-    workflow: deal
-    fields:
-      - {key: value, label: Deal value, type: integer}
-    documents:
-      - {key: signed_nda, label: Signed NDA}
-"""
-
-DEALS_TEAM = """team:
-  roles:
-    - {name: sales, description: Sales, inherits: member, permissions: [issue.approve]}
-    - {name: finance, description: Finance, inherits: member, permissions: [issue.approve]}
-  members:
-    - {user: seller@example.com, roles: [sales]}
-    - {user: cfo@example.com, roles: [finance]}
-"""
-
-DEALS_BOARD = """board:
-  id: deals
-  name: Deals
-  workflow: deal
-columns:
-  - {key: drafting, name: Drafting, states: [drafting]}
-  - {key: negotiating, name: Negotiating, states: [negotiating], wip_limit: 1, wip_policy: block}
-  - {key: closed, name: Closed, states: [signed, lost]}
-"""
-
-
 @pytest.fixture
 def deals(app, owner, make_user, tmp_path):
-    remote = new_remote(tmp_path, "deals", {
-        ".kiket/workflows/deal.yaml": DEALS_WORKFLOW, ".kiket/issue_types.yaml": DEALS_TYPES,
-        ".kiket/team.yaml": DEALS_TEAM, ".kiket/boards/deals.yaml": DEALS_BOARD})
-    # team.yaml members match existing accounts (they join the project): they sign up before the sync.
-    seller, cfo = make_user("seller@example.com", "member"), make_user("cfo@example.com", "member")
-    project, _ = sync_remote(app, owner, remote, "DEAL")
-    return project, seller, cfo
+    return deals_project(app, owner, tmp_path, make_user)
 
 
 def test_roles_fields_predicate_and_documents_gate_the_way_out(app, owner, deals):
