@@ -1,5 +1,5 @@
 """The "deals" repository: a small `.kiket/` in the docs dialect (with the aliases) holding the gate kinds the
-fixture repositories lack: roles, required fields, a `when` predicate, a required document, a
+fixture repositories lack: roles, required fields, a guard, a `when` predicate, a required document, a
 sequential approval, a comment-required transition and a blocking WIP column."""
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ transitions:
     to: negotiating
     name: Open negotiation
     roles: [sales]
+    conditions:
+      - {field: value, operator: greater_or_equal, value: 10000}
     required_fields: [assignee, custom_fields.value]
     when: "custom_fields.value <= 500000 && priority != 'low'"
   - from: negotiating
