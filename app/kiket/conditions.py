@@ -664,7 +664,7 @@ def _explain(cond: object, snapshot: Mapping, checklists: Mapping[str, bool], ou
         actual = resolve_path(snapshot, cond.path)
         out.append(f"{labels.get(cond.path, cond.path)} must {_OP_PHRASES.get(cond.op, cond.op)}"
                    + ("" if cond.op in UNARY_OPERATORS else f" {_show(cond.value)}")
-                   + f" (it is {_show(actual)})")
+                   + (" (it is not set)" if actual is None else f" (it is {_show(actual)})"))
     elif isinstance(cond, All):
         for item in cond.items:
             _explain(item, snapshot, checklists, out, depth + 1, labels)

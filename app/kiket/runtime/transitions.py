@@ -12,7 +12,7 @@ from app.kiket.model import Transition, Workflow
 from app.kiket.reader import humanize
 from app.kiket.runtime.approvals import approval_status, gating_policy
 from app.kiket.runtime.checklists import all_progress, guard_checklists
-from app.kiket.runtime.snapshot import Actor, IssueSnapshot, to_context
+from app.kiket.runtime.snapshot import STANDARD_FIELDS, Actor, IssueSnapshot, to_context
 from app.kiket.runtime.wip import WipInfo
 
 if TYPE_CHECKING:
@@ -188,9 +188,9 @@ def evaluate_transition(
     checklist_guards = guard_checklists(transition.guard)
     gates = (
         _permission_gate(transition, actor),
-        _conditions_gate(transition, context, complete, checklist_guards, field_labels or {}),
+        _conditions_gate(transition, context, complete, checklist_guards, _condition_labels(field_labels)),
         _fields_gate(transition, context, field_labels or {}),
-        _predicate_gate(transition, context, complete, field_labels or {}),
+        _predicate_gate(transition, context, complete, _condition_labels(field_labels)),
         _checklists_gate(workflow, transition, checklist_guards, progress),
         _documents_gate(workflow, snapshot, documents_declared or {}),
         _approval_gate(workflow, transition, snapshot, context),
@@ -232,6 +232,11 @@ def _conditions_gate(transition: Transition, context: Mapping, complete: Mapping
 
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
+
+
+def _condition_labels(field_labels: Mapping[str, str] | None) -> dict[str, str]:
+    """How condition reasons name paths: standard fields humanized ("Due date"), custom ones by their labels."""
+    return {**{name: humanize(name) for name in STANDARD_FIELDS}, **(field_labels or {})}
 
 
 def field_label(path: str, labels: Mapping[str, str]) -> str:

@@ -87,7 +87,7 @@ def test_bug_fix_needs_an_assignee(revision):
     workflow = revision("engineering").workflows["bug"]
     blocked = evaluate_request(workflow, issue("triaging", "bug"), actor=MEMBER, target="fixing", now=NOW)
     assert not blocked.allowed and blocked.failed == ("conditions",)
-    assert blocked.reasons == ("Assignee must be present (it is null)",)
+    assert blocked.reasons == ("Assignee must be present (it is not set)",)
     ok = evaluate_request(workflow, issue("triaging", "bug", assignee="dev1"), actor=MEMBER, target="fixing", now=NOW)
     assert ok.allowed
 
@@ -296,3 +296,13 @@ def test_request_needs_a_target_or_name(mini):
 def test_issue_in_unknown_state(mini):
     verdict = evaluate_request(mini.workflows["mini"], issue("gone", "mini"), actor=MEMBER, target="doing", now=NOW)
     assert not verdict.allowed and "does not declare" in verdict.reasons[0]
+
+
+def test_condition_reasons_name_standard_fields_humanized_and_custom_fields_by_label():
+    from app.kiket.conditions import All, Compare, explain
+    from app.kiket.runtime.transitions import _condition_labels
+
+    cond = All((Compare("due_date", "is_present"), Compare("custom_fields.value", "gte", 10)))
+    labels = _condition_labels({"custom_fields.value": "Deal value"})
+    assert explain(cond, {"custom_fields": {"value": 1}}, labels=labels) == [
+        "Due date must be present (it is not set)", "Deal value must be at least 10 (it is 1)"]
