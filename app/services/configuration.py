@@ -13,6 +13,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import sqlalchemy as sa
@@ -160,16 +161,11 @@ def _config_marker(project: Project):
     marker = _marker_statement()
     rows, _ = marker.execute({"project_id": project.id, "project_scope": project_scope,
                               "organization_scope": organization_scope})
-    rows = [_Row(**dict(zip(marker.names, row))) for row in rows]
+    rows = [SimpleNamespace(**dict(zip(marker.names, row))) for row in rows]
     active = [r for r in rows if r.kind == "r"]
     # As `active_revision`: the latest activation wins should two rows ever be marked active.
     active.sort(key=lambda r: (r.activated_at.timestamp() if r.activated_at else 0.0, r.id), reverse=True)
     return (active[0] if active else None), _layers_version([r for r in rows if r.kind == "l"])
-
-
-class _Row:
-    def __init__(self, **values: Any):
-        self.__dict__.update(values)
 
 
 @functools.cache
