@@ -106,7 +106,7 @@ def test_roles_fields_predicate_and_documents_gate_the_way_out(app, owner, deals
 
 
 def test_sequential_approval_comment_and_a_blocking_wip_column(app, owner, deals):
-    from app.services import issues, transitions
+    from app.services import transitions
     from app.services.errors import Forbidden
 
     project, seller, cfo = deals
