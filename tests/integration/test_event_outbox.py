@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq.job import Job
 from sqlalchemy import select
 
@@ -39,7 +41,8 @@ class RedisSwitch:
         self.app, self.saved = app, app.extensions["redis"]
 
     def away(self):
-        self.app.extensions["redis"] = Redis(host="127.0.0.1", port=9, socket_connect_timeout=1, socket_timeout=1)
+        self.app.extensions["redis"] = Redis(host="127.0.0.1", port=9, socket_connect_timeout=1, socket_timeout=1,
+                                             retry=Retry(NoBackoff(), 0))
 
     def back(self):
         self.app.extensions["redis"] = self.saved
