@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
 from app.extensions import db
@@ -69,7 +70,10 @@ class Prepared:
             # The engine's cursor events still see the statement (instrumentation, statement counts).
             for listener in connection.dispatch.before_cursor_execute:
                 listener(connection, cursor, compiled.sql, arguments, None, False)
-            cursor.execute(compiled.sql, arguments)
+            try:
+                cursor.execute(compiled.sql, arguments)
+            except dialect.loaded_dbapi.Error as error:
+                raise _wrapped(connection, cursor, compiled.sql, arguments, error) from error
             for listener in connection.dispatch.after_cursor_execute:
                 listener(connection, cursor, compiled.sql, arguments, None, False)
             rows = cursor.fetchall() if self.names else []
@@ -79,3 +83,14 @@ class Prepared:
         if rows and any(compiled.results):
             rows = [tuple(p(v) if p is not None else v for p, v in zip(compiled.results, row)) for row in rows]
         return rows, count
+
+
+def _wrapped(connection: Connection, cursor: Any, sql: str, arguments: Any, error: Exception) -> DBAPIError:
+    """The driver's error as SQLAlchemy raises it (IntegrityError, OperationalError, …); a lost connection
+    is invalidated, so the pool never hands it out again."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
+    if lost:
+        connection.invalidate(error)
+    return DBAPIError.instance(sql, arguments, error, dialect.loaded_dbapi.Error, connection_invalidated=lost,
+                               dialect=dialect)

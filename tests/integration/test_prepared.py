@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import event, select, update
 
@@ -49,3 +50,21 @@ def test_writes_join_the_session_transaction_and_the_engine_sees_them(app, owner
     move.execute({"issue_id": made.id, "state": "in_progress", "at": utcnow()})
     db.session.commit()
     assert db.session.scalar(select(Issue.state).where(Issue.id == made.id)) == "in_progress"
+
+
+def test_driver_errors_come_back_as_sqlalchemy_errors(app, owner):
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from app.extensions import db
+    from app.models import ProjectCounter
+    from app.services import projects
+    from app.services.issue_keys import ensure_counter
+
+    project = projects.create_project(owner, "KAN", "Kanban", "", "kanban")
+    ensure_counter(project.id)
+    counters = ProjectCounter.__table__
+    duplicate = Prepared(insert(counters), ("project_id", "next_issue_number", "audit_seq"))
+    with pytest.raises(IntegrityError):
+        duplicate.execute({"project_id": project.id, "next_issue_number": 1, "audit_seq": 0})
+    db.session.rollback()
