@@ -103,3 +103,12 @@ def sign_in(page, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+
+
+def reload_until(page, locator, tries: int = 40) -> None:
+    """Reload until `locator` matches: what the worker does shows without waiting for a page's own polling."""
+    for _ in range(tries):
+        if locator.count():
+            return
+        page.wait_for_timeout(250)
+        page.reload()

@@ -4,6 +4,7 @@ plan on the notifications page and approves it; the real worker ran the event, t
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import reload_until
 from tests.browser.test_issue_flow import sign_up_with_project
 
 pytestmark = pytest.mark.browser
@@ -44,11 +45,7 @@ def test_the_owner_approves_a_waiting_run(new_page, worker, _schema):
     comment_on_a_new_issue(_schema)
 
     bell = page.locator("#bell")
-    for _ in range(40):  # the worker runs the comment's event; reload rather than wait for the 30 s poll
-        if bell.locator(".badge").count():
-            break
-        page.wait_for_timeout(250)
-        page.reload()
+    reload_until(page, bell.locator(".badge"))  # the worker runs the comment's event; the bell polls every 30 s
     expect(bell.locator(".badge")).to_have_text("1")
     bell.click()
     expect(page.locator(".notification.unread .message")).to_have_text(
@@ -71,11 +68,7 @@ def test_the_owner_approves_a_waiting_run_on_the_issue_page(new_page, worker, _s
 
     page.goto("/projects/BUG/issues/1")
     run = page.locator(".automation-run")
-    for _ in range(40):  # the worker runs the comment's event; the page shows the run once it waits
-        if run.count():
-            break
-        page.wait_for_timeout(250)
-        page.reload()
+    reload_until(page, run)  # the worker runs the comment's event; the page shows the run once it waits
     section = page.get_by_role("region", name="Automation runs awaiting approval")
     expect(section.locator(".automation-run")).to_contain_text("label-on-comment")
     expect(section.locator(".automation-run")).to_contain_text("add_label")

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PASSWORD, sign_in
+from tests.browser.conftest import PASSWORD, reload_until, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -130,11 +130,7 @@ def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
     sign_in(grace, "grace@example.com")
     bell = grace.locator("#bell")
     message = "ada@example.com commented on BUG-1 Crash when saving an empty draft (Safari)"
-    for _ in range(40):  # the bell polls every 30 s; reload instead while the worker catches up
-        if bell.locator(".badge").count():
-            break
-        grace.wait_for_timeout(250)
-        grace.reload()
+    reload_until(grace, bell.locator(".badge"))  # the bell polls every 30 s; reload while the worker catches up
     expect(bell.locator(".badge")).to_have_text("1")
     bell.click()
     expect(grace.get_by_role("heading", name="1 unread")).to_be_visible()
