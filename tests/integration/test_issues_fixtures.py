@@ -9,24 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.issue_event_calls import event_calls  # noqa: F401  (fixture)
-from tests.support.fixture_projects import LEGAL_TEAM, by_title, member, override, synced_project
-from tests.support.sync_repos import push_change, run_worker
+from tests.support.fixture_projects import LEGAL_TEAM, by_title, member, override, sync_again, synced_project
+from tests.support.sync_repos import push_change
 
 
 @pytest.fixture(autouse=True)
 def _events(event_calls):
     return event_calls
-
-
-def sync_again(app, repository_id: int):
-    from app.extensions import db
-    from app.models import SyncRun
-    from app.services import sync
-
-    run = sync.request_sync(repository_id, branch=None, trigger="ui")
-    run_worker(app)
-    db.session.expire_all()
-    return db.session.get(SyncRun, run.id)
 
 
 def test_seed_issues_are_created_once_in_their_declared_states(app, owner, tmp_path):

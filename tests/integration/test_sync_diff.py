@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.support.sync_repos import bare_remote, file_url, push_change, run_worker
+from tests.support.fixture_projects import sync_again
+from tests.support.sync_repos import bare_remote, file_url, push_change
 
 KANBAN_WITHOUT_REVIEW = """model_version: 1.0
 workflow:
@@ -22,8 +23,6 @@ transitions:
 
 
 def test_diff_names_removed_states_and_counts_their_issues(app, make_user, tmp_path, monkeypatch):
-    from app.extensions import db
-    from app.models import SyncRun
     from app.services import configuration, projects, sync
 
     owner = make_user("owner@example.com", "owner")
@@ -32,10 +31,7 @@ def test_diff_names_removed_states_and_counts_their_issues(app, make_user, tmp_p
     repository, _ = sync.add_repository(project, file_url(remote), actor=owner)
 
     def sync_now():
-        run = sync.request_sync(repository.id, trigger="ui")
-        run_worker(app)
-        db.session.expire_all()
-        return db.session.get(SyncRun, run.id)
+        return sync_again(app, repository.id)
 
     before = sync_now()
     push_change(remote, "main", ".kiket/workflows/kanban.yaml", KANBAN_WITHOUT_REVIEW, "Drop review, add shipped")

@@ -8,15 +8,14 @@ from sqlalchemy import select
 
 from tests.conftest import post_form
 from tests.integration.test_sync_diff import KANBAN_WITHOUT_REVIEW
-from tests.support.sync_repos import bare_remote, file_url, push_change, run_worker
+from tests.support.fixture_projects import sync_again
+from tests.support.sync_repos import bare_remote, file_url, push_change
 
 
 @pytest.fixture
 def kanban(app, make_user, tmp_path):
     """A project on the kanban fixture with two issues in `review` and one in `backlog`, then a revision
     that drops `review` (and so changes the workflow's version)."""
-    from app.extensions import db
-    from app.models import SyncRun
     from app.services import configuration, issues, projects, sync, transitions
 
     owner = make_user("owner@example.com", "owner")
@@ -25,10 +24,7 @@ def kanban(app, make_user, tmp_path):
     repository, _ = sync.add_repository(project, file_url(remote), actor=owner)
 
     def sync_now():
-        run = sync.request_sync(repository.id, trigger="ui")
-        run_worker(app)
-        db.session.expire_all()
-        run = db.session.get(SyncRun, run.id)
+        run = sync_again(app, repository.id)
         assert run.status == "active", run.error
         return run
 

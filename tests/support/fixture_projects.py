@@ -20,17 +20,25 @@ LEGAL_TEAM = """team:
 def sync_remote(app, owner, remote: Path, key: str):
     """A new project (on the kanban template) connected to `remote` at main and synced; (project, repository)."""
     from app.extensions import db
-    from app.models import SyncRun
     from app.services import projects, sync
 
     project = projects.create_project(owner, key, f"Project {key}", "", "kanban")
     repository, _ = sync.add_repository(project, file_url(remote), branch="main", actor=owner)
-    run = sync.request_sync(repository.id, branch=None, trigger="ui")
-    run_worker(app)
-    db.session.expire_all()
-    run = db.session.get(SyncRun, run.id)
+    run = sync_again(app, repository.id)
     assert run.status == "active", (run.error, run.diagnostics[:3])
     return db.session.get(type(project), project.id), repository
+
+
+def sync_again(app, repository_id: int):
+    """Sync a connected repository now, through the queue and a worker; the finished SyncRun."""
+    from app.extensions import db
+    from app.models import SyncRun
+    from app.services import sync
+
+    run = sync.request_sync(repository_id, branch=None, trigger="ui")
+    run_worker(app)
+    db.session.expire_all()
+    return db.session.get(SyncRun, run.id)
 
 
 def synced_project(app, owner, base: Path, name: str, key: str = "ENG"):
