@@ -40,18 +40,18 @@ class Prepared:
         # For INSERT/UPDATE without explicit values: the columns the caller passes.
         self.keys = list(keys) if keys is not None else None
         self._compiled: dict[str, _Compiled] = {}
+        self._columns = tuple(getattr(statement, "exported_columns", ()))
         # The result columns' names, for rows read as mappings; none: the statement returns no rows.
-        self.names = tuple(c.key for c in getattr(statement, "exported_columns", ()))
+        self.names = tuple(c.key for c in self._columns)
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
-        columns = getattr(self.statement, "exported_columns", ())
         return _Compiled(
             sql=compiled.string,
             positions=tuple(compiled.positiontup) if compiled.positional else None,
             binds={name: (bind.type._cached_bind_processor(dialect), bind.value)
                    for name, bind in compiled.binds.items()},
-            results=tuple(c.type._cached_result_processor(dialect, None) for c in columns),
+            results=tuple(c.type._cached_result_processor(dialect, None) for c in self._columns),
         )
 
     def execute(self, params: Mapping[str, Any]) -> tuple[list[tuple], int]:
