@@ -241,8 +241,8 @@ def _issue_rows_statement() -> Prepared:
     def row(kind: str, a, b=text, checked=flag, user_id=number, at=moment, reason=text):
         return (sa.literal(kind), a, b, checked, user_id, at, reason)
 
-    labels = ("kind", "a", "b", "checked", "user_id", "at", "reason")
-    watchers = select(*(c.label(n) for c, n in zip(row("w", User.email), labels))) \
+    # The first select names the union's columns, as `_IssueRow` reads them.
+    watchers = select(*(c.label(n) for c, n in zip(row("w", User.email), _IssueRow._fields))) \
         .join(Watcher, Watcher.user_id == User.id).where(Watcher.issue_id == issue_id)
     return Prepared(sa.union_all(
         watchers,
@@ -260,8 +260,8 @@ def _issue_rows_statement() -> Prepared:
 def snapshot_of(issue: Issue, config: km.ConfigRevision) -> IssueSnapshot:
     """The runtime's frozen picture of an issue and its rows (one query for the rows)."""
     db.session.flush()
-    statement = _issue_rows_statement()
-    rows, _ = statement.execute({"issue_id": issue.id, "state": issue.state, "state_entry": issue.state_entry})
+    rows, _ = _issue_rows_statement().execute({"issue_id": issue.id, "state": issue.state,
+                                               "state_entry": issue.state_entry})
     rows = [_IssueRow(*row) for row in rows]
     ticks: dict[str, dict[str, bool]] = {}
     for row in rows:
