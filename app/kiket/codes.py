@@ -27,6 +27,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "yaml_duplicate_key": ("fatal", "A mapping defines the same key twice."),
     "yaml_custom_tag": ("fatal", "The file uses a custom YAML tag (!tag), which is refused."),
     "yaml_alias_limit": ("fatal", "Too many YAML alias expansions (alias bomb)."),
+    "yaml_too_deep": ("fatal", "The file nests more than 100 levels deep."),
+    "yaml_too_many_nodes": ("fatal", "The file holds more than 250,000 values."),
     "yaml_not_mapping": ("fatal", "The top level of the file is not a mapping."),
     "yaml_multiple_documents": ("fatal", "The file holds more than one YAML document."),
     "empty_file": ("fatal", "The file is empty."),

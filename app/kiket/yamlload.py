@@ -8,6 +8,7 @@ from typing import Any, Callable
 import yaml
 
 from app.kiket.diagnostics import Diagnostic, Provenance, Severity
+from app.kiket.yamlscan import MAX_DEPTH, MAX_NODES, check_structure
 
 try:  # libyaml's parser when available: composing in C is what keeps large trees fast
     from yaml import CSafeLoader as _Loader
@@ -16,8 +17,6 @@ except ImportError:  # pragma: no cover - depends on how pyyaml was built
 
 MAX_FILE_BYTES = 512 * 1024
 MAX_ALIAS_EXPANSIONS = 100
-MAX_NODES = 250_000
-MAX_DEPTH = 100
 
 _TAG = "tag:yaml.org,2002:"
 _STR = _TAG + "str"
@@ -133,13 +132,13 @@ def _scalar(node: yaml.ScalarNode) -> Any:
 
 def _walk(node: yaml.Node, pointer: str, state: _Walk, depth: int) -> Any:
     state.nodes += 1
-    if state.nodes > MAX_NODES or depth > MAX_DEPTH:
-        raise _problem(
-            "yaml_alias_limit" if state.aliases else "yaml_syntax",
-            "The document is too large or too deeply nested to read safely.",
-            "Simplify the file: fewer nested levels and no repeated aliases.",
-            node,
-        )
+    too_many = state.nodes > MAX_NODES
+    if too_many or (depth >= MAX_DEPTH and type(node) is not yaml.ScalarNode):
+        if state.aliases:  # expanded aliases: the text itself was within the limits (checked before composing)
+            raise _problem("yaml_alias_limit", "The file's aliases expand too deep or to too many values to read"
+                           " safely.", "Write the repeated values out instead of nesting anchors and aliases.", node)
+        line, column = _mark(node)
+        raise _too_many_nodes(line, column) if too_many else _too_deep(line, column)
     if type(node) is yaml.ScalarNode:
         return _scalar(node)
     ident = id(node)
@@ -217,6 +216,16 @@ def _merge_into(result: dict, key_node: yaml.Node, value_node: yaml.Node, pointe
         data = _walk(source, pointer, state, depth + 1)
         for key, value in data.items():
             result.setdefault(key, value)
+
+
+def _too_deep(line: int, column: int) -> YamlProblem:
+    return YamlProblem("yaml_too_deep", f"The YAML nests more than {MAX_DEPTH} levels deep here; the file is not read.",
+                       "Flatten the structure: configuration never needs this many levels.", line, column)
+
+
+def _too_many_nodes(line: int, column: int) -> YamlProblem:
+    return YamlProblem("yaml_too_many_nodes", f"The file holds more than {MAX_NODES:,} values; it is not read past"
+                       " this point.", "Split the file or remove repeated content.", line, column)
 
 
 def _scalar_tag_problem(node: yaml.Node) -> YamlProblem:
@@ -301,6 +310,10 @@ def parse_yaml(
         line = text.count("\n", 0, text.index("\x00")) + 1
         return fail("yaml_encoding", "The file contains NUL bytes; it looks binary.", "Save it as UTF-8 text.",
                     line, 1, extra=notes)
+    limit = check_structure(text, data)
+    if limit is not None:
+        problem = (_too_deep if limit.code == "yaml_too_deep" else _too_many_nodes)(limit.line, limit.column)
+        return fail(problem.code, problem.message, problem.hint, problem.line, problem.column, extra=notes, text=text)
     loader = _FastLoader(text)
     try:
         root = loader.get_single_node()
