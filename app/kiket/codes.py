@@ -43,6 +43,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "alias_conflict": ("warning", "Both a key and its alias are given; the canonical key wins."),
     "invalid_value": ("warning", "A value has the wrong type or is out of range; the default is used."),
     "fuzzy_reference": ("warning", "A reference matched only case-insensitively, by label or by file stem."),
+    "diagnostics_truncated": ("info", "More diagnostics of one code than a run lists; their number is given."),
     "internal_error": ("fatal", "The loader hit an unexpected internal problem with this file."),
     # Project and team (spec §5, §6)
     "project_missing": ("info", "No project.yaml: project settings come from the database project."),

@@ -95,5 +95,32 @@ class Diagnostic:
         return f"{text} ({self.hint})" if self.hint else text
 
 
+MAX_DIAGNOSTICS = 200
+
+
+def cap_diagnostics(diagnostics: tuple[Diagnostic, ...], where: Provenance,
+                    limit: int = MAX_DIAGNOSTICS) -> tuple[Diagnostic, ...]:
+    """The first `limit` diagnostics by severity, in their given order, then one count per omitted code at `where`.
+
+    A 10,000-file push once produced 15,004 diagnostics, a 4.9 MB row and a 7.2 MB page: past the first
+    few hundred nobody reads them, and the counts say what remains.
+    """
+    if len(diagnostics) <= limit:
+        return diagnostics
+    rank = {severity: index for index, severity in enumerate(SEVERITIES)}
+    by_severity = sorted(range(len(diagnostics)), key=lambda index: rank[diagnostics[index].severity])
+    kept = sorted(by_severity[:limit])
+    omitted: dict[tuple[str, Severity], int] = {}
+    for index in by_severity[limit:]:
+        key = (diagnostics[index].code, diagnostics[index].severity)
+        omitted[key] = omitted.get(key, 0) + 1
+    summary = tuple(
+        Diagnostic("diagnostics_truncated", severity, f"{count} more {code} {severity} diagnostic"
+                   f"{'s are' if count > 1 else ' is'} not listed: only the first {limit} of this run are.",
+                   "Fix the listed problems and validate again to see the rest.", where)
+        for (code, severity), count in sorted(omitted.items(), key=lambda item: (rank[item[0][1]], item[0][0])))
+    return tuple(diagnostics[index] for index in kept) + summary
+
+
 class KiketError(Exception):
     """Base for broken invariants inside the domain core (never for bad user input)."""

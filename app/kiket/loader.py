@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 from app.kiket.automations import normalize_automation_file
 from app.kiket.boards import RawBoard, parse_board
-from app.kiket.diagnostics import SEVERITIES, Diagnostic, Layer, Provenance
+from app.kiket.diagnostics import SEVERITIES, Diagnostic, Layer, Provenance, cap_diagnostics
 from app.kiket.issue_types import normalize_issue_types
 from app.kiket.model import Automation, ConfigRevision, IssueType, PreservedDocument, Source, Workflow
 from app.kiket.project import ProjectPart, TeamPart, normalize_project, normalize_team
@@ -413,4 +413,5 @@ def _with_position(diagnostic: Diagnostic, config_path: str) -> Diagnostic:
 def _ordered(diagnostics: list[Diagnostic], config_path: str) -> tuple[Diagnostic, ...]:
     """Compiler order: by file, then line and column."""
     positioned = [_with_position(d, config_path) for d in diagnostics]
-    return tuple(sorted(positioned, key=lambda d: (d.prov.path or "", d.prov.line or 0, d.prov.column or 0)))
+    ordered = tuple(sorted(positioned, key=lambda d: (d.prov.path or "", d.prov.line or 0, d.prov.column or 0)))
+    return cap_diagnostics(ordered, Provenance(path=config_path, line=1, column=1))
