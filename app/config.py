@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 
@@ -97,6 +98,10 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_SECURE": production,
+        # Lax: a cross-site form post must not arrive signed in (the session cookie is Lax too).
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_DURATION": timedelta(days=parse_int("KIKET_REMEMBER_DAYS", env("KIKET_REMEMBER_DAYS", "14"), minimum=1)),
         "WTF_CSRF_TIME_LIMIT": None,
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25},
     }

@@ -1,8 +1,9 @@
-"""Small Jinja filters for display: ages, durations, short SHAs."""
+"""Small Jinja filters and tests for display: ages, durations, short SHAs, safe links."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -31,7 +32,19 @@ def utc(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
 
 
+def web_url(value: object) -> bool:
+    """True for an absolute http(s) URL with a host: the only values rendered as links (never javascript:, data:)."""
+    if not isinstance(value, str) or any(ch.isspace() or ord(ch) < 32 for ch in value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def register(app: Flask) -> None:
     app.jinja_env.filters["ago"] = ago
     app.jinja_env.filters["ms"] = milliseconds
     app.jinja_env.filters["utc"] = utc
+    app.jinja_env.tests["web_url"] = web_url

@@ -66,20 +66,35 @@ def fresh_install(_schema):
     _schema.extensions["redis"].flushdb()
 
 
+def is_csp_violation(message) -> bool:
+    """Chromium reports every blocked script, handler, style or connection as a console error naming the policy."""
+    return message.type == "error" and "Content Security Policy" in message.text
+
+
 @pytest.fixture
 def new_page(browser, live_server, fresh_install):
-    """Open a page in a new browser context (a separate person with their own cookies)."""
+    """Open a page in a new browser context (a separate person with their own cookies).
+
+    The test fails when any page of its contexts reports a Content-Security-Policy violation.
+    """
     contexts = []
+    violations = []
+
+    def record(message):
+        if is_csp_violation(message):
+            violations.append(f"{message.page.url if message.page else ''}: {message.text}")
 
     def open_page():
         context = browser.new_context(base_url=live_server)
         context.set_default_timeout(10_000)
+        context.on("console", record)
         contexts.append(context)
         return context.new_page()
 
     yield open_page
     for context in contexts:
         context.close()
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 @pytest.fixture
