@@ -16,12 +16,16 @@ $(STAMP): requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# Every process of Procfile.embedded; with REDIS_URL set, all but the embedded Redis.
+PROCESSES := $(shell sed -n 's/^\([A-Za-z0-9_-]*\):.*/\1/p' Procfile.embedded)
+
+# Ctrl-C stops every process (the embedded Redis last, once its clients have left); make then says "Interrupt".
 run: $(STAMP)
 	$(BIN)/flask db upgrade
 	$(BIN)/flask kiket demo
-	@echo "Serving http://127.0.0.1:$(PORT)  (Ctrl-C stops everything)"
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start --port $(PORT) \
-		--procfile $(if $(REDIS_URL),Procfile,Procfile.embedded)
+	@echo "Starting on http://127.0.0.1:$(PORT)  (Ctrl-C stops everything)"
+	@PATH="$(abspath $(BIN)):$$PATH" KIKET_WEB_PORT=$(PORT) $(BIN)/honcho start --port $(PORT) \
+		--procfile Procfile.embedded $(if $(REDIS_URL),$(filter-out redis,$(PROCESSES)))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -14,10 +14,11 @@ from rq import SimpleWorker, Worker
 
 from app.commands.audit import audit_cli
 from app.commands.config import schema_command, validate_command
+from app.commands.demo import demo_command, ready_command
 from app.commands.migrate import migrate_command
 from app.commands.repositories import repo_cli, sync_repository
 from app.queue import QUEUES, get_queue, redis_connection
-from app.services import accounts, demo
+from app.services import accounts
 from app.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ kiket_cli.add_command(audit_cli)
 kiket_cli.add_command(migrate_command)
 kiket_cli.add_command(validate_command)
 kiket_cli.add_command(schema_command)
+kiket_cli.add_command(demo_command)
+kiket_cli.add_command(ready_command)
 
 
 @user_cli.command("create")
@@ -49,17 +52,6 @@ def create_user(email: str, password: str | None, org_role: str, name: str) -> N
     click.echo(f"Created {user.email} ({user.org_role}).")
     if generated:
         click.echo(f"Password: {password}")
-
-
-@kiket_cli.command("demo")
-def seed_demo() -> None:
-    """Create the demo organization, admin account and DEMO project (idempotent)."""
-    result = demo.seed_demo()
-    if result.admin_password:
-        click.echo(f"Demo admin: {result.admin_email}  password: {result.admin_password}  (shown once)")
-    else:
-        click.echo(f"Demo admin: {result.admin_email} (exists; password unchanged)")
-    click.echo(f"Demo project: {result.project_key}" + (" (created)" if result.created_project else " (exists)"))
 
 
 def _wait_for_redis(timeout: float) -> None:

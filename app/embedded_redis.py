@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 from fakeredis import TcpFakeServer
 from fakeredis._clients._tcp_server import TCPFakeRequestHandler
@@ -62,10 +63,29 @@ def _reap_blocked_ghosts(server: TcpFakeServer, stop: threading.Event) -> None:
                 fake._db.condition.notify_all()
 
 
+def _drain(server: TcpFakeServer, seconds: float) -> None:
+    """Keep serving until every client has disconnected, for at most `seconds`.
+
+    Under `make run` all processes get SIGTERM at once; stopping at once made the worker's and its
+    scheduler's last writes (worker death, scheduler locks) fail with tracebacks. Waiting for them to
+    leave lets them finish cleanly, whatever processes the Procfile lists.
+    """
+    deadline = time.monotonic() + seconds
+    if server.kiket_sockets:
+        log.info("embedded redis stopping: waiting for %d client(s) to disconnect", len(server.kiket_sockets))
+    while server.kiket_sockets and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if server.kiket_sockets:
+        log.info("embedded redis stopping with %d client(s) still connected", len(server.kiket_sockets))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Embedded Redis-protocol server (fakeredis)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("KIKET_EMBEDDED_REDIS_PORT", "6390")))
+    parser.add_argument("--drain-seconds", type=float, default=4.0,
+                        help="On SIGTERM/SIGINT, serve connected clients this long at most before stopping "
+                             "(below honcho's 5 s before it kills).")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = TcpFakeServer((args.host, args.port), server_type="redis")
@@ -76,16 +96,17 @@ def main(argv: list[str] | None = None) -> None:
     # Open client connections must not keep the process alive once it is asked to stop.
     server.daemon_threads = True
     server.block_on_close = False
-    # Let SIGTERM (honcho, tests) stop the loop the same way Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    threading.Thread(target=server.serve_forever, daemon=True, name="accept").start()
     log.info("embedded redis listening on %s:%d", args.host, args.port)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-        server.server_close()
+    stopping.wait()
+    _drain(server, args.drain_seconds)
+    stop.set()
+    server.shutdown()
+    server.server_close()
+    log.info("embedded redis stopped")
 
 
 if __name__ == "__main__":

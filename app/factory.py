@@ -17,7 +17,10 @@ from app.models.base import render_item
 
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the app: settings from the environment, then `overrides` (tests), then extensions and blueprints."""
-    app = Flask(__name__, instance_relative_config=True)
+    # KIKET_INSTANCE_PATH moves instance/ (SQLite file, secret key, demo credentials) elsewhere: tests, a second `make run`.
+    instance_path = (overrides or {}).get("KIKET_INSTANCE_PATH") or os.environ.get("KIKET_INSTANCE_PATH")
+    app = Flask(__name__, instance_relative_config=True,
+                instance_path=os.path.abspath(instance_path) if instance_path else None)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(config.load_settings(os.environ, app.instance_path))
     app.config.update(overrides or {})

@@ -47,7 +47,7 @@ def redis_url():
         return
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.embedded_redis", "--port", str(port)],
+        [sys.executable, "-m", "app.embedded_redis", "--port", str(port), "--drain-seconds", "0"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )
     try:
@@ -76,6 +76,8 @@ def settings(database_url, redis_url, tmp_path_factory) -> dict:
         "REDIS_URL": redis_url,
         "SECRET_KEY": secrets.token_hex(16),
         "STORAGE_DIR": str(tmp_path_factory.mktemp("storage")),
+        # Never the developer's instance/ (its demo credentials, secret key and SQLite file).
+        "KIKET_INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
     }
 
 
@@ -88,6 +90,7 @@ def process_env(settings) -> dict:
         "REDIS_URL": settings["REDIS_URL"],
         "SECRET_KEY": settings["SECRET_KEY"],
         "STORAGE_DIR": settings["STORAGE_DIR"],
+        "KIKET_INSTANCE_PATH": settings["KIKET_INSTANCE_PATH"],
         "FLASK_APP": "wsgi:app",
         "PYTHONPATH": str(ROOT),
     })

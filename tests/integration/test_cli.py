@@ -1,3 +1,6 @@
+import stat
+from pathlib import Path
+
 from sqlalchemy import select
 
 from app.extensions import db
@@ -28,7 +31,11 @@ def test_demo_is_idempotent(app):
     runner = app.test_cli_runner()
     first = runner.invoke(args=["kiket", "demo"])
     assert first.exit_code == 0, first.output
-    assert "password:" in first.output and "DEMO (created)" in first.output
+    assert "password saved to" in first.output and "DEMO (created)" in first.output
+    credentials = Path(app.instance_path) / "demo-credentials"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    password = credentials.read_text().split("password: ")[1].strip()
+    assert db.session.scalar(select(User).where(User.email == "admin@example.com")).check_password(password)
     second = runner.invoke(args=["kiket", "demo"])
     assert "exists; password unchanged" in second.output and "DEMO (exists)" in second.output
     projects = db.session.scalars(select(Project)).all()

@@ -13,8 +13,8 @@ from tests.conftest import ROOT, free_port, wait_for_port
 @pytest.fixture
 def embedded():
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "app.embedded_redis", "--port", str(port)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "app.embedded_redis", "--port", str(port), "--drain-seconds", "0"],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     wait_for_port(port)
     yield port
     process.terminate()
@@ -62,3 +62,19 @@ def test_pipelines_are_answered_without_a_delayed_ack_stall(embedded):
         pipe.set("k", n).incr("c").get("k")
         assert pipe.execute()[2] == str(n).encode()
     assert time.perf_counter() - started < 0.4
+
+
+def test_asked_to_stop_it_serves_connected_clients_until_they_leave():
+    # make run stops every process at once: the worker's last writes (its death, the scheduler's locks) must land.
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "app.embedded_redis", "--port", str(port)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    wait_for_port(port)
+    client = Redis(port=port)
+    client.set("k", "v")
+    process.terminate()
+    with pytest.raises(subprocess.TimeoutExpired):
+        process.wait(0.5)
+    assert client.get("k") == b"v"
+    client.close()
+    assert process.wait(3) == 0
