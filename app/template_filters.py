@@ -1,4 +1,4 @@
-"""Small Jinja filters and tests for display: ages, durations, short SHAs, safe links."""
+"""Small Jinja filters, tests and globals for display: ages, durations, short SHAs, safe links, diagnostics."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from flask import Flask
+
+from app.kiket.diagnostics import group_diagnostics, severity_counts
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
@@ -48,3 +50,5 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["ms"] = milliseconds
     app.jinja_env.filters["utc"] = utc
     app.jinja_env.tests["web_url"] = web_url
+    app.jinja_env.globals["diagnostic_groups"] = group_diagnostics
+    app.jinja_env.globals["severity_counts"] = severity_counts

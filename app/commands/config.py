@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from app.kiket.diagnostics import by_severity
 from app.kiket.loader import load_revision
 from app.kiket.model import Source
 
@@ -39,7 +40,7 @@ def validate_command(path: Path, ref: str | None, as_json: bool, strict: bool) -
         click.echo(json.dumps({"diagnostics": [d.to_dict() for d in result.diagnostics],
                                "summary": {**summary, "counts": counts, "ok": result.ok}}, indent=2))
     else:
-        for diagnostic in result.diagnostics:
+        for diagnostic in by_severity(result.diagnostics):
             click.echo(diagnostic.format())
         click.echo(
             f"{summary['workflows']} workflows, {summary['states']} states, {summary['transitions']} transitions, "

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Callable, Iterable, Literal, Mapping, TypeVar
 
 Layer = Literal["repository", "project_override", "organization_default", "bundled"]
 Severity = Literal["fatal", "error", "warning", "info"]
 
 SEVERITIES: tuple[Severity, ...] = ("fatal", "error", "warning", "info")
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+# What a severity filter of the diagnostics pages shows: "error" includes the fatal ones.
+SEVERITY_FILTERS: dict[str, tuple[Severity, ...]] = {"error": ("fatal", "error"), "warning": ("warning",),
+                                                      "info": ("info",)}
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,61 @@ def cap_diagnostics(diagnostics: tuple[Diagnostic, ...], where: Provenance,
                    "Fix the listed problems and validate again to see the rest.", where)
         for (code, severity), count in sorted(omitted.items(), key=lambda item: (rank[item[0][1]], item[0][0])))
     return tuple(diagnostics[index] for index in kept) + summary
+
+
+T = TypeVar("T")
+
+
+def by_severity(diagnostics: Iterable[T], severity: Callable[[T], str] = lambda d: d.severity) -> list[T]:
+    """Fatal first, then errors, warnings and info; compiler order (file, line) kept within a severity."""
+    return sorted(diagnostics, key=lambda d: SEVERITY_RANK.get(severity(d), len(SEVERITIES)))
+
+
+# Quoted names, `.kiket/...` paths and numbers: what varies between repeats of one finding.
+_VARYING = re.compile(r"'[^']*'|\"[^\"]*\"|\.?kiket/[\w./-]+|\b\d+(?:\.\d+)?\b")
+
+
+def message_shape(message: str) -> str:
+    """The message with its quoted names, paths and numbers blanked: repeats of one finding share it."""
+    return _VARYING.sub("…", message)
+
+
+@dataclass(frozen=True)
+class DiagnosticGroup:
+    """Stored diagnostics (dicts) of one severity and code whose messages share a shape, in compiler order."""
+
+    severity: str
+    code: str
+    items: tuple[Mapping[str, Any], ...]
+
+    @property
+    def first(self) -> Mapping[str, Any]:
+        return self.items[0]
+
+    @property
+    def shared_hint(self) -> str:
+        """The hint when every item has the same one, else empty (each item then shows its own)."""
+        hints = {item.get("hint") or "" for item in self.items}
+        return hints.pop() if len(hints) == 1 else ""
+
+
+def severity_counts(diagnostics: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for diagnostic in diagnostics:
+        counts[diagnostic["severity"]] = counts.get(diagnostic["severity"], 0) + 1
+    return counts
+
+
+def group_diagnostics(diagnostics: Iterable[Mapping[str, Any]], only: str | None = None) -> list[DiagnosticGroup]:
+    """Stored diagnostics by severity, repeats of one finding grouped; `only` is a key of SEVERITY_FILTERS (or None)."""
+    shown = SEVERITY_FILTERS.get(only or "", SEVERITIES)
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for diagnostic in diagnostics:
+        if diagnostic["severity"] in shown:
+            key = (diagnostic["severity"], diagnostic["code"], message_shape(diagnostic["message"]))
+            groups.setdefault(key, []).append(diagnostic)
+    return by_severity((DiagnosticGroup(severity, code, tuple(items)) for (severity, code, _), items in groups.items()),
+                       severity=lambda group: group.severity)
 
 
 class KiketError(Exception):

@@ -57,6 +57,15 @@ def test_validate_exits_1_on_fatal_and_on_errors_with_strict(tmp_path):
     assert CliRunner().invoke(validate_command, [str(errors), "--strict"]).exit_code == 1
 
 
+def test_validate_lists_the_most_severe_first(tmp_path):
+    files = {".kiket/workflows/a.yaml": "oops: 1\n" + SIMPLE, ".kiket/workflows/b.yaml": "states: {}\n",
+             ".kiket/boards/c.yaml": "id: c\n"}
+    result = CliRunner().invoke(validate_command, [str(write(tmp_path, files))])
+    severities = [line.split(": ")[1].split()[0] for line in result.output.splitlines() if line.startswith(".kiket/")]
+    assert severities[0] == "fatal" and severities.index("warning") > severities.index("error")
+    assert severities == sorted(severities, key=["fatal", "error", "warning", "info"].index)
+
+
 def test_validate_reads_a_git_branch_without_a_work_tree(fixture_repos):
     repo = fixture_repos.clone("engineering")
     result = CliRunner().invoke(validate_command, [str(repo), "--ref", "develop"])
