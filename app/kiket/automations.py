@@ -7,6 +7,7 @@ from typing import Any
 
 from app.kiket.actions import normalize_actions
 from app.kiket.conditions import All, TIME_BASED_FIELDS, parse_condition, referenced_paths
+from app.kiket.filecache import per_file
 from app.kiket.model import Automation
 from app.kiket.reader import FileContext, humanize, join, type_name
 
@@ -24,6 +25,7 @@ TRIGGER_KEYS = frozenset({"event", "on", "conditions", "when", "cron"})
 _CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
 
 
+@per_file
 def normalize_automation_file(ctx: FileContext, scope: str, recipe: bool) -> list[Automation]:
     """All automations of one file, with their scope (`project` or a workflow id)."""
     data = ctx.doc.data

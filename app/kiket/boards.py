@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from app.kiket.diagnostics import Diagnostic, Provenance
+from app.kiket.filecache import per_file
 from app.kiket.model import (
     Board, BoardFilter, CardTemplate, Column, IssueType, QuickFilter, Swimlane, Swimlanes, Workflow,
 )
@@ -56,6 +57,7 @@ class RawBoard:
     extra: dict = field(default_factory=dict)
 
 
+@per_file
 def parse_board(ctx: FileContext) -> RawBoard | None:
     """Read one board file; None (error reported) if it cannot be a board."""
     data = ctx.doc.data

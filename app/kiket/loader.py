@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 from app.kiket.automations import normalize_automation_file
 from app.kiket.boards import RawBoard, parse_board
 from app.kiket.diagnostics import SEVERITIES, Diagnostic, Layer, Provenance, cap_diagnostics
+from app.kiket.gcpause import collection_paused
 from app.kiket.issue_types import normalize_issue_types
 from app.kiket.model import Automation, ConfigRevision, IssueType, PreservedDocument, Source, Workflow
 from app.kiket.project import ProjectPart, TeamPart, normalize_project, normalize_team
@@ -341,6 +342,7 @@ def _bundled_layer(key: str) -> LayerConfig:
                            LoadOptions(), require_config=False)
 
 
+@collection_paused
 def load_revision(
     files: Mapping[str, bytes],
     *,

@@ -100,7 +100,7 @@ class _Resolver:
                           "Fix the reference or remove the action.", action.prov)
                 continue
             kept.append(action)
-        return tuple(kept)
+        return actions if len(kept) == len(actions) and isinstance(actions, tuple) else tuple(kept)
 
     def workflows(self, workflows: dict[str, Workflow], types: Mapping[str, IssueType]) -> dict[str, Workflow]:
         result = {}
@@ -112,8 +112,10 @@ class _Resolver:
                 hooks = {name: self.check_actions(acts, states_set, workflows, types) for name, acts in state.hooks.items()}
                 sla = state.sla
                 if sla is not None:
-                    sla = replace(sla, on_warning=self.check_actions(sla.on_warning, states_set, workflows, types),
-                                  on_breach=self.check_actions(sla.on_breach, states_set, workflows, types))
+                    on_warning = self.check_actions(sla.on_warning, states_set, workflows, types)
+                    on_breach = self.check_actions(sla.on_breach, states_set, workflows, types)
+                    if on_warning is not sla.on_warning or on_breach is not sla.on_breach:
+                        sla = replace(sla, on_warning=on_warning, on_breach=on_breach)
                 if hooks != dict(state.hooks) or sla != state.sla:
                     changed = True
                     state = replace(state, hooks=hooks, sla=sla)

@@ -9,6 +9,7 @@ from app.kiket.actions import normalize_actions
 from app.kiket.conditions import All, Any as AnyOf, ChecklistComplete, Not, parse_condition
 from app.kiket.diagnostics import Diagnostic
 from app.kiket.durations import parse_duration, parse_share
+from app.kiket.filecache import per_file
 from app.kiket.model import (
     ApprovalPolicy, Approver, Checklist, ChecklistItem, SlaPolicy, SlaRule, State, Transition, Workflow,
     content_hash,
@@ -41,6 +42,7 @@ TRANSITION_KEYS = frozenset({
 })
 
 
+@per_file
 def normalize_workflow(ctx: FileContext, model_version: str) -> Workflow | None:
     """Normalize one workflow file; None when it has a fatal problem (already reported)."""
     data: dict = ctx.doc.data

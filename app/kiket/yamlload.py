@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import yaml
 
 from app.kiket.diagnostics import Diagnostic, Provenance, Severity
+from app.kiket.filecache import active_cache, blob_id
 from app.kiket.yamlscan import MAX_DEPTH, MAX_NODES, check_structure
 
 try:  # libyaml's parser when available: composing in C is what keeps large trees fast
@@ -71,6 +72,7 @@ class YamlDocument:
     diagnostics: tuple[Diagnostic, ...] = ()
     text: str = ""
     ok: bool = True
+    cache_key: tuple | None = None  # set when read through an active FileCache (see filecache.per_file)
 
     def position(self, pointer: str) -> tuple[int, int] | None:
         """Line and column of the node at `pointer`, or of its nearest known ancestor."""
@@ -276,7 +278,22 @@ def parse_yaml(
     interpreted: bool = True,
     require_mapping: bool = True,
 ) -> YamlDocument:
-    """Read one file safely; problems become diagnostics (fatal for interpreted files), never exceptions."""
+    """Read one file safely; problems become diagnostics (fatal for interpreted files), never exceptions.
+
+    While a FileCache is active, the same bytes at the same path and source are parsed once.
+    """
+    cache = active_cache()
+    if cache is None:
+        return _parse_yaml(data, path, prov, interpreted, require_mapping)
+    key = ("yaml", blob_id(data), path, prov.layer, prov.repo, prov.branch, prov.record, interpreted, require_mapping)
+    doc = cache.get(key)
+    if doc is None:
+        doc = replace(_parse_yaml(data, path, prov, interpreted, require_mapping), cache_key=key)
+        cache.put(key, doc)
+    return doc
+
+
+def _parse_yaml(data: bytes, path: str, prov: Provenance, interpreted: bool, require_mapping: bool) -> YamlDocument:
     failure: Severity = "fatal" if interpreted else "warning"
     base = prov if prov.path == path else Provenance(
         layer=prov.layer, repo=prov.repo, branch=prov.branch, commit_sha=prov.commit_sha, path=path

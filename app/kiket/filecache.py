@@ -1,0 +1,139 @@
+"""Content-addressed cache of parsed and normalized files, keyed by git blob id.
+
+A sync of a 1,000-file repository where one file changed should parse and normalize one file. While a
+`FileCache` is active (`with cache.active(): load_revision(...)`), `parse_yaml` returns the document it
+parsed before for the same bytes at the same path, and each per-file normalizer decorated with
+`per_file` returns its earlier result for the same document and arguments, replaying the diagnostics
+and references it recorded. The fold across files (duplicates, merge, resolve) always runs in full.
+
+Provenance inside a reused result names the commit at which that blob was first read (its file, line
+and content are the same at every commit that holds it): use a cache for validation, and load the
+revision that gets activated without one, so every active element names its own commit.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import fields, is_dataclass
+from functools import wraps
+from typing import Any, Callable, Hashable, Iterator, TypeVar
+
+_ACTIVE: ContextVar[FileCache | None] = ContextVar("kiket_file_cache", default=None)
+# FileContext fields that are outputs or derived, not inputs of a normalizer.
+_CONTEXT_OUTPUTS = frozenset({"doc", "prov", "diagnostics", "refs", "locate"})
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def blob_id(data: bytes) -> str:
+    """Git's object id of a blob with these bytes (`git hash-object`)."""
+    digest = hashlib.sha1(b"blob %d\0" % len(data))
+    digest.update(data)
+    return digest.hexdigest()
+
+
+class FileCache:
+    """Least-recently-used entries, at most `max_entries`; safe to share between threads."""
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @contextmanager
+    def active(self) -> Iterator[FileCache]:
+        """Use this cache for parses and normalizations in this thread (or task) until the block ends."""
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
+
+
+def active_cache() -> FileCache | None:
+    """The cache of the current context, if any."""
+    return _ACTIVE.get()
+
+
+def per_file(normalizer: F) -> F:
+    """Memoize `normalizer(ctx, *args)` per cached document while a FileCache is active.
+
+    The key is the document's cache key (blob id, path, provenance without commit), the context's other
+    inputs and the arguments; a hit replays the diagnostics and references the first call recorded.
+    Results that are not frozen dataclasses are copied at their top level (see `_private`).
+    """
+
+    @wraps(normalizer)
+    def cached(ctx: Any, *args: Any) -> Any:
+        cache = _ACTIVE.get()
+        doc_key = getattr(ctx.doc, "cache_key", None)
+        if cache is None or doc_key is None:
+            return normalizer(ctx, *args)
+        inputs = tuple(getattr(ctx, f.name) for f in fields(ctx) if f.name not in _CONTEXT_OUTPUTS)
+        key = (normalizer.__module__, normalizer.__qualname__, doc_key, inputs, args)
+        try:
+            found = cache.get(key)
+        except TypeError:  # an unhashable input: nothing to key on
+            return normalizer(ctx, *args)
+        if found is None:
+            first_diag, first_ref = len(ctx.diagnostics), len(ctx.refs)
+            result = normalizer(ctx, *args)
+            found = (_private(result), tuple(ctx.diagnostics[first_diag:]), tuple(ctx.refs[first_ref:]))
+            cache.put(key, found)
+            return result
+        result, diagnostics, refs = found
+        ctx.diagnostics.extend(diagnostics)
+        ctx.refs.extend(refs)
+        return _private(result)
+
+    return cached  # type: ignore[return-value]
+
+
+def _private(value: Any) -> Any:
+    """A copy the caller may change at its top level: the fold stores and replaces results, never edits inside."""
+    if _immutable(value):
+        return value
+    if isinstance(value, list) and all(map(_immutable, value)):
+        return list(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return copy.copy(value)
+    return copy.deepcopy(value)
+
+
+def _immutable(value: Any) -> bool:
+    if value is None or isinstance(value, (str, int, float, bool, frozenset)):
+        return True
+    if isinstance(value, tuple):
+        return all(map(_immutable, value))
+    if isinstance(value, list):
+        return False
+    if is_dataclass(value) and not isinstance(value, type):
+        return type(value).__dataclass_params__.frozen  # type: ignore[attr-defined]
+    return False
