@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import time
@@ -99,4 +100,8 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, wait_second
     from app.services import sla  # the 5-minute sweep reschedules itself; this starts the cycle (idempotent)
 
     sla.schedule_sweep()
+    # Everything alive now (app, modules, pools) lives as long as the worker: frozen, no collection ever
+    # walks it again, so a collection during a job costs what the job allocated, not the whole process.
+    gc.collect()
+    gc.freeze()
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
