@@ -38,11 +38,18 @@ def blob_id(data: bytes) -> str:
 
 
 class FileCache:
-    """Least-recently-used entries, at most `max_entries`; safe to share between threads."""
+    """Least-recently-used entries within `max_bytes` and `max_entries`; thread-safe.
 
-    def __init__(self, max_entries: int = 20_000) -> None:
+    Each entry counts the source bytes it stands for: a file's parse and its normalization count its size
+    once each. Parsed and normalized, a file takes about 30 times its size in memory; the default holds
+    one tree of the largest size a revision may have (8 MiB) in about 250 MB.
+    """
+
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024, max_entries: int = 20_000) -> None:
+        self.max_bytes = max_bytes
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -55,14 +62,18 @@ class FileCache:
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
-            return found
+            return found[0]
 
-    def put(self, key: Hashable, value: Any) -> None:
+    def put(self, key: Hashable, value: Any, size: int = 0) -> None:
+        """Keep `value`, which stands for `size` bytes of source, evicting the least recently used."""
         with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._bytes -= previous[1]
+            self._entries[key] = (value, size)
+            self._bytes += size
+            while self._entries and (self._bytes > self.max_bytes or len(self._entries) > self.max_entries):
+                self._bytes -= self._entries.popitem(last=False)[1][1]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -106,7 +117,7 @@ def per_file(normalizer: F) -> F:
             first_diag, first_ref = len(ctx.diagnostics), len(ctx.refs)
             result = normalizer(ctx, *args)
             found = (_private(result), tuple(ctx.diagnostics[first_diag:]), tuple(ctx.refs[first_ref:]))
-            cache.put(key, found)
+            cache.put(key, found, len(ctx.doc.text))
             return result
         result, diagnostics, refs = found
         ctx.diagnostics.extend(diagnostics)

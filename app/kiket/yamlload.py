@@ -289,7 +289,7 @@ def parse_yaml(
     doc = cache.get(key)
     if doc is None:
         doc = replace(_parse_yaml(data, path, prov, interpreted, require_mapping), cache_key=key)
-        cache.put(key, doc)
+        cache.put(key, doc, len(data))
     return doc
 
 

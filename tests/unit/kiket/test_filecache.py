@@ -81,11 +81,19 @@ def test_results_of_one_load_cannot_change_the_next():
     assert len(again.revision.boards) == 200
 
 
-def test_the_cache_is_bounded():
+def test_the_cache_is_bounded_by_entries_and_by_bytes():
     cache = FileCache(max_entries=3)
     for key in range(5):
         cache.put(key, key)
     assert len(cache) == 3 and cache.get(0) is None and cache.get(4) == 4
+    cache = FileCache(max_bytes=100)
+    cache.put("a", 1, 40)
+    cache.put("b", 2, 40)
+    cache.get("a")  # used: "b" is now the oldest
+    cache.put("c", 3, 40)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
+    cache.put("c", 4, 100)
+    assert (len(cache), cache.get("c")) == (1, 4)
 
 
 def test_collection_is_paused_during_a_load_and_resumes_after():
