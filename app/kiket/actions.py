@@ -9,16 +9,22 @@ from app.kiket.conditions import parse_condition
 from app.kiket.durations import parse_duration
 from app.kiket.model import Action
 from app.kiket.reader import FileContext, join, type_name
+from app.kiket.suggest import catalogue_hint
 from app.kiket.templating import parse_body, parse_template
 
 CORE_ACTIONS = frozenset({
     "notify", "webhook", "transition", "assign", "set_field", "add_label", "remove_label", "add_comment",
     "add_watcher", "escalate", "create_issue", "schedule_reminder", "request_approval",
 })
-STUB_ACTIONS = frozenset({"ai_analyze", "ai_suggest", "ai_action", "blockchain_anchor", "anchor_data", "extension"})
+STUB_ACTIONS = frozenset({"ai_analyze", "ai_suggest", "ai_action", "ai_generate", "blockchain_anchor", "anchor_data",
+                          "extension"})
 ACTION_ALIASES = {"comment": "add_comment"}
 KNOWN_ACTIONS = CORE_ACTIONS | STUB_ACTIONS | frozenset(ACTION_ALIASES)
-AI_ACTIONS = frozenset({"ai_analyze", "ai_suggest", "ai_action"})
+AI_ACTIONS = frozenset({"ai_analyze", "ai_suggest", "ai_action", "ai_generate"})
+# §10.3 in the reference's order: what `unknown_action` lists.
+CATALOGUE = ("notify", "webhook", "transition", "assign", "set_field", "add_label", "remove_label", "add_comment",
+             "add_watcher", "escalate", "create_issue", "schedule_reminder", "request_approval", "ai_analyze",
+             "ai_suggest", "ai_action", "ai_generate", "blockchain_anchor", "anchor_data", "comment")
 LEVELS = {"info": "info", "success": "success", "warning": "warning", "critical": "critical", "error": "critical"}
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 CORE_CHANNELS = frozenset({"in_app", "email"})
@@ -84,7 +90,7 @@ def normalize_action(ctx: FileContext, node: Any, pointer: str, workflow: str | 
     else:
         support = "unknown"
         ctx.diag("unknown_action", f"Unknown action type '{name}'; it is kept but skipped when it runs.",
-                 "Use one of: " + ", ".join(sorted(CORE_ACTIONS)) + ".", pointer)
+                 catalogue_hint(str(name), CATALOGUE, "Actions (the AI and anchor ones are stubs)"), pointer)
     checker = _CHECKS.get(kind)
     if checker is not None:
         problem = checker(ctx, params, ppointer, workflow)
@@ -273,10 +279,15 @@ def _check_escalate(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str 
 def _check_create_issue(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str | None:
     if not p.get("title"):
         return "has no title"
+    type_ptr = join(ptr, "issue_type")
+    if "case_type" in p and "issue_type" not in p:
+        type_ptr = join(ptr, "case_type")
+        ctx.vocabulary(type_ptr, "case_type")
+        p["issue_type"] = p.pop("case_type")
     if isinstance(p.get("workflow"), str):
         ctx.ref("workflow", p["workflow"], join(ptr, "workflow"), "create_issue")
     if isinstance(p.get("issue_type"), str):
-        ctx.ref("issue_type", p["issue_type"], join(ptr, "issue_type"), "create_issue")
+        ctx.ref("issue_type", p["issue_type"], type_ptr, "create_issue")
     return None
 
 
@@ -340,5 +351,6 @@ _CHECKS = {
     "ai_analyze": _check_ai,
     "ai_suggest": _check_ai,
     "ai_action": _check_ai,
+    "ai_generate": _check_ai,
     "extension": _check_extension,
 }

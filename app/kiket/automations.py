@@ -10,18 +10,28 @@ from app.kiket.conditions import All, TIME_BASED_FIELDS, parse_condition, refere
 from app.kiket.filecache import per_file
 from app.kiket.model import Automation
 from app.kiket.reader import FileContext, humanize, join, type_name
+from app.kiket.suggest import catalogue_hint
 
-EVENTS = frozenset({
+# The §10.2 catalogue, in the order the reference lists it.
+CATALOGUE = (
     "issue.created", "issue.updated", "issue.transitioned", "issue.assigned", "issue.commented", "issue.closed",
-    "sla.warning", "sla.breach", "approval.requested", "approval.granted", "approval.denied",
+    "sla.warning", "sla.breach", "approval.requested", "approval.granted", "approval.denied", "approval.overdue",
     "checklist.completed", "schedule.cron", "workflow.updated", "ai.suggested", "intake.submitted",
-})
+)
+EVENTS = frozenset(CATALOGUE)
+ISSUE_EVENT_SUFFIXES = ("created", "updated", "transitioned", "assigned", "commented", "closed")
+# The workspace/case vocabulary (§16): `case.created` is `issue.created`.
+CASE_EVENTS = {f"case.{suffix}": f"issue.{suffix}" for suffix in ISSUE_EVENT_SUFFIXES}
+# Aliases read silently (the original names of §10.2) ...
 EVENT_ALIASES = {"comment.created": "issue.commented", "sla_warning": "sla.warning", "sla.breached": "sla.breach",
-                 "sla_breach": "sla.breach", "config.synced": "workflow.updated"}
+                 "sla_breach": "sla.breach", "config.synced": "workflow.updated", **CASE_EVENTS}
+# ... and the later ones, read with a warning naming the catalogue event (§16).
+WARNED_ALIASES = {"schedule": "schedule.cron", "scheduled": "schedule.cron",
+                  "workflow.after_transition": "issue.transitioned"}
 NEVER_EMITTED = frozenset({"ai.suggested", "intake.submitted"})
 AUTOMATION_KEYS = frozenset({"id", "key", "name", "description", "version", "enabled", "trigger", "conditions", "when",
-                             "actions", "requires_approval", "metadata", "cron", "event", "on"})
-TRIGGER_KEYS = frozenset({"event", "on", "conditions", "when", "cron"})
+                             "actions", "requires_approval", "metadata", "cron", "schedule", "event", "on"})
+TRIGGER_KEYS = frozenset({"event", "on", "conditions", "when", "cron", "schedule"})
 _CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
 
 
@@ -56,21 +66,45 @@ def normalize_automation_file(ctx: FileContext, scope: str, recipe: bool) -> lis
     return result
 
 
+def canonical_event_name(name: str) -> str | None:
+    """The catalogue event a name or any alias means, None when unknown."""
+    name = name.strip()
+    name = EVENT_ALIASES.get(name) or WARNED_ALIASES.get(name) or name
+    return name if name in EVENTS else None
+
+
 def _events(ctx: FileContext, value: Any, ptr: str) -> tuple[str, ...] | None:
     names = value if isinstance(value, list) else [value]
     events = []
     for index, name in enumerate(names):
         item_ptr = join(ptr, index) if isinstance(value, list) else ptr
-        canonical = EVENT_ALIASES.get(name, name) if isinstance(name, str) else None
-        if canonical not in EVENTS:
+        canonical = canonical_event_name(name) if isinstance(name, str) else None
+        if canonical is None:
+            known = list(CATALOGUE) + sorted(EVENT_ALIASES) + sorted(WARNED_ALIASES)
             ctx.diag("unknown_event", f"The trigger event {name!r} does not exist; the automation is dropped.",
-                     "Use e.g. issue.created, issue.updated, issue.transitioned, sla.breach.", item_ptr)
+                     catalogue_hint(str(name), known, "Events"), item_ptr)
             return None
+        written = name.strip()
+        if written in WARNED_ALIASES:
+            ctx.diag("event_alias", f"The trigger event '{written}' is read as '{canonical}'.",
+                     f"Write `{canonical}`.", item_ptr)
+        elif written in CASE_EVENTS:
+            ctx.vocabulary(item_ptr, written)
         if canonical in NEVER_EMITTED:
             ctx.diag("event_never_emitted", f"The event {canonical} is accepted but never emitted by this server; the"
                      " automation never runs.", "Trigger on another event.", item_ptr)
         events.append(canonical)
     return tuple(events)
+
+
+def _cron(node: dict) -> Any:
+    """The cron expression of a trigger or automation: `cron`, or `schedule` as text or `{cron: ...}` (§16)."""
+    if node.get("cron") is not None:
+        return node["cron"]
+    schedule = node.get("schedule")
+    if isinstance(schedule, dict):
+        return schedule.get("cron", schedule.get("expression"))
+    return schedule
 
 
 def _automation(ctx: FileContext, node: Any, ptr: str, scope: str, index: int, count: int) -> Automation | None:
@@ -89,14 +123,15 @@ def _automation(ctx: FileContext, node: Any, ptr: str, scope: str, index: int, c
     trigger = node.get("trigger", node.get("event", node.get("on")))
     trigger_ptr = join(ptr, "trigger") if "trigger" in node else join(ptr, "event" if "event" in node else "on")
     conditions: list[tuple[Any, str]] = []
-    cron = node.get("cron")
+    cron = _cron(node)
     if isinstance(trigger, dict):
         ctx.extra(trigger, trigger_ptr, TRIGGER_KEYS, "the trigger")
         event_value, event_ptr = ctx.pick(trigger, trigger_ptr, "event", "on")
         for key in ("conditions", "when"):
             if trigger.get(key) is not None:
                 conditions.append((trigger[key], join(trigger_ptr, key)))
-        cron = trigger.get("cron", cron)
+        trigger_cron = _cron(trigger)
+        cron = trigger_cron if trigger_cron is not None else cron
     else:
         event_value, event_ptr = trigger, trigger_ptr
     if event_value is None and cron is not None:

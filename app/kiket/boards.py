@@ -20,7 +20,9 @@ BOARD_KEYS = frozenset({"model_version", "board", "id", "key", "name", "type", "
                         "columns", "swimlanes", "card_template", "card", "card_fields", "quick_filters"})
 COLUMN_KEYS = frozenset({"key", "id", "name", "label", "states", "statuses", "state", "status", "wip_limit", "limit",
                          "wip_policy", "color", "description"})
-FIELD_ALIASES = {"assigneeId": "assignee", "issueType": "issue_type", "reporterId": "reporter", "type": "issue_type"}
+FIELD_ALIASES = {"assigneeId": "assignee", "issueType": "issue_type", "reporterId": "reporter", "type": "issue_type",
+                 "case_type": "issue_type", "caseType": "issue_type"}
+CASE_FIELDS = frozenset({"case_type", "caseType"})
 PERSON_FIELDS = frozenset({"assignee", "reporter"})
 
 
@@ -89,9 +91,11 @@ def parse_board(ctx: FileContext) -> RawBoard | None:
     filters = ctx.mapping(merged.get("filters"), ptr("filters"), "filters") or {}
     fptr = ptr("filters")
     if filters:
-        ctx.extra(filters, fptr, {"issue_types", "issueTypes", "workflows", "labels", "priorities", "assignee",
-                                  "states"}, "the board filters")
-    it_value, it_ptr = ctx.pick(filters, fptr, "issue_types", "issueTypes")
+        ctx.extra(filters, fptr, {"issue_types", "issueTypes", "case_types", "caseTypes", "workflows", "labels",
+                                  "priorities", "assignee", "states"}, "the board filters")
+    it_value, it_ptr = ctx.pick(filters, fptr, "issue_types", "issueTypes", "case_types", "caseTypes")
+    if it_ptr.rsplit("/", 1)[-1] in ("case_types", "caseTypes"):
+        ctx.vocabulary(it_ptr, "case_types")
     columns_node = merged.get("columns")
     if not isinstance(columns_node, list) or not columns_node:
         ctx.diag("missing_columns", f"Board '{board_id}' has no columns; it is dropped.",
@@ -174,6 +178,8 @@ def _swimlanes(ctx: FileContext, node: Any, ptr: str) -> Swimlanes | None:
     if not ctx.boolean(node.get("enabled"), join(ptr, "enabled"), "enabled", True):
         return None
     field_value, field_ptr = ctx.pick(node, ptr, "field", "by")
+    if field_value in CASE_FIELDS:
+        ctx.vocabulary(field_ptr, field_value)
     field_name = _field_name(field_value)
     if field_name is None:
         ctx.diag("invalid_value", "swimlanes need a `field` (e.g. assignee or custom_fields.severity); none shown.",
@@ -253,6 +259,8 @@ def _quick_filters(ctx: FileContext, value: Any, ptr: str) -> tuple[QuickFilter,
         ctx.extra(item, item_ptr, {"label", "field", "value", "values"}, "the quick filter")
         values = item.get("values", item.get("value"))
         values = tuple(values) if isinstance(values, list) else (values,)
+        if item["field"] in CASE_FIELDS:
+            ctx.vocabulary(join(item_ptr, "field"), item["field"])
         field_name = _field_name(item["field"]) or item["field"]
         if field_name == "issue_type":
             for v_index, name in enumerate(values):

@@ -123,6 +123,7 @@ CODES: dict[str, tuple[Severity, str]] = {code: REGISTRY[code] for code in (
     "expression_too_large",
     "unsupported_function",
     "unsupported_comparison",
+    "case_vocabulary",
 )}
 
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -156,8 +157,10 @@ def normalize_path(path: object) -> str | None:
     segments = text.split(".")
     if any(not s or s.startswith("_") or not _SEGMENT.fullmatch(s) for s in segments):
         return None
-    if segments[0] == "issue" and len(segments) > 1:
+    if segments[0] in ("issue", "case") and len(segments) > 1:
         segments = segments[1:]
+    if segments[0] == "case_type":
+        segments[0] = "issue_type"
     if segments[0] == "fields" and len(segments) > 1:
         segments = ["custom_fields", *segments[1:]]
     segments[0] = PATH_ALIASES.get(segments[0], segments[0])
@@ -274,6 +277,8 @@ def _parse_checklist(node: Mapping, pointer: str, prov: Provenance, locate: Loca
 def _parse_compare(node: Mapping, pointer: str, prov: Provenance, locate: Locate, diags: list[Diagnostic]) -> Condition:
     raw_path = node.get("field")
     path = normalize_path(raw_path)
+    if path is not None and uses_case_words(raw_path):
+        diags.append(case_vocabulary(raw_path, locate(f"{pointer}/field")))
     if path is None:
         diags.append(diagnostic(
             "invalid_path", f"field {raw_path!r} is not a valid dotted path", locate(f"{pointer}/field"),
@@ -339,6 +344,20 @@ def _freeze(value: object) -> object:
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
     return value
+
+
+def uses_case_words(path: object) -> bool:
+    """True when a written field path uses the workspace/case vocabulary (`case_type`, `case.title`, §16)."""
+    if not isinstance(path, str):
+        return False
+    head = path.strip().split(".", 1)[0]
+    return head == "case_type" or (head == "case" and "." in path)
+
+
+def case_vocabulary(path: str, prov: Provenance) -> Diagnostic:
+    """The info that a path was read in the project/issue vocabulary."""
+    return diagnostic("case_vocabulary", f"'{path}' uses the workspace/case vocabulary; it is read as "
+                      f"'{normalize_path(path)}'.", prov)
 
 
 def _kind(node: object) -> str:

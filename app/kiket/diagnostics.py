@@ -44,6 +44,25 @@ class Provenance:
         )
 
     @property
+    def template(self) -> str | None:
+        """The bundled template this comes from (its own layer, or a project running on the template alone)."""
+        for ref in (self.record, self.repo):
+            if ref and ref.startswith("template:") and (self.layer == "bundled" or ref is self.repo):
+                return ref.split(":", 1)[1]
+        return None
+
+    @property
+    def label(self) -> str:
+        """Where, as people say it: `bundled template kanban · issue_types.yaml:3`, `repository · bug.yaml:12`."""
+        template = self.template
+        where = f"bundled template {template}" if template else self.layer.replace("_", " ")
+        if self.generated:
+            where += f", generated from {self.derived_from}" if self.derived_from else ", generated"
+        if self.path:
+            where += f" · {self.path.rsplit('/', 1)[-1]}" + (f":{self.line}" if self.line else "")
+        return where
+
+    @property
     def location(self) -> str:
         """`path:line:col`, as much of it as is known."""
         parts = [self.path or "<unknown>"]
@@ -92,6 +111,8 @@ class Diagnostic:
             "column": self.column,
             "pointer": self.pointer,
             "layer": self.prov.layer,
+            "where": self.prov.label,
+            "doc": f"docs/diagnostics.md#{self.code}",
         }
 
     def format(self) -> str:

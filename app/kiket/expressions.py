@@ -15,9 +15,11 @@ from app.kiket.conditions import (
     Never,
     Not,
     canonical_operator,
+    case_vocabulary,
     contains_never,
     diagnostic,
     normalize_path,
+    uses_case_words,
 )
 from app.kiket.diagnostics import Diagnostic, Provenance
 
@@ -159,6 +161,7 @@ class _Parser:
         self.depth = 0
         self.functions: list[str] = []
         self.unsupported: list[str] = []
+        self.case_words: list[str] = []
 
     def peek(self, offset: int = 0) -> Token | None:
         index = self.pos + offset
@@ -305,6 +308,8 @@ class _Parser:
                 self.skip_call(str(token.value))
                 return self.node(Never(f"function {token.value}() is not supported", self.prov))
             name = normalize_path(str(token.value))
+            if name is not None and uses_case_words(str(token.value)):
+                self.case_words.append(str(token.value))
             if name is None:
                 raise _Fail("invalid_path", f"field {str(token.value)[:40]!r} at position {token.pos} is not allowed")
             return _Path(name)
@@ -396,6 +401,8 @@ def parse_expression(text: str, pointer: str, locate: Callable[[str], Provenance
     # Any unsupported piece makes the whole expression fail closed: `!query(...)` must not turn true.
     if diags or (contains_never(cond) and _has_not(cond)):
         return Never("expression uses unsupported constructs", prov), diags
+    if parser.case_words:
+        diags.append(case_vocabulary(parser.case_words[0], prov))
     return cond, diags
 
 

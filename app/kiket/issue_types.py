@@ -19,8 +19,10 @@ FIELD_KEYS = frozenset({"key", "label", "name", "type", "required", "options", "
 def normalize_issue_types(ctx: FileContext) -> list[IssueType]:
     """Normalize an issue_types file; duplicates are reported by the caller (they are fatal)."""
     data = ctx.doc.data
-    ctx.extra(data, "", {"model_version", "issue_types", "types"}, "issue_types.yaml")
-    node, pointer = ctx.pick(data, "", "issue_types", "types")
+    ctx.extra(data, "", {"model_version", "issue_types", "case_types", "types"}, ctx.stem + ".yaml")
+    node, pointer = ctx.pick(data, "", "issue_types", "case_types", "types")
+    if pointer == "/case_types":
+        ctx.vocabulary(pointer, "case_types")
     entries: list[tuple[Any, Any, str]] = []
     if isinstance(node, list):
         for index, item in enumerate(node):

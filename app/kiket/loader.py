@@ -20,8 +20,12 @@ from app.kiket.yamlload import MAX_FILE_BYTES, parse_yaml
 
 MAX_TREE_BYTES = 8 * 1024 * 1024
 MAX_TREE_FILES = 1000
-UNSUPPORTED_SECTIONS = frozenset({"agents", "analytics", "dashboards", "intakes", "templates", "checks", "evidence",
-                                  "reports", "policies", "simulations", "modules"})
+UNSUPPORTED_SECTIONS = frozenset({"agents", "analytics", "dashboards", "intakes", "templates", "issue_templates",
+                                  "case_templates", "checks", "evidence", "reports", "policies", "simulations",
+                                  "modules"})
+# Top-level files of both vocabularies (§16) and the kind each one is.
+TOP_FILES = {"project": "project", "workspace": "project", "team": "team", "issue_types": "issue_types",
+             "case_types": "issue_types"}
 YAML_SUFFIXES = (".yaml", ".yml")
 LAYER_ORDER: tuple[Layer, ...] = ("repository", "project_override", "organization_default", "bundled")
 _VERSION = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.\d+)?$")
@@ -79,6 +83,7 @@ class LayerConfig:
     prov: Provenance
     model_version: str = "1.0"
     project: ProjectPart | None = None
+    workspace: ProjectPart | None = None
     team: TeamPart | None = None
     issue_types: dict[str, IssueType] = field(default_factory=dict)
     issue_types_file: bool = False
@@ -98,6 +103,7 @@ class LoadOptions:
     """Facts about the surrounding app the pure core cannot look up itself."""
 
     project_key: str | None = None
+    project_name: str | None = None
     known_users: frozenset[str] | None = None
     installed_extensions: frozenset[str] | None = None
     allow_privileged_grants: bool = False
@@ -110,8 +116,8 @@ def classify(rel: str) -> tuple[str, str | None]:
     is_yaml = name.endswith(YAML_SUFFIXES)
     stem = name.rsplit(".", 1)[0]
     if len(parts) == 1:
-        if is_yaml and stem in ("project", "team", "issue_types"):
-            return stem, None
+        if is_yaml and stem in TOP_FILES:
+            return TOP_FILES[stem], stem
         if is_yaml and stem == "manifest":
             return "preserved", "manifest"
         return ("unknown", None) if is_yaml else ("other", None)
@@ -221,24 +227,74 @@ def normalize_layer(layer: Layer, files: Mapping[str, bytes], base: Provenance, 
             if version > result.model_version:
                 result.model_version = version
             _normalize_file(result, ctx, kind, detail, version, options)
-        diags.extend(ctx.diagnostics)
+        diags.extend(_one_vocabulary_note(ctx.diagnostics))
         result.refs.extend(ctx.refs)
+    if result.workspace is not None:
+        if result.project is None:
+            result.project, result.workspace = result.workspace, None
+        else:
+            _merge_workspace(result)
     return result
+
+
+def _one_vocabulary_note(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """At most one `case_vocabulary` per file: the first use is enough to explain the rest."""
+    seen = False
+    kept = []
+    for diagnostic in diagnostics:
+        if diagnostic.code == "case_vocabulary":
+            if seen:
+                continue
+            seen = True
+        kept.append(diagnostic)
+    return kept
+
+
+def _merge_workspace(result: LayerConfig) -> None:
+    """project.yaml and workspace.yaml both present: project.yaml wins key by key and role by role (§16)."""
+    project, workspace = result.project, result.workspace
+    assert project is not None and workspace is not None
+    shadowed = [key for key in workspace.settings if key in project.settings]
+    for key, value in workspace.settings.items():
+        if key not in project.settings:
+            project.settings[key] = value
+            project.provs[key] = workspace.provs[key]
+    names = {part.name for part in project.roles}
+    shadowed += [f"role {part.name}" for part in workspace.roles if part.name in names]
+    project.roles = project.roles + [part for part in workspace.roles if part.name not in names]
+    project.also_from = workspace.prov.path if workspace.prov else None
+    project_path = project.prov.path if project.prov else "project.yaml"
+    workspace_path = workspace.prov.path if workspace.prov else "workspace.yaml"
+    detail = f"; from {workspace_path}, {', '.join(shadowed)} is ignored" if shadowed else ""
+    result.diagnostics.append(Diagnostic(
+        "duplicate_project_file", "warning", f"Both {project_path} and {workspace_path} exist: {project_path} wins "
+        f"key by key{detail}.", "Keep one of them (workspace.yaml is the newer name of project.yaml).",
+        (workspace.prov or Provenance()).at(line=1, column=1, pointer="")))
+    result.workspace = None
 
 
 def _normalize_file(result: LayerConfig, ctx: FileContext, kind: str, detail: str | None, version: str,
                     options: LoadOptions) -> None:
     if kind == "project":
-        result.project = normalize_project(ctx, options.project_key)
+        if detail == "workspace":
+            ctx.vocabulary("", "workspace.yaml")
+            result.workspace = normalize_project(ctx, options.project_key, options.project_name)
+        else:
+            result.project = normalize_project(ctx, options.project_key, options.project_name)
     elif kind == "team":
         result.team = normalize_team(ctx, options.known_users)
     elif kind == "issue_types":
+        if detail == "case_types":
+            ctx.vocabulary("", "case_types.yaml")
         result.issue_types_file = True
-        seen: dict[str, str] = {}
+        # issue_types.yaml and case_types.yaml may both exist: their keys share one namespace.
+        seen = {key.lower(): key for key in result.issue_types}
         for itype in normalize_issue_types(ctx):
             if itype.key.lower() in seen:
+                other = result.issue_types.get(seen[itype.key.lower()])
+                where = f" in {other.prov.path}" if other is not None and other.prov.path != ctx.path else ""
                 ctx.diag("duplicate_issue_type", f"Issue type '{itype.key}' is declared twice (also as "
-                         f"'{seen[itype.key.lower()]}').", "Issue type keys must differ, also in letter case.",
+                         f"'{seen[itype.key.lower()]}'{where}).", "Issue type keys must differ, also in letter case.",
                          itype.prov.pointer)
                 continue
             seen[itype.key.lower()] = itype.key
@@ -319,18 +375,22 @@ def _intake_refs(result: LayerConfig, ctx: FileContext, data: dict) -> None:
         if not isinstance(node, dict):
             continue
         settings = node.get("settings")
-        if isinstance(settings, dict) and isinstance(settings.get("default_issue_type"), str):
-            result.intake_refs.append(PendingRef("issue_type", settings["default_issue_type"],
-                                                 ctx.locate(join("", root, "settings", "default_issue_type")),
-                                                 "intake"))
-        issue = node.get("issue")
-        if isinstance(issue, dict):
-            if isinstance(issue.get("type"), str):
-                result.intake_refs.append(PendingRef("issue_type", issue["type"],
-                                                     ctx.locate(join("", root, "issue", "type")), "intake"))
+        if isinstance(settings, dict):
+            for key in ("default_issue_type", "default_case_type"):
+                if isinstance(settings.get(key), str):
+                    result.intake_refs.append(PendingRef("issue_type", settings[key],
+                                                         ctx.locate(join("", root, "settings", key)), "intake"))
+        for block in ("issue", "case"):
+            issue = node.get(block)
+            if not isinstance(issue, dict):
+                continue
+            for key in ("type", "issue_type", "case_type"):
+                if isinstance(issue.get(key), str):
+                    result.intake_refs.append(PendingRef("issue_type", issue[key],
+                                                         ctx.locate(join("", root, block, key)), "intake"))
             if isinstance(issue.get("workflow"), str):
                 result.intake_refs.append(PendingRef("workflow", issue["workflow"],
-                                                     ctx.locate(join("", root, "issue", "workflow")), "intake"))
+                                                     ctx.locate(join("", root, block, "workflow")), "intake"))
 
 
 @lru_cache(maxsize=8)
@@ -352,6 +412,7 @@ def load_revision(
     include_bundled: bool = True,
     bundled_template: str = "kanban",
     project_key: str | None = None,
+    project_name: str | None = None,
     known_users: frozenset[str] | None = None,
     installed_extensions: frozenset[str] | None = None,
     allow_privileged_grants: bool = False,
@@ -361,7 +422,7 @@ def load_revision(
     from app.kiket.merge import merge_layers
     from app.kiket.resolve import resolve_revision
 
-    options = LoadOptions(project_key=project_key, known_users=known_users,
+    options = LoadOptions(project_key=project_key, project_name=project_name, known_users=known_users,
                           installed_extensions=installed_extensions, allow_privileged_grants=allow_privileged_grants)
     source = source or Source()
     diagnostics: list[Diagnostic] = []

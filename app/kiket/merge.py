@@ -116,6 +116,8 @@ def merge_layers(layers: Sequence[LayerConfig]) -> tuple[MergedConfig, list[Diag
         if not bundled and layer.project is not None:
             merged.has_project_file = True
             live_paths.add((layer.layer, layer.project.prov.path if layer.project.prov else None))
+            if layer.project.also_from:
+                live_paths.add((layer.layer, layer.project.also_from))
             if merged.project_prov is None:
                 merged.project_prov = layer.project.prov
             for key, value in layer.project.settings.items():

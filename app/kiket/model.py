@@ -15,7 +15,8 @@ from app.kiket.diagnostics import Diagnostic, Provenance
 
 __all__ = [
     "All", "AnyOf", "ChecklistComplete", "Compare", "Condition", "Never", "Not",
-    "Source", "Action", "SlaRule", "SlaPolicy", "Approver", "ApprovalPolicy", "ChecklistItem", "Checklist",
+    "Source", "Action", "SlaRule", "SlaPolicy", "Approver", "ApprovalGroup", "ApprovalLevel", "ApprovalPolicy",
+    "ChecklistItem", "Checklist",
     "State", "Transition", "Workflow", "FieldDef", "DocumentDef", "IssueType", "Role", "Member", "Team",
     "SeedIssue", "BusinessHours", "Project", "Automation", "Column", "Swimlane", "Swimlanes",
     "BoardFilter", "CardTemplate", "QuickFilter", "Board", "PreservedDocument", "ConfigRevision",
@@ -72,23 +73,75 @@ class SlaPolicy:
 
 @dataclass(frozen=True)
 class Approver:
-    """Who may approve: a role, a user or a person field, optionally only when a condition holds."""
+    """Who may approve: a role, a user or a person field, optionally only when a condition holds.
+
+    `undeclared` marks a role that is neither declared nor built in: organization owners and admins
+    decide in its place (§16). `message` is shown to the approvers.
+    """
 
     kind: Literal["role", "user", "field"]
     ref: str
     when: Condition | None = None
     prov: Provenance = field(default_factory=Provenance, compare=False)
+    message: str | None = None
+    undeclared: bool = False
+
+
+@dataclass(frozen=True)
+class ApprovalGroup:
+    """One parallel group of an approval level: `need` approvals from its approvers (None = each of them)."""
+
+    name: str
+    approvers: tuple[Approver, ...]
+    need: int | None = 1
+    prov: Provenance = field(default_factory=Provenance, compare=False)
+
+
+@dataclass(frozen=True)
+class ApprovalLevel:
+    """One level of an approval chain (§16), decided after the levels before it.
+
+    Either plain (`approvers`, `need`: 1 = any, None = all, n = that many people) or made of parallel
+    `groups` combined by `logic`. A level whose `when` does not hold when it is reached is skipped;
+    `timeout_s` makes it overdue (`approval.overdue`, once) that long after it was reached.
+    """
+
+    name: str
+    approvers: tuple[Approver, ...] = ()
+    need: int | None = 1
+    groups: tuple[ApprovalGroup, ...] = ()
+    logic: Literal["and", "or"] = "and"
+    when: Condition | None = None
+    timeout_s: int | None = None
+    message: str | None = None
+    prov: Provenance = field(default_factory=Provenance, compare=False)
 
 
 @dataclass(frozen=True)
 class ApprovalPolicy:
-    """Approval needed in a state (§8.5)."""
+    """Approval needed in a state or on a transition (§8.5, §16).
 
-    mode: Literal["sequential", "parallel", "any", "quorum"]
+    `chain` policies decide their `levels` in order; the others use `approvers` and `required`.
+    The policy applies only while `when` holds (None: always).
+    """
+
+    mode: Literal["sequential", "parallel", "any", "quorum", "chain"]
     required: int
     approvers: tuple[Approver, ...]
     prov: Provenance = field(default_factory=Provenance, compare=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    levels: tuple[ApprovalLevel, ...] = ()
+    when: Condition | None = None
+    message: str | None = None
+
+    def all_approvers(self) -> tuple[Approver, ...]:
+        """Every approver entry, of the policy and of each level and group."""
+        found = list(self.approvers)
+        for level in self.levels:
+            found.extend(level.approvers)
+            for group in level.groups:
+                found.extend(group.approvers)
+        return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -135,6 +188,8 @@ class State:
     hooks: Mapping[str, tuple[Action, ...]] = field(default_factory=dict)
     prov: Provenance = field(default_factory=Provenance, compare=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # State-level `conditions` (§16): already part of the guard of every transition into the state.
+    entry_guard: Condition | None = None
 
     @property
     def is_final(self) -> bool:
@@ -161,6 +216,8 @@ class Transition:
     checklists: tuple[str, ...] = ()
     prov: Provenance = field(default_factory=Provenance, compare=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # `allowed_roles` entries no one can hold (neither declared nor built in): org owners and admins pass them.
+    undeclared_roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +260,8 @@ class FieldDef:
     max: Any = None
     prov: Provenance = field(default_factory=Provenance, compare=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Added because a gate reads it and no bound issue type declares it (§16).
+    inferred: bool = False
 
 
 @dataclass(frozen=True)
@@ -492,6 +551,13 @@ def to_plain(value: Any, *, with_prov: bool = False) -> Any:
 
 
 _HASH_FIELDS: dict[type, tuple[str, ...]] = {}
+# Fields added after workflow versions were first stored: left out of the hash while they hold their default,
+# so a workflow that does not use them keeps the version (and its pinned issues) it always had.
+_LATER_FIELDS = frozenset({
+    (State, "entry_guard"), (Transition, "undeclared_roles"), (Approver, "message"), (Approver, "undeclared"),
+    (ApprovalPolicy, "levels"), (ApprovalPolicy, "when"), (ApprovalPolicy, "message"), (FieldDef, "inferred"),
+})
+_UNSET = (None, (), False)
 
 
 def _hash_fields(cls: type) -> tuple[str, ...]:
@@ -514,7 +580,10 @@ def _hashable(value: Any) -> Any:
     if hasattr(kind, "__dataclass_fields__"):
         out = {"__type__": kind.__name__}
         for name in _hash_fields(kind):
-            out[name] = _hashable(getattr(value, name))
+            item = getattr(value, name)
+            if (kind, name) in _LATER_FIELDS and any(item is unset or item == unset for unset in _UNSET):
+                continue
+            out[name] = _hashable(item)
         return out
     return to_plain(value)
 

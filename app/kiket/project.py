@@ -28,7 +28,7 @@ INHERIT_KINDS = frozenset({"workflows", "issue_types", "boards", "automations", 
                            "project"})
 PROJECT_KEYS = frozenset({"key", "id", "name", "description", "version", "team", "extensions", "seed_data",
                           "default_workflow", "business_hours", "priorities", "inherit"})
-SEED_KEYS = frozenset({"title", "description", "issue_type", "status", "priority", "labels", "assignee",
+SEED_KEYS = frozenset({"title", "description", "issue_type", "case_type", "status", "priority", "labels", "assignee",
                        "custom_fields", "workflow"})
 
 
@@ -49,6 +49,8 @@ class ProjectPart:
     provs: dict[str, Provenance] = field(default_factory=dict)
     roles: list[RolePart] = field(default_factory=list)
     prov: Provenance | None = None
+    # workspace.yaml merged under project.yaml (§16): its references count too.
+    also_from: str | None = None
 
 
 @dataclass
@@ -68,16 +70,19 @@ def builtin_roles() -> dict[str, Role]:
             for name, (desc, perms) in BUILTIN_ROLES.items()}
 
 
-def normalize_project(ctx: FileContext, db_key: str | None) -> ProjectPart:
-    """Normalize project.yaml into the settings it sets."""
+def normalize_project(ctx: FileContext, db_key: str | None, db_name: str | None = None) -> ProjectPart:
+    """Normalize project.yaml (or workspace.yaml, §16) into the settings it sets."""
     data = ctx.doc.data
     part = ProjectPart(prov=ctx.locate(""))
-    if isinstance(data.get("project"), dict):
-        ctx.extra(data, "", {"model_version", "project"}, "project.yaml")
-        node, base = data["project"], "/project"
+    root, root_ptr = ctx.pick(data, "", "project", "workspace")
+    if isinstance(root, dict):
+        if root_ptr == "/workspace":
+            ctx.vocabulary(root_ptr, "workspace")
+        ctx.extra(data, "", {"model_version", "project", "workspace"}, ctx.stem + ".yaml")
+        node, base = root, root_ptr
     else:
-        ctx.diag("project_flat", "project.yaml has no `project:` root; the whole file is read as the project.",
-                 "Put the settings under `project:`.", "")
+        ctx.diag("project_flat", f"{ctx.stem}.yaml has no `{ctx.stem}:` root; the whole file is read as the project.",
+                 f"Put the settings under `{ctx.stem}:`.", "")
         node, base = {k: v for k, v in data.items() if k != "model_version"}, ""
     part.prov = ctx.locate(base)
     ctx.extra(node, base, PROJECT_KEYS, "the project")
@@ -93,18 +98,22 @@ def normalize_project(ctx: FileContext, db_key: str | None) -> ProjectPart:
     elif node.get("id") is not None:
         key = ctx.text(node["id"], join(base, "id"), "The project id")
         if key:
-            ctx.diag("project_legacy_id", f"project.yaml uses the older `id: {key}`; it is read as `key: {key.upper()}`.",
-                     f"Write `key: {key.upper()}`.", join(base, "id"))
+            ctx.diag("project_legacy_id", f"{ctx.stem}.yaml uses the older `id: {key}`; it is read as "
+                     f"`key: {key.upper()}`.", f"Write `key: {key.upper()}`.", join(base, "id"))
             put("key", key.upper(), join(base, "id"))
     if db_key and part.settings.get("key") and part.settings["key"] != db_key:
-        ctx.diag("project_key_mismatch", f"project.key is '{part.settings['key']}' but the project's key is "
-                 f"'{db_key}'; the project keeps '{db_key}'.", "Change the key in the app, not in the file.",
-                 join(base, "key"))
+        ctx.diag("project_key_mismatch", f"The file's key is '{part.settings['key']}' but the project's key is "
+                 f"'{db_key}'; the project keeps '{db_key}'.", "Change the key in the app, or align the file.",
+                 part.provs["key"].pointer)
     for name in ("name", "description", "version"):
         if node.get(name) is not None:
             value = ctx.text(node[name], join(base, name), f"The project {name}")
             if value is not None:
                 put(name, value, join(base, name))
+    if db_name and part.settings.get("name") and part.settings["name"].strip() != db_name.strip():
+        ctx.diag("project_name_mismatch", f"The file names the project '{part.settings['name']}' but the project is "
+                 f"called '{db_name}' in the app; the name stays '{db_name}'.",
+                 "Rename the project in its settings, or align the file.", join(base, "name"))
     extensions = ctx.mapping(node.get("extensions"), join(base, "extensions"), "extensions")
     if extensions is not None:
         ctx.extra(extensions, join(base, "extensions"), {"required", "optional"}, "extensions")
@@ -134,13 +143,19 @@ def normalize_project(ctx: FileContext, db_key: str | None) -> ProjectPart:
         part.roles = _roles(ctx, team.get("roles"), join(base, "team", "roles"))
     seed = ctx.mapping(node.get("seed_data"), join(base, "seed_data"), "seed_data")
     if seed is not None:
-        ctx.extra(seed, join(base, "seed_data"), {"issues"}, "seed_data")
+        ctx.extra(seed, join(base, "seed_data"), {"issues", "cases"}, "seed_data")
         seeds = []
-        for index, item in enumerate(ctx.listing(seed.get("issues"), join(base, "seed_data", "issues"), "issues")):
-            parsed = _seed(ctx, item, join(base, "seed_data", "issues", index))
-            if parsed:
-                seeds.append(parsed)
-        put("seed_issues", tuple(seeds), join(base, "seed_data", "issues"))
+        # `cases` (§16) and `issues` may both be given: every entry is a seed issue.
+        for list_key in ("issues", "cases"):
+            if list_key == "cases" and "cases" in seed:
+                ctx.vocabulary(join(base, "seed_data", "cases"), "seed_data.cases")
+            entries = ctx.listing(seed.get(list_key), join(base, "seed_data", list_key), list_key)
+            for index, item in enumerate(entries):
+                parsed = _seed(ctx, item, join(base, "seed_data", list_key, index))
+                if parsed:
+                    seeds.append(parsed)
+        seed_ptr = join(base, "seed_data", "issues" if "issues" in seed or "cases" not in seed else "cases")
+        put("seed_issues", tuple(seeds), seed_ptr)
     return part
 
 
@@ -172,8 +187,11 @@ def _seed(ctx: FileContext, node: Any, ptr: str) -> SeedIssue | None:
         return None
     ctx.extra(node, ptr, SEED_KEYS, "the seed issue")
     custom = ctx.mapping(node.get("custom_fields"), join(ptr, "custom_fields"), "custom_fields") or {}
+    type_value, type_ptr = ctx.pick(node, ptr, "issue_type", "case_type")
+    if type_ptr.endswith("/case_type"):
+        ctx.vocabulary(type_ptr, "case_type")
     return SeedIssue(
-        title=node["title"], issue_type=ctx.text(node.get("issue_type"), join(ptr, "issue_type"), "issue_type"),
+        title=node["title"], issue_type=ctx.text(type_value, type_ptr, "issue_type"),
         description=ctx.text(node.get("description"), join(ptr, "description"), "description"),
         status=ctx.text(node.get("status"), join(ptr, "status"), "status"),
         priority=ctx.text(node.get("priority"), join(ptr, "priority"), "priority"),

@@ -9,9 +9,18 @@ from typing import Any, Callable, Iterable, Mapping
 
 from app.kiket.codes import severity_of
 from app.kiket.diagnostics import Diagnostic, Provenance, Severity
+from app.kiket.suggest import did_you_mean, doc_link
 from app.kiket.yamlload import YamlDocument, escape_pointer_token, locator
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+# Words that make an unknown key look like a gate (§16): dropping it silently would weaken the workflow.
+GATE_WORDS = ("require", "approv", "guard", "condition", "block", "gate", "restrict")
+
+
+def looks_like_gate(key: Any) -> bool:
+    """True when an unknown key's name suggests it was meant to guard something."""
+    text = str(key).casefold()
+    return any(word in text for word in GATE_WORDS)
 
 
 @dataclass(frozen=True)
@@ -95,16 +104,38 @@ class FileContext:
                       f"Remove '{present[1]}'.", join(pointer, present[1]))
         return node[chosen], join(pointer, chosen)
 
-    def extra(self, node: Mapping[str, Any], pointer: str, known: Iterable[str], what: str) -> dict[str, Any]:
-        """Unknown keys of a mapping: kept in `extra`, one warning each."""
+    def extra(self, node: Mapping[str, Any], pointer: str, known: Iterable[str], what: str,
+              gate: str | None = None) -> dict[str, Any]:
+        """Unknown keys of a mapping: kept in `extra`, one warning each.
+
+        Under a gate-bearing element (`gate` names it), a key that looks like a gate is an `ignored_gate`
+        error instead: the element is now less guarded than its author meant (§16).
+        """
         known_set = set(known)
         extra: dict[str, Any] = {}
         for key, value in node.items():
             if key not in known_set:
                 extra[key] = value
+                if gate is not None and looks_like_gate(key):
+                    self.ignored_gate(key, join(pointer, key), gate, known_set)
+                    continue
+                guess = did_you_mean(str(key), sorted(known_set))
                 self.diag("unknown_key", f"Unknown key '{key}' in {what}; it is kept but has no effect.",
-                          "Check the spelling against the documentation, or remove it.", join(pointer, key))
+                          (guess + " " if guess else "") + "Check the spelling against the documentation, or "
+                          "remove it.", join(pointer, key))
         return extra
+
+    def ignored_gate(self, key: Any, pointer: str, gate: str, known: Iterable[str]) -> None:
+        """Report a gate-like key that is not understood: what it leaves unguarded, and the nearest known key."""
+        guess = did_you_mean(str(key), sorted(k for k in known if looks_like_gate(k)) or sorted(known))
+        self.diag("ignored_gate", f"'{key}' under {gate} looks like a gate but is not one Kiket knows: it is not "
+                  f"enforced, so {gate} is not guarded by it.",
+                  (guess + " " if guess else "") + f"Use a supported gate; see {doc_link('ignored_gate')}.", pointer)
+
+    def vocabulary(self, pointer: str, word: str) -> None:
+        """Note a workspace/case word; the loader keeps one `case_vocabulary` per file (§16)."""
+        self.diag("case_vocabulary", f"This file uses the workspace/case vocabulary ('{word}'); it is read as "
+                  "project/issue.", "", pointer)
 
     def mapping(self, value: Any, pointer: str, what: str) -> dict[str, Any] | None:
         """A mapping, else None with a warning (absent values pass silently)."""

@@ -10,8 +10,45 @@ from app.kiket.calendar import BusinessHours
 from app.kiket.diagnostics import Diagnostic, Provenance
 from app.kiket.loader import LoadOptions
 from app.kiket.merge import MergedConfig
-from app.kiket.model import Action, Board, ConfigRevision, IssueType, Project, SeedIssue, Source, Team, Workflow
-from app.kiket.reader import resolve_key
+from app.kiket.conditions import All, Any as AnyOf, Compare, Not, UNARY_OPERATORS, normalize_path
+from app.kiket.model import (
+    Action, ApprovalPolicy, Approver, Board, ConfigRevision, FieldDef, IssueType, Project, SeedIssue, Source, Team,
+    Transition, Workflow,
+)
+from app.kiket.reader import humanize, resolve_key
+from app.kiket.suggest import did_you_mean, doc_link
+
+# References from gates: a role nobody can hold makes them unsatisfiable (§16).
+GATE_ROLE_REFS = frozenset({"approver_role", "transition_role"})
+
+
+def gate_fields(transition: Transition) -> dict[str, list[Any]]:
+    """Custom fields a transition's gates read, with the values they are compared with."""
+    found: dict[str, list[Any]] = {}
+
+    def note(path: str | None, values: list[Any]) -> None:
+        if path and path.startswith("custom_fields."):
+            found.setdefault(path.split(".")[1], []).extend(values)
+
+    for raw in transition.required_fields:
+        note(normalize_path(raw), [])
+    stack: list[Any] = [transition.guard, transition.required_predicate]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Compare):
+            value = node.value
+            values = [] if node.op in UNARY_OPERATORS or value is None else \
+                list(value) if isinstance(value, (tuple, list)) else [value]
+            note(node.path, values)
+        elif isinstance(node, (All, AnyOf)):
+            stack.extend(node.items)
+        elif isinstance(node, Not):
+            stack.append(node.item)
+    return found
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class _Resolver:
@@ -163,7 +200,10 @@ class _Resolver:
         for itype in types.values():
             bound_documents.setdefault(itype.workflow or "", set()).update(d.key for d in itype.documents)
         for ref in self.m.refs:
-            if ref.kind == "role":
+            if ref.kind in GATE_ROLE_REFS:
+                if ref.name not in roles:
+                    self.unsatisfiable_role(ref, roles)
+            elif ref.kind == "role":
                 if ref.name not in roles:
                     self.diag("unknown_role", "warning", f"Role '{ref.name}' ({ref.context}) is neither declared nor "
                               "built in; nobody has it, so it reaches no one.",
@@ -200,6 +240,80 @@ class _Resolver:
                 elif how != "exact":
                     self.diag("fuzzy_reference", "warning", f"Workflow '{ref.name}' matched '{found}' by {how}.",
                               f"Write '{found}'.", ref.prov)
+
+    def unsatisfiable_role(self, ref: Any, roles: Mapping[str, Any]) -> None:
+        """A gate naming a role nobody can hold: an error, and the org owners/admins fallback (§16)."""
+        guess = did_you_mean(ref.name, [name for name, role in roles.items() if not role.builtin])
+        if ref.kind == "approver_role":
+            message = (f"Role '{ref.name}' approves {ref.context}, but it is neither declared nor built in: nobody "
+                       "holds it, so the approval could never be given. Organization owners and admins decide in its "
+                       "place.")
+        else:
+            message = (f"Only role '{ref.name}' may use {ref.context}, but it is neither declared nor built in: nobody"
+                       " holds it. Organization owners and admins pass it.")
+        self.diag("unsatisfiable_gate", "error", message,
+                  (guess + " " if guess else "") + "Declare the role under team.roles (project.yaml, workspace.yaml or "
+                  f"team.yaml) or name a declared one; see {doc_link('unsatisfiable_gate')}.", ref.prov)
+
+    def mark_undeclared(self, workflows: dict[str, Workflow]) -> dict[str, Workflow]:
+        """Flag approvers and transition roles that name no role, for the runtime's owner/admin fallback."""
+        roles = self.m.roles
+
+        def policy(p: ApprovalPolicy | None) -> ApprovalPolicy | None:
+            if p is None or not any(a.kind == "role" and a.ref not in roles for a in p.all_approvers()):
+                return p
+
+            def mark(approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+                return tuple(replace(a, undeclared=True) if a.kind == "role" and a.ref not in roles else a
+                             for a in approvers)
+
+            levels = tuple(replace(level, approvers=mark(level.approvers),
+                                   groups=tuple(replace(g, approvers=mark(g.approvers)) for g in level.groups))
+                           for level in p.levels)
+            return replace(p, approvers=mark(p.approvers), levels=levels)
+
+        result = {}
+        for key, wf in workflows.items():
+            states = {k: replace(st, approval=policy(st.approval)) if policy(st.approval) is not st.approval else st
+                      for k, st in wf.states.items()}
+            transitions = []
+            for t in wf.transitions:
+                undeclared = tuple(r for r in t.allowed_roles if r.lstrip("@") not in roles)
+                approval = policy(t.approval)
+                if undeclared or approval is not t.approval:
+                    t = replace(t, undeclared_roles=undeclared, approval=approval)
+                transitions.append(t)
+            result[key] = replace(wf, states=states, transitions=tuple(transitions))
+        return result
+
+    def infer_fields(self, types: dict[str, IssueType], workflows: Mapping[str, Workflow]) -> dict[str, IssueType]:
+        """Gates on custom fields no bound issue type declares: inferred, editable fields so they can pass (§16)."""
+        for wf in workflows.values():
+            bound = [key for key, itype in types.items() if itype.workflow == wf.id]
+            if not bound:
+                continue
+            declared = {f.key for key in bound for f in types[key].fields}
+            wanted: dict[str, tuple[list[Any], Transition]] = {}
+            for t in wf.transitions:
+                for name, values in gate_fields(t).items():
+                    if name not in declared:
+                        entry = wanted.setdefault(name, ([], t))
+                        entry[0].extend(values)
+            for name, (values, first) in wanted.items():
+                numeric = bool(values) and all(_is_number(v) for v in values)
+                kind = "number" if numeric else "string"
+                names = ", ".join(bound)
+                self.diag("unsatisfiable_gate", "error", f"Transition '{first.name}' of workflow '{wf.id}' needs custom "
+                          f"field '{name}', which no issue type of that workflow ({names}) declares, so nobody could "
+                          "set it.", f"Declare '{name}' under `fields:` of the issue type; see "
+                          f"{doc_link('unsatisfiable_gate')}.", first.prov)
+                self.diag("inferred_field", "info", f"Field '{name}' is added as an editable {kind} field to "
+                          f"{names}, so the gate of '{first.name}' can be satisfied.", "", first.prov)
+                field_def = FieldDef(key=name, label=humanize(name), type=kind, inferred=True,
+                                     prov=replace(first.prov, generated=True, derived_from=f"workflow:{wf.id}"))
+                for key in bound:
+                    types[key] = replace(types[key], fields=types[key].fields + (field_def,))
+        return types
 
     def issue_type_ref(self, ref: Any, types: Mapping[str, IssueType]) -> str | None:
         found, how = resolve_issue_type_ref(ref.name, types)
@@ -271,7 +385,8 @@ def resolve_revision(merged: MergedConfig, source: Source, options: LoadOptions)
                "the app.", "", Provenance(path=".kiket/project.yaml"))
     default = r.default_workflow(merged.workflows)
     types = r.issue_types(default, merged.workflows)
-    workflows = r.workflows(merged.workflows, types)
+    workflows = r.mark_undeclared(r.workflows(merged.workflows, types))
+    types = r.infer_fields(types, workflows)
     automations = r.automations(workflows, types)
     declared = set(settings.get("extensions_required", ())) | set(settings.get("extensions_optional", ()))
     extensions = set(options.installed_extensions) if options.installed_extensions is not None else declared

@@ -60,11 +60,24 @@ def _defs() -> dict[str, Any]:
                                       "when": {"$ref": "#/$defs/condition"}})]}
     approval = _obj({"required": _INT, "approvers": {"type": "array", "items": approver},
                      "type": {"enum": ["sequential", "parallel", "any", "quorum"]},
-                     "chain": {"type": "array", "items": approver}, "conditional": {"type": "object"}})
+                     "chain": {"type": "array", "items": approver}, "conditional": {"type": "object"},
+                     "conditions": {"$ref": "#/$defs/condition"}, "message": _STR})
+    assignment = _obj({"assignment": _obj({"type": {"enum": ["role", "user", "field"]}, "identifier": _STR}),
+                       "metadata": _obj({"message": _STR})},
+                      description="One approval from this role, user or person field (§16 require_approval)")
+    assignments = {"type": "array", "items": {"anyOf": [assignment, approver]}}
+    required = {"anyOf": [{"enum": ["any", "all"]}, _INT]}
+    level = _obj({"level": _INT, "name": _STR, "assignments": assignments, "required": required,
+                  "timeout": _DURATION, "conditions": {"$ref": "#/$defs/condition"},
+                  "metadata": _obj({"message": _STR}), "logic": {"enum": ["AND", "OR", "and", "or"]},
+                  "parallel": {"type": "array", "items": _obj({"group": _STR, "assignments": assignments,
+                                                               "required": required})}})
+    approval_chain = {"anyOf": [_obj({"chain": {"type": "array", "items": level}}),
+                                {"type": "array", "items": level}]}
     item = {"anyOf": [_STR, _obj({"id": _STR, "label": _STR, "check_type": {"enum": ["manual", "auto"]},
                                   "required": _BOOL, "condition": {"$ref": "#/$defs/condition"}})]}
     checklist = _obj({"id": _STR, "title": _STR, "required_mode": {"enum": ["all", "any"]},
-                      "items": {"type": "array", "items": item}})
+                      "items": {"type": "array", "items": item}, "on_complete": actions})
     state = {"anyOf": [{"type": "null"}, _obj({
         "type": _STR, "kind": _STR, "category": _STR, "label": _STR, "color": _STR, "icon": _STR,
         "description": _STR,
@@ -73,14 +86,17 @@ def _defs() -> dict[str, Any]:
         "required_documents": {"type": "array"}, "approval": approval, "checklist": checklist,
         "checklists": {"type": "array", "items": checklist}, "on_enter": actions, "on_exit": actions,
         "on_sla_warning": actions, "on_sla_breach": actions, "on_complete": actions,
+        "conditions": {"$ref": "#/$defs/condition"}, "approval_chain": approval_chain,
+        "require_approval": assignments,
     })]}
     transition = _obj({
         "from": {"anyOf": [_STR, {"type": "array", "items": _STR}]}, "to": _STR, "name": _STR, "key": _STR,
         "id": _STR, "conditions": {"$ref": "#/$defs/condition"},
         "requires": _obj({"fields": _STRS, "predicate": {"$ref": "#/$defs/condition"}}),
         "required_fields": _STRS, "when": {"$ref": "#/$defs/condition"}, "comment_required": _BOOL,
-        "requires_comment": _BOOL, "approval_required": _BOOL, "requires_approval": _BOOL, "approval": approval,
-        "roles": _STRS, "actions": actions, "on_transition": actions,
+        "requires_comment": _BOOL, "approval_required": _BOOL, "requires_approval": {"anyOf": [_BOOL, assignments]},
+        "approval": approval, "require_approval": assignments, "approval_chain": approval_chain,
+        "metadata": _obj({"requires_fields": _STRS}), "roles": _STRS, "actions": actions, "on_transition": actions,
     }, required=["from", "to"])
     return {"condition": condition, "action": action, "state": state, "transition": transition}
 
@@ -93,13 +109,15 @@ def schemas() -> dict[str, dict[str, Any]]:
     """One JSON Schema per file kind: project, team, issue_types, workflow, board, automation, recipe."""
     role = {"anyOf": [_STR, _obj({"name": _STR, "description": _STR, "inherits": _STR, "permissions": _STRS},
                                  required=["name"])]}
-    seed = _obj({"title": _STR, "description": _STR, "issue_type": _STR, "status": _STR, "priority": _STR,
-                 "labels": _STRS, "assignee": _STR, "custom_fields": {"type": "object"}}, required=["title"])
+    seed = _obj({"title": _STR, "description": _STR, "issue_type": _STR, "case_type": _STR, "status": _STR,
+                 "priority": _STR, "labels": _STRS, "assignee": _STR, "custom_fields": {"type": "object"}},
+                required=["title"])
     project_body = _obj({
         "key": _STR, "id": _STR, "name": _STR, "description": _STR, "version": {"type": ["string", "number"]},
         "team": _obj({"roles": {"type": "array", "items": role}}),
         "extensions": _obj({"required": _STRS, "optional": _STRS}),
-        "seed_data": _obj({"issues": {"type": "array", "items": seed}}), "default_workflow": _STR,
+        "seed_data": _obj({"issues": {"type": "array", "items": seed}, "cases": {"type": "array", "items": seed}}),
+        "default_workflow": _STR,
         "business_hours": _obj({"timezone": _STR, "days": _STRS, "start": _STR, "end": _STR, "holidays": {}}),
         "priorities": _STRS, "inherit": {"anyOf": [{"enum": ["all", "none"]}, {"type": "object"}]},
     })
@@ -119,7 +137,8 @@ def schemas() -> dict[str, dict[str, Any]]:
                    "wip_policy": {"enum": ["warn", "block"]}, "color": _STR})
     board_props = {
         "id": _STR, "key": _STR, "name": _STR, "type": _STR, "description": _STR, "workflow": _STR,
-        "filters": _obj({"issue_types": _STRS, "issueTypes": _STRS, "workflows": _STRS, "labels": _STRS,
+        "filters": _obj({"issue_types": _STRS, "issueTypes": _STRS, "case_types": _STRS, "workflows": _STRS,
+                         "labels": _STRS,
                          "priorities": _STRS, "assignee": _STR, "states": _STRS}),
         "columns": {"type": "array", "items": column},
         "swimlanes": _obj({"enabled": _BOOL, "field": _STR, "by": _STR, "values": {"type": "array"}}),
@@ -138,6 +157,8 @@ def schemas() -> dict[str, dict[str, Any]]:
     return {
         "project": _with_defs("project", _obj({"model_version": _MODEL_VERSION, "project": project_body}),
                               "Kiket project.yaml"),
+        "workspace": _with_defs("workspace", _obj({"model_version": _MODEL_VERSION, "workspace": project_body}),
+                                "Kiket workspace.yaml (project.yaml in the workspace/case vocabulary)"),
         "team": _with_defs("team", _obj({
             "model_version": _MODEL_VERSION,
             "team": _obj({"roles": {"type": "array", "items": role},
@@ -148,6 +169,11 @@ def schemas() -> dict[str, dict[str, Any]]:
             "issue_types": {"anyOf": [{"type": "array", "items": itype},
                                       {"type": "object", "additionalProperties": {"anyOf": [itype, {"type": "null"}]}}]},
             "types": {"type": ["array", "object"]}}), "Kiket issue_types.yaml"),
+        "case_types": _with_defs("case_types", _obj({
+            "model_version": _MODEL_VERSION,
+            "case_types": {"anyOf": [{"type": "array", "items": itype},
+                                     {"type": "object", "additionalProperties": {"anyOf": [itype, {"type": "null"}]}}]},
+        }), "Kiket case_types.yaml (issue_types.yaml in the workspace/case vocabulary)"),
         "workflow": _with_defs("workflow", _obj({"model_version": _MODEL_VERSION, "workflow": header, "key": _STR,
                                                  "id": _STR, "name": _STR, "description": _STR,
                                                  "version": {"type": ["string", "number"]}, "states": states,

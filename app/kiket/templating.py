@@ -36,6 +36,7 @@ CODES: dict[str, tuple[Severity, str]] = {code: REGISTRY[code] for code in (
     "private_name",
     "invalid_env_name",
     "body_too_deep",
+    "case_vocabulary",
 )}
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
@@ -243,6 +244,10 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
             parts.append("".join(literal))
             literal = []
         placeholder, problem = _parse_placeholder(inner)
+        if problem is None and placeholder.source.startswith("case") and placeholder.root == "issue" \
+                and not any(d.code == "case_vocabulary" for d in diags):
+            diags.append(_diag("case_vocabulary", f"{raw[:80]!r} uses the workspace/case vocabulary; it is read as "
+                               "issue.", prov))
         if problem is not None and len(diags) < MAX_DIAGNOSTICS:
             code, message = problem
             diags.append(_diag(code, f"{message} in {raw[:80]!r}; renders empty", prov, _HINTS.get(code, "")))
@@ -253,7 +258,7 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
 
 
 _HINTS = {
-    "unknown_template_root": "start with one of: " + ", ".join(sorted(ROOTS)),
+    "unknown_template_root": "start with one of: " + ", ".join(sorted(ROOTS | {"case"})),
     "unknown_filter": "use one of: " + ", ".join(sorted(FILTERS)),
     "invalid_env_name": "secret names are upper case, e.g. ${env.SLACK_WEBHOOK}",
     "private_name": "names starting with _ are never readable",
@@ -368,6 +373,9 @@ def _parse_path(text: str) -> tuple[tuple, tuple[str, str] | None]:
             return (), ("template_syntax", f"{text[:60]!r} is not a dotted path")
         segments.append(int(segment) if segment.isdigit() else segment)
     root = segments[0]
+    if root == "case" and len(segments) > 1:
+        # The workspace/case vocabulary (§16): `{{case.title}}` is `{{issue.title}}`.
+        segments[0] = root = "issue"
     if root not in ROOTS:
         return (), ("unknown_template_root", f"unknown root {str(root)[:40]!r}")
     if root == "env" and (len(segments) != 2 or not ENV_NAME.fullmatch(str(segments[1]))):

@@ -14,7 +14,8 @@ from app.kiket.model import (
     ApprovalPolicy, Approver, Checklist, ChecklistItem, SlaPolicy, SlaRule, State, Transition, Workflow,
     content_hash,
 )
-from app.kiket.reader import FileContext, humanize, join, resolve_key, slugify, type_name
+from app.kiket.approvals import ApprovalReader
+from app.kiket.reader import FileContext, humanize, join, looks_like_gate, resolve_key, slugify, type_name
 
 KIND_ALIASES = {
     "initial": "initial", "start": "initial", "new": "initial",
@@ -29,7 +30,8 @@ HOOKS = {"on_enter": "on_enter", "on_exit": "on_exit", "on_sla_warning": "on_sla
          "on_checklist_complete": "on_checklist_complete"}
 STATE_KEYS = frozenset({
     "key", "id", "type", "kind", "category", "metadata", "label", "name", "color", "icon", "description",
-    "wip_limit", "sla", "required_documents", "approval", "checklist", "checklists", *HOOKS,
+    "wip_limit", "sla", "required_documents", "approval", "checklist", "checklists", "conditions",
+    "require_approval", "requires_approval", "approval_chain", *HOOKS,
 })
 METADATA_KEYS = frozenset({"label", "name", "color", "icon", "description"})
 TOP_KEYS = frozenset({"model_version", "workflow", "key", "id", "name", "description", "version", "states",
@@ -38,8 +40,12 @@ HEADER_KEYS = frozenset({"id", "key", "name", "description", "version", "states"
 TRANSITION_KEYS = frozenset({
     "from", "to", "name", "key", "id", "conditions", "requires", "required_fields", "when", "comment_required",
     "requires_comment", "approval_required", "requires_approval", "approval", "roles", "actions",
-    "on_transition", "description",
+    "on_transition", "description", "metadata", "require_approval", "approval_chain",
 })
+REQUIRES_KEYS = frozenset({"fields", "predicate", "comment", "approval", "roles"})
+# Gates a transition's `metadata` may carry (§16), by the canonical gate they mean.
+METADATA_GATES = {"fields": ("requires_fields", "required_fields"), "comment": ("requires_comment", "comment_required"),
+                  "approval": ("requires_approval", "approval_required")}
 
 
 @per_file
@@ -110,6 +116,7 @@ class _WorkflowBuilder:
         self.fatal = False
         self.checklist_ids: dict[str, str] = {}
         self.item_ids: set[str] = set()
+        self.approvals = ApprovalReader(ctx, wf_id)
 
     def raw_states(self, node: Any, pointer: str) -> list[tuple[str, dict, str]] | None:
         ctx = self.ctx
@@ -267,10 +274,12 @@ class _WorkflowBuilder:
     def state(self, key: str, body: dict, ptr: str, kind: str, gateway: bool,
               category_info: tuple[Any, str]) -> State:
         ctx = self.ctx
-        extra = ctx.extra(body, ptr, STATE_KEYS, f"state '{key}'")
+        owner = f"state '{key}' of workflow '{self.wf_id}'"
+        extra = ctx.extra(body, ptr, STATE_KEYS, f"state '{key}'", gate=owner)
         meta = ctx.mapping(body.get("metadata"), join(ptr, "metadata"), "metadata") or {}
         if meta:
-            extra.update(ctx.extra(meta, join(ptr, "metadata"), METADATA_KEYS, f"the metadata of state '{key}'"))
+            extra.update(ctx.extra(meta, join(ptr, "metadata"), METADATA_KEYS, f"the metadata of state '{key}'",
+                                   gate=owner))
 
         def attr(name: str, *aliases: str) -> str | None:
             for source, base in ((meta, join(ptr, "metadata")), (body, ptr)):
@@ -290,12 +299,23 @@ class _WorkflowBuilder:
             ctx.diag("unknown_category", f"State '{key}' has category '{category}', which is not one of "
                      "pending, active, review, completed, blocked, cancelled; it is kept.",
                      "Use one of the standard categories so boards and reports group it.", cat_ptr)
-        checklists = self.checklists(key, body, ptr)
+        checklists, on_complete = self.checklists(key, body, ptr)
         hooks = {}
         for name, canonical in HOOKS.items():
             if name in body:
                 actions = normalize_actions(ctx, body[name], join(ptr, name), f"{name} of state '{key}'", self.wf_id)
                 hooks[canonical] = hooks.get(canonical, ()) + actions
+        if on_complete:
+            hooks["on_checklist_complete"] = hooks.get("on_checklist_complete", ()) + on_complete
+        approval = self.approvals.gather(body, ptr, owner)
+        if approval is None and body.get("requires_approval") is True:
+            approval = ApprovalPolicy(mode="any", required=1, approvers=(), prov=ctx.locate(join(ptr, "requires_approval")))
+        entry_guard = None
+        if body.get("conditions") is not None:
+            entry_guard, diags = parse_condition(body["conditions"], join(ptr, "conditions"), ctx.locate)
+            ctx.extend(diags)
+            ctx.diag("entry_guard", f"The conditions of state '{key}' guard every transition into it.", "",
+                     join(ptr, "conditions"))
         documents = []
         for index, doc in enumerate(ctx.listing(body.get("required_documents"), join(ptr, "required_documents"),
                                                 "required_documents")):
@@ -309,8 +329,8 @@ class _WorkflowBuilder:
             wip_limit=ctx.integer(body.get("wip_limit"), join(ptr, "wip_limit"), f"wip_limit of state '{key}'", 1),
             sla=self.sla(key, body.get("sla"), join(ptr, "sla")) if body.get("sla") is not None else None,
             required_documents=tuple(documents),
-            approval=self.approval(body.get("approval"), join(ptr, "approval")) if body.get("approval") else None,
-            checklists=checklists, hooks=hooks, prov=ctx.locate(ptr), extra=extra,
+            approval=approval, checklists=checklists, hooks=hooks, prov=ctx.locate(ptr), extra=extra,
+            entry_guard=entry_guard,
         )
 
     def _duration(self, value: Any, pointer: str, what: str) -> int | None:
@@ -412,78 +432,11 @@ class _WorkflowBuilder:
         return SlaPolicy(rules=tuple(rules), business_hours=business_hours, on_warning=on_warning,
                          on_breach=on_breach, prov=ctx.locate(ptr))
 
-    def approval(self, node: Any, ptr: str) -> ApprovalPolicy | None:
+    def checklists(self, state: str, body: dict, ptr: str) -> tuple[dict[str, Checklist], tuple]:
+        """The state's checklists, and the actions of their own `on_complete` (§16: the state's on_complete)."""
         ctx = self.ctx
-        if not isinstance(node, dict):
-            ctx.diag("invalid_approval", f"The approval should be a mapping, not {type_name(node)}; dropped.",
-                     "Write `approval: {required: 1, approvers: [{role: legal}]}`.", ptr)
-            return None
-        known = {"type", "mode", "required", "approvers", "chain", "conditional"}
-        extra = ctx.extra(node, ptr, known, "the approval")
-        mode_value, mode_ptr = ctx.pick(node, ptr, "type", "mode")
-        approvers: list[Approver] = []
-        entries_value, entries_ptr = ctx.pick(node, ptr, "approvers", "chain")
-        for index, item in enumerate(ctx.listing(entries_value, entries_ptr, "approvers")):
-            item_ptr = join(entries_ptr, index)
-            approver = None
-            if isinstance(item, str):
-                approver = Approver("role", item.lstrip("@"), None, ctx.locate(item_ptr))
-            elif isinstance(item, dict):
-                for kind in ("role", "user", "field"):
-                    if isinstance(item.get(kind), str):
-                        when = None
-                        if item.get("when") is not None:
-                            when, diags = parse_condition(item["when"], join(item_ptr, "when"), ctx.locate)
-                            ctx.extend(diags)
-                        approver = Approver(kind, item[kind], when, ctx.locate(item_ptr))
-                        break
-            if approver is None:
-                ctx.diag("invalid_value", "An approver should be a role name or `{role|user|field: ...}`; ignored.",
-                         "Write e.g. `{role: legal}`.", item_ptr)
-                continue
-            if approver.kind == "role":
-                ctx.ref("role", approver.ref, item_ptr, "approver")
-            approvers.append(approver)
-        conditional = ctx.mapping(node.get("conditional"), join(ptr, "conditional"), "conditional") or {}
-        for name, cond_node in conditional.items():
-            cond_ptr = join(ptr, "conditional", name)
-            target = next((i for i, a in enumerate(approvers) if a.ref == name), None)
-            when_node = cond_node.get("when") if isinstance(cond_node, dict) else cond_node
-            if target is None or when_node is None:
-                ctx.diag("invalid_value", f"conditional names '{name}', which is not an approver of the chain; ignored.",
-                         "Name an entry of `chain`.", cond_ptr)
-                continue
-            when, diags = parse_condition(when_node, join(cond_ptr, "when") if isinstance(cond_node, dict)
-                                          else cond_ptr, ctx.locate)
-            ctx.extend(diags)
-            approvers[target] = replace(approvers[target], when=when)
-        if mode_value is None:
-            mode = "sequential" if "chain" in node and "approvers" not in node else "quorum"
-        elif mode_value in ("sequential", "parallel", "any", "quorum"):
-            mode = mode_value
-        else:
-            ctx.diag("invalid_approval", f"Approval type {mode_value!r} is not sequential, parallel, any or quorum;"
-                     " the approval is dropped.", "Use sequential, parallel or any.", mode_ptr)
-            return None
-        required = node.get("required")
-        if mode == "quorum":
-            if required is None:
-                required = 1
-            elif isinstance(required, bool) or not isinstance(required, int) or required < 1:
-                ctx.diag("invalid_value", f"approval.required should be a whole number ≥ 1, not {required!r}; 1 is used.",
-                         "Write `required: 1`.", join(ptr, "required"))
-                required = 1
-        else:
-            required = 1 if mode == "any" else len(approvers)
-        if not approvers and mode != "quorum":
-            ctx.diag("invalid_approval", "The approval chain names no approver; the approval is dropped.",
-                     "List approvers in `chain:`.", ptr)
-            return None
-        return ApprovalPolicy(mode=mode, required=required, approvers=tuple(approvers), prov=ctx.locate(ptr),
-                              extra=extra)
-
-    def checklists(self, state: str, body: dict, ptr: str) -> dict[str, Checklist]:
-        ctx = self.ctx
+        owner = f"the checklist of state '{state}' of workflow '{self.wf_id}'"
+        on_complete: tuple = ()
         nodes: list[tuple[Any, str]] = []
         if body.get("checklist") is not None:
             nodes.append((body["checklist"], join(ptr, "checklist")))
@@ -497,8 +450,11 @@ class _WorkflowBuilder:
                 ctx.diag("invalid_value", f"A checklist should be a mapping, not {type_name(node)}; ignored.",
                          "Write `checklist: {id, title, items: [...]}`.", node_ptr)
                 continue
-            ctx.extra(node, node_ptr, {"id", "key", "title", "name", "required_mode", "mode", "items"},
-                      "the checklist")
+            ctx.extra(node, node_ptr, {"id", "key", "title", "name", "required_mode", "mode", "items", "on_complete",
+                                       "description"}, "the checklist", gate=owner)
+            if node.get("on_complete") is not None:
+                on_complete += normalize_actions(ctx, node["on_complete"], join(node_ptr, "on_complete"),
+                                                 f"on_complete of the checklist of state '{state}'", self.wf_id)
             raw_id, id_ptr = ctx.pick(node, node_ptr, "id", "key")
             cl_id = ctx.identifier(raw_id if raw_id is not None else f"{state}_checklist", id_ptr, "The checklist id")
             if cl_id is None:
@@ -516,15 +472,15 @@ class _WorkflowBuilder:
                          "Use all or any.", mode_ptr)
             items = []
             for index, item in enumerate(ctx.listing(node.get("items"), join(node_ptr, "items"), "items")):
-                parsed = self.item(item, join(node_ptr, "items", index))
+                parsed = self.item(item, join(node_ptr, "items", index), owner)
                 if parsed:
                     items.append(parsed)
             title_value, title_ptr = ctx.pick(node, node_ptr, "title", "name")
             result[cl_id] = Checklist(id=cl_id, title=ctx.text(title_value, title_ptr, "The title") or humanize(cl_id),
                                       mode=mode, items=tuple(items), state=state, prov=ctx.locate(node_ptr))
-        return result
+        return result, on_complete
 
-    def item(self, node: Any, ptr: str) -> ChecklistItem | None:
+    def item(self, node: Any, ptr: str, owner: str) -> ChecklistItem | None:
         ctx = self.ctx
         if isinstance(node, str):
             node = {"label": node}
@@ -532,8 +488,8 @@ class _WorkflowBuilder:
             ctx.diag("invalid_value", f"A checklist item should be text or a mapping, not {type_name(node)}; ignored.",
                      "Write `- Label` or `- {id, label}`.", ptr)
             return None
-        ctx.extra(node, ptr, {"id", "key", "label", "name", "check_type", "type", "required", "condition", "when"},
-                  "the checklist item")
+        ctx.extra(node, ptr, {"id", "key", "label", "name", "check_type", "type", "required", "condition", "when",
+                              "description"}, "the checklist item", gate=owner)
         label_value, label_ptr = ctx.pick(node, ptr, "label", "name")
         label = ctx.text(label_value, label_ptr, "The item label")
         raw_id, id_ptr = ctx.pick(node, ptr, "id", "key")
@@ -571,8 +527,9 @@ class _WorkflowBuilder:
         ids: dict[str, int] = {}
         for entry in raw:
             node, ptr, sources, target = entry["node"], entry["ptr"], entry["sources"], entry["target"]
-            extra = ctx.extra(node, ptr, TRANSITION_KEYS, "the transition")
             name = ctx.text(node.get("name"), join(ptr, "name"), "The transition name") or states[target].label
+            owner = f"transition '{name}' of workflow '{self.wf_id}'"
+            extra = ctx.extra(node, ptr, TRANSITION_KEYS, "the transition", gate=owner)
             signature = (sources, target, name)
             if signature in seen:
                 ctx.diag("duplicate_transition", f"The transition '{name}' to '{target}' is declared twice;"
@@ -595,12 +552,20 @@ class _WorkflowBuilder:
                 guard, diags = parse_condition(node["conditions"], join(ptr, "conditions"), ctx.locate)
                 ctx.extend(diags)
             checklists = self.guard_checklists(guard, states, join(ptr, "conditions"))
+            entry_guard = states[target].entry_guard
+            if entry_guard is not None:
+                guard = All((guard, entry_guard), entry_guard.prov) if guard is not None else entry_guard
+                checklists += self.guard_checklists(entry_guard, states, states[target].prov.pointer)
             requires = ctx.mapping(node.get("requires"), join(ptr, "requires"), "requires") or {}
             if requires:
-                ctx.extra(requires, join(ptr, "requires"), {"fields", "predicate", "comment", "approval"}, "requires")
+                ctx.extra(requires, join(ptr, "requires"), REQUIRES_KEYS, "requires", gate=owner)
+            meta = self.transition_metadata(node, ptr, owner)
             fields_value = requires.get("fields", node.get("required_fields"))
             fields_ptr = join(ptr, "requires", "fields") if "fields" in requires else join(ptr, "required_fields")
             required_fields = ctx.strings(fields_value, fields_ptr, "required fields")
+            if "fields" in meta:
+                extra_fields = ctx.strings(meta["fields"][0], meta["fields"][1], "required fields")
+                required_fields = tuple(dict.fromkeys(required_fields + extra_fields))
             predicate = None
             pred_value = requires.get("predicate", node.get("when"))
             if pred_value is not None:
@@ -611,18 +576,27 @@ class _WorkflowBuilder:
             comment_value, comment_ptr = ctx.pick(node, ptr, "comment_required", "requires_comment")
             if comment_value is None and "comment" in requires:
                 comment_value, comment_ptr = requires["comment"], join(ptr, "requires", "comment")
-            approval_value, approval_ptr = ctx.pick(node, ptr, "approval_required", "requires_approval")
+            if comment_value is None and "comment" in meta:
+                comment_value, comment_ptr = meta["comment"]
             approval_required = None
-            if approval_value is not None:
-                approval_required = ctx.boolean(approval_value, approval_ptr, "approval_required", False)
-            approval = None
-            if node.get("approval") is not None:
-                approval = self.approval(node["approval"], join(ptr, "approval"))
-                if approval is not None:
-                    approval_required = True
-            roles = ctx.strings(node.get("roles"), join(ptr, "roles"), "roles")
+            flags = [(node.get(key), join(ptr, key)) for key in ("approval_required", "requires_approval")]
+            flags += [(requires.get("approval"), join(ptr, "requires", "approval")), meta.get("approval", (None, ""))]
+            for value, value_ptr in flags:
+                if isinstance(value, bool) or (value is not None and not isinstance(value, (dict, list))):
+                    flag = ctx.boolean(value, value_ptr, "approval_required", False)
+                    approval_required = flag if approval_required is None else approval_required or flag
+            policy_node = dict(node)
+            if isinstance(requires.get("approval"), (dict, list)):
+                policy_node.setdefault("requires_approval", requires["approval"])
+            approval = self.approvals.gather(policy_node, ptr, owner)
+            if approval is not None:
+                approval_required = True
+            roles_value, roles_ptr = (node.get("roles"), join(ptr, "roles")) if node.get("roles") is not None \
+                else (requires.get("roles"), join(ptr, "requires", "roles"))
+            roles = ctx.strings(roles_value, roles_ptr, "roles")
             for index, role in enumerate(roles):
-                ctx.ref("role", role.lstrip("@"), join(ptr, "roles", index), "transition roles")
+                ctx.ref("transition_role", role.lstrip("@"), join(roles_ptr, index) if isinstance(roles_value, list)
+                        else roles_ptr, owner, self.wf_id)
             actions_value, actions_ptr = ctx.pick(node, ptr, "actions", "on_transition")
             actions = normalize_actions(ctx, actions_value, actions_ptr, "transition actions", self.wf_id)
             if sources != "*" and any(states[s].kind == "final" for s in sources):
@@ -636,6 +610,26 @@ class _WorkflowBuilder:
                 checklists=tuple(dict.fromkeys(checklists)), prov=ctx.locate(ptr), extra=extra,
             ))
         return tuple(result)
+
+    def transition_metadata(self, node: dict, ptr: str, owner: str) -> dict[str, tuple[Any, str]]:
+        """Gates written under a transition's `metadata` (§16): enforced, with an info; the rest is free-form."""
+        ctx = self.ctx
+        meta = node.get("metadata")
+        if not isinstance(meta, dict):
+            if meta is not None:
+                ctx.mapping(meta, join(ptr, "metadata"), "metadata")
+            return {}
+        found: dict[str, tuple[Any, str]] = {}
+        for gate, keys in METADATA_GATES.items():
+            for key in keys:
+                if key in meta and gate not in found:
+                    found[gate] = (meta[key], join(ptr, "metadata", key))
+                    ctx.diag("gate_in_metadata", f"metadata.{key} of {owner} is enforced as a gate.",
+                             f"Move it out of metadata (e.g. `requires: {{fields: [...]}}`).",
+                             join(ptr, "metadata", key))
+        known = {key for keys in METADATA_GATES.values() for key in keys} | {k for k in meta if not looks_like_gate(k)}
+        ctx.extra(meta, join(ptr, "metadata"), known, "the transition metadata", gate=owner)
+        return found
 
     def guard_checklists(self, condition: Any, states: dict[str, State], ptr: str) -> tuple[str, ...]:
         found: list[ChecklistComplete] = []

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.kiket.automations import EVENT_ALIASES, EVENTS
+from app.kiket.automations import canonical_event_name
 from app.kiket.runtime.snapshot import Actor, plain
 
 # Causal chains stop here: an event caused by automations three levels deep triggers nothing more.
@@ -18,9 +18,7 @@ def canonical_event(name: str) -> str | None:
     """Catalogue name for an event or alias (`sla.breached` → `sla.breach`), None when unknown."""
     if not isinstance(name, str):
         return None
-    text = name.strip()
-    text = EVENT_ALIASES.get(text, text)
-    return text if text in EVENTS else None
+    return canonical_event_name(name)
 
 
 @dataclass(frozen=True)

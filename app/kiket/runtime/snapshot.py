@@ -23,6 +23,8 @@ class Actor:
     roles: frozenset[str] = frozenset()
     permissions: frozenset[str] = frozenset()
     is_automation: bool = False
+    # An organization owner or admin: stands in for roles nobody can hold, and may force a blocked move (§16).
+    org_admin: bool = False
 
     def can(self, permission: str) -> bool:
         """True when a granted permission or wildcard (`issue.*`, `*`) covers `permission`."""
@@ -55,6 +57,8 @@ class ApprovalRecord:
     decision: Decision = "approved"
     at: datetime | None = None
     reason: str | None = None
+    # The decider was an organization owner or admin (they decide for roles nobody holds, §16).
+    org_admin: bool = False
 
 
 @dataclass(frozen=True)

@@ -208,10 +208,15 @@ def _permission_gate(transition: Transition, actor: Actor) -> GateResult:
         reasons.append(f"You lack the {TRANSITION_PERMISSION} permission")
     if transition.allowed_roles:
         allowed = {r.lstrip("@").casefold() for r in transition.allowed_roles}
-        if not any(r.casefold() in allowed for r in actor.roles):
+        # A role nobody can hold (declared nowhere) is passed by organization owners and admins (§16).
+        stand_in = bool(transition.undeclared_roles) and actor.org_admin
+        if not stand_in and not any(r.casefold() in allowed for r in actor.roles):
             roles = ", ".join(transition.allowed_roles)
-            reasons.append(f"Only role{'s' if len(transition.allowed_roles) > 1 else ''} {roles} may use "
-                           f"'{transition.name}'")
+            reason = f"Only role{'s' if len(transition.allowed_roles) > 1 else ''} {roles} may use '{transition.name}'"
+            if transition.undeclared_roles:
+                reason += (f" ({', '.join(transition.undeclared_roles)} is declared nowhere: organization owners and "
+                           "admins pass it)")
+            reasons.append(reason)
     return GateResult("permission", not reasons, tuple(reasons))
 
 

@@ -79,8 +79,8 @@ def test_schema_writes_one_file_per_kind(tmp_path):
     result = CliRunner().invoke(schema_command, ["--out", str(tmp_path / "schemas")])
     assert result.exit_code == 0
     names = sorted(p.name for p in (tmp_path / "schemas").iterdir())
-    assert names == sorted(f"{k}.schema.json" for k in ("project", "team", "issue_types", "workflow", "board",
-                                                        "automation", "recipe"))
+    assert names == sorted(f"{k}.schema.json" for k in ("project", "workspace", "team", "issue_types", "case_types",
+                                                        "workflow", "board", "automation", "recipe"))
     data = json.loads((tmp_path / "schemas" / "workflow.schema.json").read_text())
     assert data["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 

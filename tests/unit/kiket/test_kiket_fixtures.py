@@ -18,7 +18,13 @@ EXPECTED_WARNINGS = {
     ("scrum", "main"): {"unsupported_section": 6, "unknown_role": 4, "unknown_channel": 3, "fuzzy_reference": 2},
     ("kanban", "main"): {"unsupported_section": 8, "unknown_channel": 3, "unknown_role": 3, "fuzzy_reference": 1,
                          "unknown_issue_type": 1},
-    ("legal", "main"): {"unknown_role": 13, "unsupported_section": 6},
+    ("legal", "main"): {"unknown_role": 11, "unsupported_section": 6},
+}
+# The one error of the four fixtures (§16): legal's approvers name the role `legal`, which is declared nowhere,
+# so the approval of both its legal_review states could never be given. Nothing else may be an error.
+EXPECTED_ERRORS = {
+    ("legal", "main"): [("unsatisfiable_gate", ".kiket/workflows/contract.yaml", "legal_review"),
+                        ("unsatisfiable_gate", ".kiket/workflows/gdpr.yaml", "legal_review")],
 }
 UNKNOWN_ROLES = {
     ("engineering", "main"): {"engineering_lead", "oncall", "engineering", "product"},
@@ -47,10 +53,21 @@ def line_of(files: dict[str, bytes], path: str, needle: str, occurrence: int = 1
 
 
 @pytest.mark.parametrize("name,branch", REVISIONS)
-def test_fixture_loads_without_fatal_or_error(loaded, name, branch):
+def test_fixture_loads_with_exactly_the_predicted_errors(loaded, name, branch):
     result = loaded(name, branch)
     assert result.ok and result.revision is not None
-    assert [d.format() for d in result.diagnostics if d.severity in ("fatal", "error")] == []
+    errors = [d for d in result.diagnostics if d.severity in ("fatal", "error")]
+    assert [(d.code, d.file) for d in errors] == [(code, file) for code, file, _ in
+                                                  EXPECTED_ERRORS.get((name, branch), [])]
+    for diagnostic, (_, _, state) in zip(errors, EXPECTED_ERRORS.get((name, branch), [])):
+        assert f"state '{state}'" in diagnostic.message and "Role 'legal'" in diagnostic.message
+
+
+def test_legal_approvers_fall_back_to_organization_owners_and_admins(loaded):
+    revision = loaded("legal").revision
+    for workflow in ("contract", "gdpr"):
+        approvers = revision.workflows[workflow].states["legal_review"].approval.approvers
+        assert [(a.ref, a.undeclared) for a in approvers] == [("legal", True)]
 
 
 @pytest.mark.parametrize("name,branch", REVISIONS)
@@ -280,3 +297,19 @@ def test_positions_of_states_transitions_columns_and_sla_rules(loaded, fixture_r
     assert column.prov.pointer == "/columns/2"
     seed = revision.project.seed_issues[1]
     assert seed.prov.line == line_of(files, ".kiket/project.yaml", "Production database connection pool")
+
+
+# Versions of the fixtures' workflows as stored before the §16 fields existed: unchanged, so issues pinned to them
+# do not need a migration after an upgrade.
+WORKFLOW_VERSIONS = {
+    "engineering": {"bug": "a00b0454642bd095", "incident": "aeaa763cad811e3e"},
+    "scrum": {"scrum": "2f4cf7d01adb4e1e"},
+    "kanban": {"kanban": "35b462be133a3d50"},
+    "legal": {"contract": "d0fc8459c27fc4cd", "gdpr": "3cfda5c4762359dd"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOW_VERSIONS))
+def test_workflow_versions_survive_fields_added_later(loaded, name):
+    versions = {key: wf.version[:16] for key, wf in loaded(name).revision.workflows.items()}
+    assert versions == WORKFLOW_VERSIONS[name]

@@ -152,10 +152,13 @@ transitions:
     assert [x.type for x in transition.actions] == ["notify", "frobnicate", "set_field", "extension"]
     assert [x.support for x in transition.actions] == ["core", "unknown", "core", "stub"]
     assert transition.actions[2].params == {"field": "priority", "value": "critical"}
+    # counsel and cfo are declared nowhere: the approval of b could never be given (§16).
     assert codes(result, "error") == {"auto_item_without_condition": 1, "invalid_duration": 1,
-                                      "invalid_sla_rule": 1, "duplicate_transition": 2, "invalid_action": 1}
+                                      "invalid_sla_rule": 1, "duplicate_transition": 2, "invalid_action": 1,
+                                      "unsatisfiable_gate": 2}
+    assert all(x.undeclared for x in b.approval.approvers)
     assert {"unknown_state_kind", "unknown_category", "unknown_action", "approval_without_policy",
-            "unknown_required_document", "extension_not_installed", "unknown_role"} <= set(codes(result, "warning"))
+            "unknown_required_document", "extension_not_installed"} <= set(codes(result, "warning"))
 
 
 def test_workflow_version_is_a_stable_hash_of_the_normalized_form():

@@ -103,3 +103,18 @@ def test_repository_defining_a_kind_hides_the_bundled_elements_of_that_kind():
 def test_without_bundled_layer_builtin_roles_still_exist():
     result = load_revision({".kiket/workflows/bug.yaml": wf("bug", "B")}, include_bundled=False)
     assert {"owner", "admin", "member", "viewer"} <= set(result.revision.team.roles)
+
+
+def test_bundled_provenance_reads_as_the_bundled_template_never_as_a_repository_file():
+    revision = load_revision({".kiket/workflows/bug.yaml": wf("bug", "Bug")}, bundled_template="kanban").revision
+    story = revision.issue_types["story"]
+    assert story.prov.layer == "bundled"
+    assert story.prov.label == f"bundled template kanban · issue_types.yaml:{story.prov.line}"
+    assert revision.workflows["bug"].prov.label == f"repository · bug.yaml:{revision.workflows['bug'].prov.line}"
+    # A project with no repository runs on its template as if it were its repository: still named as the template.
+    from app.kiket.bundled import template_files
+    from app.kiket.model import Source
+
+    alone = load_revision(template_files("scrum"), source=Source(repo="template:scrum")).revision
+    workflow = next(iter(alone.workflows.values()))
+    assert workflow.prov.label.startswith("bundled template scrum · ")

@@ -53,7 +53,14 @@ columns:
   - {key: done, name: Done, states: [done, cancelled]}
 """
 
+# The roles its gates name, declared so that people can hold them (an undeclared one would be unsatisfiable, §16).
+MINI_TEAM = b"""
+team:
+  roles: [{name: dev}, {name: counsel}, {name: cfo}]
+"""
+
 MINI_FILES = {
+    ".kiket/team.yaml": MINI_TEAM,
     ".kiket/workflows/mini.yaml": MINI_WORKFLOW,
     ".kiket/boards/mini.yaml": MINI_BOARD,
 }

@@ -67,8 +67,8 @@ def test_denial_by_a_non_approver_does_not_count():
                            {}).satisfied
 
 
-def test_who_may_decide(revision):
-    policy = revision("legal").workflows["contract"].states["legal_review"].approval
+def test_who_may_decide():
+    policy = ApprovalPolicy("quorum", 1, (Approver("role", "legal"),))
     lena = rec("lena", "legal")
     assert can_decide(policy, lena, (), {}, may_approve=True) is None
     assert can_decide(policy, lena, (), {}, may_approve=False) == "You lack the issue.approve permission"
@@ -78,6 +78,17 @@ def test_who_may_decide(revision):
     assert can_decide(policy, rec("lars", "legal"), (lena,), {}, may_approve=True) == "The approval is already complete"
     denied = (rec("lena", "legal", decision="denied"),)
     assert "denied" in can_decide(policy, rec("lars", "legal"), denied, {}, may_approve=True)
+
+
+def test_a_role_declared_nowhere_is_decided_by_organization_owners_and_admins(revision):
+    """legal's approver role `legal` exists in no team (§16): org owners/admins decide in its place."""
+    policy = revision("legal").workflows["contract"].states["legal_review"].approval
+    owner = ApprovalRecord("olga", frozenset({"owner"}), "approved", NOW, org_admin=True)
+    assert can_decide(policy, owner, (), {}, may_approve=True) is None
+    refusal = can_decide(policy, rec("lena", "legal"), (), {}, may_approve=True)
+    assert refusal.startswith("Only role legal (declared nowhere: an organization owner or admin decides")
+    assert approval_status(policy, (owner,), {}).satisfied
+    assert not approval_status(policy, (rec("lena", "legal"),), {}).satisfied
 
 
 def test_sequential_chain_is_decided_in_turn():
