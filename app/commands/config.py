@@ -47,6 +47,8 @@ def validate_command(path: Path, ref: str | None, as_json: bool, strict: bool) -
             f"{summary['boards']} boards, {summary['issue_types']} issue types, {summary['automations']} automations"
         )
         click.echo(", ".join(f"{counts[s]} {s}" for s in ("fatal", "error", "warning", "info")))
+        if result.diagnostics:
+            click.echo("Each code is explained, with an example and the fix, in docs/diagnostics.md.")
     if not result.ok or (strict and counts["error"]):
         raise SystemExit(1)
 

@@ -30,7 +30,8 @@ def test_validate_fixture_directory_prints_compiler_style_lines_and_summary(fixt
     lines = result.output.splitlines()
     assert any(line.startswith(".kiket/workflows/incident.yaml:23:19: warning unknown_role:") for line in lines)
     assert "2 workflows, 11 states, 15 transitions, 2 boards, 4 issue types, 5 automations" in lines
-    assert lines[-1].startswith("0 fatal, 0 error, 21 warning")
+    assert lines[-2].startswith("0 fatal, 0 error, 21 warning")
+    assert lines[-1] == "Each code is explained, with an example and the fix, in docs/diagnostics.md."
 
 
 def test_validate_accepts_the_config_directory_itself(tmp_path):
