@@ -84,3 +84,38 @@ def apply_choice(plan: MigrationPlan, source: str, target: str) -> MigrationPlan
     moves = tuple(replace(m, target=target, reason=f"chosen: '{target}'") if m.source == source else m
                   for m in plan.moves)
     return replace(plan, moves=moves)
+
+
+def suggest_target(old: Workflow | None, source: str, new: Workflow) -> tuple[str, str]:
+    """Where an issue in `source` (of `old`, when its definition is still known) goes in `new`, and why.
+
+    The same state key (exactly, else ignoring case), else the first state of `new` with the same status
+    category, else `new`'s initial state (§16: no stranded issues).
+    """
+    if source in new.states:
+        return source, "same state"
+    folded = [key for key in new.states if key.casefold() == source.casefold()]
+    if len(folded) == 1:
+        return folded[0], "same state, other letter case"
+    state = old.states.get(source) if old is not None else None
+    if state is not None:
+        same_kind = [key for key, s in new.states.items() if s.category == state.category and s.kind == state.kind]
+        same_category = same_kind or [key for key, s in new.states.items() if s.category == state.category]
+        if same_category:
+            return same_category[0], f"same category ({state.category})"
+    return new.initial, "initial state"
+
+
+def plan_stranded(old: Workflow | None, new: Workflow, counts: Mapping[str, int],
+                  choices: Mapping[str, str] | None = None) -> MigrationPlan:
+    """Issues of a workflow the new revision lacks (or of removed states), moved onto `new`: every state gets a
+    suggested target, which `choices` (source state → target state of `new`) may override."""
+    moves = []
+    for source, count in counts.items():
+        target, reason = suggest_target(old, source, new)
+        moves.append(StateMove(source, target, int(count), reason))
+    plan = MigrationPlan(new.id, old.version if old is not None else "", new.version, tuple(moves), tuple(new.states))
+    for source, target in (choices or {}).items():
+        if target and any(m.source == source for m in plan.moves):
+            plan = apply_choice(plan, source, target)
+    return plan

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from app.kiket.calendar import BusinessHours
 
 __all__ = ["Actor", "GateResult", "Verdict", "WipInfo", "GATES", "leaves_from", "outgoing", "find_transition",
-           "available_transitions", "evaluate_request", "evaluate_transition", "field_label"]
+           "available_transitions", "evaluate_request", "evaluate_transition", "field_label", "force_refusal",
+           "skipped_gates"]
 
 # Gate names in the order §8.8 lists them.
 GATES = ("permission", "conditions", "required_fields", "predicate", "checklists", "documents", "approval",
@@ -198,6 +199,22 @@ def evaluate_transition(
         _wip_gate(wip),
     )
     return Verdict(all(g.passed for g in gates), transition, gates)
+
+
+def force_refusal(verdict: Verdict, actor: Actor) -> str | None:
+    """None when `actor` may force this move past its failing gates (§16); otherwise why not."""
+    if not actor.org_admin or actor.is_automation:
+        return "Only organization owners and admins can force a transition"
+    if verdict.transition is None:
+        return "; ".join(verdict.reasons) or "The transition is not available"
+    if verdict.allowed:
+        return "Nothing blocks this transition; it needs no force"
+    return None
+
+
+def skipped_gates(verdict: Verdict) -> tuple[GateResult, ...]:
+    """The gates a forced move skips: every failing one, with its reasons."""
+    return tuple(g for g in verdict.gates if not g.passed)
 
 
 def _permission_gate(transition: Transition, actor: Actor) -> GateResult:

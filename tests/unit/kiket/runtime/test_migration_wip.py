@@ -97,3 +97,48 @@ def test_legal_board_spans_two_workflows(revision):
         assert column_for_state(board, wf, "legal_review") is not None
     column = column_for_state(board, "gdpr", "processing")
     assert wip_limit(column, rev.workflows.values()) == 15
+
+
+def test_issues_of_a_removed_workflow_map_by_key_then_category_then_initial(revision):
+    """Template kanban issues onto engineering's bug workflow (§16: no stranded issues)."""
+    from app.kiket.bundled import template_files
+    from app.kiket.model import Source
+    from app.kiket.runtime.migration import plan_stranded
+
+    kanban = load_revision(template_files("kanban"), source=Source(repo="template:kanban")).revision.workflows["kanban"]
+    bug = revision("engineering").workflows["bug"]
+    plan = plan_stranded(kanban, bug, {"backlog": 2, "in_progress": 1, "review": 1, "done": 3})
+    assert plan.ready and plan.workflow == "bug"
+    assert [(m.source, m.target, m.reason) for m in plan.moves] == [
+        ("backlog", "reported", "same category (pending)"), ("in_progress", "triaging", "same category (active)"),
+        ("review", "testing", "same category (review)"), ("done", "deployed", "same category (completed)")]
+    edited = plan_stranded(kanban, bug, {"done": 3}, {"done": "wont_fix"})
+    assert edited.target_for("done") == "wont_fix" and edited.moves[0].count == 3
+    with pytest.raises(ValueError):
+        plan_stranded(kanban, bug, {"done": 3}, {"done": "nowhere"})
+    # Without the old definition (its copy is gone) only keys are known: same key, else the initial state.
+    blind = plan_stranded(None, bug, {"fixing": 1, "limbo": 1})
+    assert [(m.target, m.reason) for m in blind.moves] == [("fixing", "same state"), ("reported", "initial state")]
+
+
+def test_only_organization_owners_and_admins_force_and_only_blocked_moves(revision):
+    from datetime import datetime, timezone
+
+    from app.kiket.runtime.snapshot import Actor, IssueSnapshot
+    from app.kiket.runtime.transitions import evaluate_request, force_refusal, skipped_gates
+
+    contract = revision("legal").workflows["contract"]
+    now = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    snap = IssueSnapshot(id=1, status="legal_review", workflow="contract")
+    owner = Actor("o", frozenset({"owner"}), frozenset({"*"}), org_admin=True)
+    member = Actor("m", frozenset({"member"}), frozenset({"issue.*"}))
+    blocked = evaluate_request(contract, snap, actor=owner, transition="Reject", now=now)
+    assert not blocked.allowed and force_refusal(blocked, owner) is None
+    assert [g.gate for g in skipped_gates(blocked)] == ["approval"]
+    assert force_refusal(evaluate_request(contract, snap, actor=member, transition="Reject", now=now), member) == \
+        "Only organization owners and admins can force a transition"
+    free = evaluate_request(contract, IssueSnapshot(id=1, status="draft", workflow="contract"), actor=owner,
+                            transition="Cancel", now=now)
+    assert force_refusal(free, owner) == "Nothing blocks this transition; it needs no force"
+    missing = evaluate_request(contract, snap, actor=owner, transition="Fly away", now=now)
+    assert "not available" in force_refusal(missing, owner)
