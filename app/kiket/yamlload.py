@@ -34,6 +34,9 @@ _SCALAR_TAGS = {
 # Timestamps and binary stay text: configuration data must stay JSON-ready.
 _TEXT_TAGS = {_STR, _TAG + "timestamp", _TAG + "binary", _TAG + "value"}
 
+_KEY_TAGS = _TEXT_TAGS | set(_SCALAR_TAGS)
+_SCALAR_NODE = yaml.ScalarNode
+
 _constructor = yaml.constructor.SafeConstructor()
 
 
@@ -165,9 +168,9 @@ def _walk(node: yaml.Node, pointer: str, state: _Walk, depth: int) -> Any:
             child_pointer = f"{pointer}/{index}"
             start = child.start_mark
             marks[child_pointer] = (start.line + 1, start.column + 1)
-            if type(child) is yaml.ScalarNode and child.tag == _STR:
+            if type(child) is _SCALAR_NODE:
                 state.nodes += 1
-                append(child.value)
+                append(child.value if child.tag == _STR else _scalar(child))
             else:
                 append(_walk(child, child_pointer, state, depth + 1))
         return items
@@ -176,17 +179,18 @@ def _walk(node: yaml.Node, pointer: str, state: _Walk, depth: int) -> Any:
     result: dict[Any, Any] = {}
     merged: list[tuple[yaml.Node, yaml.Node]] = []
     for key_node, value_node in node.value:
-        if type(key_node) is not yaml.ScalarNode:
+        if type(key_node) is not _SCALAR_NODE:
             raise _problem(
                 "yaml_syntax",
                 "A mapping key is a list or a mapping; keys must be plain words.",
                 "Use a plain text key.",
                 key_node,
             )
-        if key_node.tag == _MERGE:
-            merged.append((key_node, value_node))
-            continue
-        if key_node.tag not in _TEXT_TAGS and key_node.tag not in _SCALAR_TAGS:
+        tag = key_node.tag
+        if tag not in _KEY_TAGS:
+            if tag == _MERGE:
+                merged.append((key_node, value_node))
+                continue
             raise _scalar_tag_problem(key_node)
         # Keys keep their source text: YAML 1.1 would turn the docs' `on:` into True.
         key = key_node.value
@@ -197,12 +201,13 @@ def _walk(node: yaml.Node, pointer: str, state: _Walk, depth: int) -> Any:
                 "Remove or rename one of them; YAML would silently keep only the last.",
                 key_node,
             )
-        child_pointer = f"{pointer}/{escape_pointer_token(key)}"
+        child_pointer = f"{pointer}/{key}" if "/" not in key and "~" not in key \
+            else f"{pointer}/{escape_pointer_token(key)}"
         start = key_node.start_mark
         marks[child_pointer] = (start.line + 1, start.column + 1)
-        if type(value_node) is yaml.ScalarNode and value_node.tag == _STR:
+        if type(value_node) is _SCALAR_NODE:
             state.nodes += 1
-            result[key] = value_node.value
+            result[key] = value_node.value if value_node.tag == _STR else _scalar(value_node)
         else:
             result[key] = _walk(value_node, child_pointer, state, depth + 1)
     for key_node, value_node in merged:
