@@ -22,6 +22,17 @@ from flask.testing import FlaskClient
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Every skip for want of the fixture bundles at one place, so the run's summary counts them on one line."""
+    from tests.support.fixture_repos import MISSING_FIXTURES
+
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple) and report.longrepr[2].endswith(MISSING_FIXTURES):
+        report.longrepr = ("tests/support/fixture_repos.py", None, report.longrepr[2])
+    return report
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

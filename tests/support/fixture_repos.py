@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES_DIR = (REPO_ROOT / ".." / "shared" / "fixtures").resolve()
+# KIKET_FIXTURES_DIR points elsewhere when the bundles do not sit in ../shared/fixtures next to the repository.
+FIXTURES_DIR = Path(os.environ.get("KIKET_FIXTURES_DIR") or REPO_ROOT / ".." / "shared" / "fixtures").resolve()
+# One reason for every test skipped for want of a bundle, so the run's summary counts them on one line.
+MISSING_FIXTURES = (f"the fixture repositories (kiket-definitions-*.bundle) are not all in {FIXTURES_DIR}: "
+                    "put them in ../shared/fixtures next to the repository, or set KIKET_FIXTURES_DIR")
 NAMES = ("engineering", "scrum", "kanban", "legal")
 # (fixture, branch) pairs every loader test runs over.
 REVISIONS = (("engineering", "main"), ("engineering", "develop"), ("scrum", "main"), ("kanban", "main"),
@@ -19,7 +24,7 @@ def bundle_path(name: str) -> Path:
     """Path of a fixture bundle; skips the calling test when the fixtures are absent."""
     path = FIXTURES_DIR / f"kiket-definitions-{name}.bundle"
     if not path.is_file():
-        pytest.skip(f"fixture bundle {path} not found (needs ../shared/fixtures next to the repository)")
+        pytest.skip(MISSING_FIXTURES)
     return path
 
 
