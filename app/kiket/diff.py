@@ -2,15 +2,61 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
+from app.kiket.durations import format_duration
 from app.kiket.model import ConfigRevision, to_plain
 
 ChangeKind = Literal["added", "removed", "changed"]
 ELEMENT_KINDS = ("workflow", "state", "transition", "board", "column", "issue_type", "role")
 # Fields of a parent compared through their own child elements, not as a change of the parent.
 _CHILD_FIELDS = {"workflow": {"states", "transitions", "version"}, "board": {"columns"}}
+# Nested values are compared key by key down to this depth; deeper differences show the whole value.
+_NESTING = 4
+_SHOWN = 160
+
+
+@dataclass(frozen=True)
+class ValueChange:
+    """One changed key of an element (a dotted path into nested values), with its old and new value as text."""
+
+    path: str
+    old: str
+    new: str
+
+
+def show_value(value: Any) -> str:
+    """A value as short text: `—` for none, lists of plain values joined, anything else as compact JSON."""
+    if value is None or value == [] or value == {}:
+        return "—"
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        text = ", ".join(map(str, value))
+    elif isinstance(value, dict) and value.get("__type__"):
+        text = json.dumps({k: v for k, v in value.items() if k != "__type__"}, sort_keys=True, ensure_ascii=False)
+    else:
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
+
+
+def _value_changes(path: str, old: Any, new: Any, depth: int = 0) -> list[ValueChange]:
+    if old == new:
+        return []
+    if depth < _NESTING and isinstance(old, dict) and isinstance(new, dict):
+        return [change for key in sorted((set(old) | set(new)) - {"__type__"})
+                for change in _value_changes(f"{path}.{key}", old.get(key), new.get(key), depth + 1)]
+    if (depth < _NESTING and isinstance(old, list) and isinstance(new, list) and len(old) == len(new)
+            and any(isinstance(v, (dict, list)) for v in old + new)):
+        return [change for index, (a, b) in enumerate(zip(old, new))
+                for change in _value_changes(f"{path}[{index}]", a, b, depth + 1)]
+    if path.endswith("_s") and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new)):
+        return [ValueChange(path.removesuffix("_s"), format_duration(old), format_duration(new))]
+    return [ValueChange(path, show_value(old), show_value(new))]
 
 
 @dataclass(frozen=True)
@@ -22,6 +68,7 @@ class Change:
     change: ChangeKind
     parent: str | None = None
     fields: tuple[str, ...] = ()
+    values: tuple[ValueChange, ...] = ()
 
     @property
     def label(self) -> str:
@@ -63,10 +110,12 @@ class RevisionDiff:
         return {wf: tuple(states) for wf, states in out.items()}
 
 
-def _changed_fields(old: Any, new: Any, skip: set[str]) -> tuple[str, ...]:
+def _changed_fields(old: Any, new: Any, skip: set[str]) -> tuple[tuple[str, ...], tuple[ValueChange, ...]]:
+    """The changed top-level keys of an element, and each changed (nested) key with its old and new value."""
     a, b = to_plain(old), to_plain(new)
     keys = sorted((set(a) | set(b)) - skip - {"__type__"})
-    return tuple(k for k in keys if a.get(k) != b.get(k))
+    changed = tuple(k for k in keys if a.get(k) != b.get(k))
+    return changed, tuple(v for k in changed for v in _value_changes(k, a.get(k), b.get(k)))
 
 
 def _compare(kind: str, old: Mapping[str, Any], new: Mapping[str, Any], parent: str | None = None) -> list[Change]:
@@ -78,9 +127,9 @@ def _compare(kind: str, old: Mapping[str, Any], new: Mapping[str, Any], parent: 
         elif key not in old:
             changes.append(Change(kind, key, "added", parent))
         else:
-            fields = _changed_fields(old[key], new[key], skip)
+            fields, values = _changed_fields(old[key], new[key], skip)
             if fields:
-                changes.append(Change(kind, key, "changed", parent, fields))
+                changes.append(Change(kind, key, "changed", parent, fields, values))
     return changes
 
 
