@@ -31,7 +31,7 @@ WARNED_ALIASES = {"schedule": "schedule.cron", "scheduled": "schedule.cron",
 NEVER_EMITTED = frozenset({"ai.suggested", "intake.submitted"})
 AUTOMATION_KEYS = frozenset({"id", "key", "name", "description", "version", "enabled", "trigger", "conditions", "when",
                              "actions", "requires_approval", "metadata", "cron", "schedule", "event", "on"})
-TRIGGER_KEYS = frozenset({"event", "on", "conditions", "when", "cron", "schedule"})
+TRIGGER_KEYS = frozenset({"event", "events", "on", "conditions", "when", "cron", "schedule"})
 _CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
 
 
@@ -126,7 +126,7 @@ def _automation(ctx: FileContext, node: Any, ptr: str, scope: str, index: int, c
     cron = _cron(node)
     if isinstance(trigger, dict):
         ctx.extra(trigger, trigger_ptr, TRIGGER_KEYS, "the trigger")
-        event_value, event_ptr = ctx.pick(trigger, trigger_ptr, "event", "on")
+        event_value, event_ptr = ctx.pick(trigger, trigger_ptr, "event", "events", "on")
         for key in ("conditions", "when"):
             if trigger.get(key) is not None:
                 conditions.append((trigger[key], join(trigger_ptr, key)))

@@ -28,8 +28,8 @@ INHERIT_KINDS = frozenset({"workflows", "issue_types", "boards", "automations", 
                            "project"})
 PROJECT_KEYS = frozenset({"key", "id", "name", "description", "version", "team", "extensions", "seed_data",
                           "default_workflow", "business_hours", "priorities", "inherit"})
-SEED_KEYS = frozenset({"title", "description", "issue_type", "case_type", "status", "priority", "labels", "assignee",
-                       "custom_fields", "workflow"})
+SEED_KEYS = frozenset({"title", "description", "issue_type", "case_type", "type", "status", "state", "priority",
+                       "labels", "assignee", "custom_fields", "fields", "workflow"})
 
 
 @dataclass
@@ -186,14 +186,16 @@ def _seed(ctx: FileContext, node: Any, ptr: str) -> SeedIssue | None:
         ctx.diag("invalid_seed_issue", "A seed issue needs a `title`; it is skipped.", "Add `title:`.", ptr)
         return None
     ctx.extra(node, ptr, SEED_KEYS, "the seed issue")
-    custom = ctx.mapping(node.get("custom_fields"), join(ptr, "custom_fields"), "custom_fields") or {}
-    type_value, type_ptr = ctx.pick(node, ptr, "issue_type", "case_type")
+    custom_value, custom_ptr = ctx.pick(node, ptr, "custom_fields", "fields")
+    custom = ctx.mapping(custom_value, custom_ptr, "custom_fields") or {}
+    type_value, type_ptr = ctx.pick(node, ptr, "issue_type", "case_type", "type")
     if type_ptr.endswith("/case_type"):
         ctx.vocabulary(type_ptr, "case_type")
+    status_value, status_ptr = ctx.pick(node, ptr, "status", "state")
     return SeedIssue(
         title=node["title"], issue_type=ctx.text(type_value, type_ptr, "issue_type"),
         description=ctx.text(node.get("description"), join(ptr, "description"), "description"),
-        status=ctx.text(node.get("status"), join(ptr, "status"), "status"),
+        status=ctx.text(status_value, status_ptr, "status"),
         priority=ctx.text(node.get("priority"), join(ptr, "priority"), "priority"),
         labels=ctx.strings(node.get("labels"), join(ptr, "labels"), "labels"),
         assignee=ctx.text(node.get("assignee"), join(ptr, "assignee"), "assignee"),

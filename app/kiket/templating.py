@@ -17,6 +17,9 @@ Locate = Callable[[str], Provenance]
 
 ROOTS = frozenset({"issue", "event", "actor", "project", "transition", "sla", "approval", "context", "now", "env"})
 FILTERS = frozenset({"slugify", "lower", "upper", "title", "truncate", "default", "json", "urlencode", "date"})
+# Liquid's names for the same filters: the newer repositories' templates are Liquid (§16 "Liquid case scope").
+FILTER_ALIASES = {"upcase": "upper", "downcase": "lower", "capitalize": "title", "url_encode": "urlencode",
+                  "jsonify": "json", "handleize": "slugify"}
 MAX_OUTPUT_BYTES = 64 * 1024
 MAX_BODY_DEPTH = 16
 MAX_EXPR_LENGTH = 512
@@ -392,6 +395,7 @@ def _parse_filter(text: str) -> tuple[Filter | None, tuple[str, str] | None]:
     name = pieces[0].strip()
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\s*\(.*", name, re.DOTALL):
         return None, ("unsupported_function", "function calls are not supported")
+    name = FILTER_ALIASES.get(name, name)
     if name not in FILTERS:
         return None, ("unknown_filter", f"unknown filter {name[:40]!r}")
     args: list[object] = []

@@ -212,3 +212,18 @@ def test_names_and_keys_that_differ_from_the_app_are_told_never_applied():
                                                                 "project_name_mismatch": "info"}
     assert "'Ops two'" in found["project_name_mismatch"].message and "'Operations'" in found["project_name_mismatch"].message
     assert (found["project_name_mismatch"].file, found["project_name_mismatch"].line) == (".kiket/workspace.yaml", 1)
+
+
+def test_liquid_filter_names_and_seed_spellings_of_newer_repositories():
+    files = {**CASE_REPO,
+             ".kiket/workspace.yaml": WORKSPACE.replace("case_type: chore}", "type: chore, state: doing}"),
+             ".kiket/workflows/ops.yaml": _case_words(WORKFLOW).replace("{{case.title}}", "{{ case.title | upcase }}")}
+    result = load(files)
+    assert not [d.format() for d in result.diagnostics if d.severity in ("fatal", "error", "warning")]
+    assert [(s.issue_type, s.status) for s in result.revision.project.seed_issues] == [("ticket", "doing"),
+                                                                                      ("chore", "doing")]
+    action = result.revision.workflows["ops"].states["doing"].hooks["on_enter"][0]
+    from datetime import datetime, timezone
+
+    context = template_context(IssueSnapshot(key="OPS-1", title="Pump"), datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert action.templates["/message"].render(context).value == "Started OPS-1: PUMP"
