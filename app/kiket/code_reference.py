@@ -73,6 +73,8 @@ DOCS: dict[str, CodeDoc] = {
     "yaml_too_deep": CodeDoc(_YAML, WF + "a: [[[[[[ ... 101 levels ... ]]]]]]", "Flatten the structure."),
     "yaml_too_many_nodes": CodeDoc(_YAML, WF + "# a generated list of 300,000 values", "Keep data out of "
                                    "configuration files."),
+    "yaml_number_too_long": CodeDoc(_YAML, WF + "wip_limit: 1:2:3:4:5:6:7:8:9: ... (200 characters)",
+                                    "Write a short number, or quote the value if it is text."),
     "yaml_not_mapping": CodeDoc(_YAML, WF + "- open\n- done", "Write the file as `key: value` lines."),
     "yaml_multiple_documents": CodeDoc(_YAML, WF + "states: {}\n---\nstates: {}", "One document per file: "
                                        "remove the `---` and the second part, or move it to its own file."),

@@ -29,6 +29,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "yaml_alias_limit": ("fatal", "Too many YAML alias expansions (alias bomb)."),
     "yaml_too_deep": ("fatal", "The file nests more than 100 levels deep."),
     "yaml_too_many_nodes": ("fatal", "The file holds more than 250,000 values."),
+    "yaml_number_too_long": ("fatal", "A number is longer than 100 characters."),
     "yaml_not_mapping": ("fatal", "The top level of the file is not a mapping."),
     "yaml_multiple_documents": ("fatal", "The file holds more than one YAML document."),
     "empty_file": ("fatal", "The file is empty."),

@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - depends on how pyyaml was built
 
 MAX_FILE_BYTES = 512 * 1024
 MAX_ALIAS_EXPANSIONS = 100
+MAX_NUMBER_LENGTH = 100
 
 _TAG = "tag:yaml.org,2002:"
 _STR = _TAG + "str"
@@ -126,6 +127,11 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         return node.value
     method = _SCALAR_TAGS.get(tag)
     if method is not None:
+        if len(node.value) > MAX_NUMBER_LENGTH:
+            # YAML 1.1 reads `1:2:3:...` as a base-60 integer, in time quadratic in its length.
+            raise _problem("yaml_number_too_long", f"This number is {len(node.value):,} characters long; Kiket reads"
+                           f" numbers of at most {MAX_NUMBER_LENGTH}.",
+                           "Write a short number, or quote the value if it is text.", node)
         return getattr(_constructor, method)(node)
     raise _problem(
         "yaml_custom_tag",

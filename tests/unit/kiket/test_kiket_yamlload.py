@@ -54,6 +54,7 @@ def test_keys_keep_their_source_text():
     (b"a: *nope\n", "yaml_syntax"),
     (BOMB, "yaml_alias_limit"),
     (b"a: &a [*a]\n", "yaml_alias_limit"),
+    (b"a: 1" + b":1" * 60 + b"\n", "yaml_number_too_long"),  # base 60: quadratic to compute when long
     (b"x" * (MAX_FILE_BYTES + 1), "file_too_large"),
 ])
 def test_refusals_are_fatal_diagnostics_with_positions(data, code):
