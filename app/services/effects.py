@@ -100,7 +100,7 @@ class Scope:
 
     def secrets(self) -> dict[str, str]:
         if self._secrets is None:
-            from app.services.secrets import secrets_for
+            from app.services.webhooks.secrets import secrets_for
 
             self._secrets = secrets_for(self.project.id)
         return self._secrets
@@ -451,14 +451,14 @@ def _notify(scope: Scope, p: dict, event: Event | None, chain: tuple[str, ...], 
 
 
 def _webhook(scope: Scope, p: dict, event: Event | None, chain: tuple[str, ...], tag: str) -> str:
-    from app.services import webhook_delivery
+    from app.services.webhooks import delivery
 
     secrets = scope.secrets()
     # The signing key is a project secret (spec §12: secrets live in the app, never in the environment).
     signing = next((secrets[name] for name in SIGNING_SECRETS if secrets.get(name)), None)
-    row = webhook_delivery.deliver(scope.project.id, p["url"], p.get("method") or "POST", p.get("headers") or {},
-                                   p.get("body"), event.name if event else "issue.event", signing,
-                                   timeout=p.get("timeout_s"))
+    row = delivery.deliver(scope.project.id, p["url"], p.get("method") or "POST", p.get("headers") or {},
+                           p.get("body"), event.name if event else "issue.event", signing,
+                           timeout=p.get("timeout_s"))
     return f"delivery {row.id} queued"
 
 

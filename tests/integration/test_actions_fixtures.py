@@ -84,7 +84,7 @@ ENGINEERING_TEAM = """team:
 @pytest.fixture
 def engineering(app, owner, make_user, tmp_path):
     """Engineering at main, its undeclared roles given members, its webhook URLs set as project secrets."""
-    from app.services import secrets
+    from app.services.webhooks import secrets
 
     project, _, _ = synced_project(app, owner, tmp_path, "engineering")
     oncall = member(make_user, project, "oncall@example.com")

@@ -97,7 +97,8 @@ issue_types:
 
 @pytest.fixture
 def setup(app, make_user):
-    from app.services import projects, secrets
+    from app.services import projects
+    from app.services.webhooks import secrets
 
     owner = make_user("owner@example.com", "owner")
     dev = make_user("dev@example.com", "member")
@@ -203,7 +204,7 @@ def test_a_failing_action_is_recorded_and_never_undoes_the_transition(app, setup
 def test_missing_secret_fails_the_webhook_before_any_request(app, setup):
     from app.extensions import db
     from app.models import Issue, WebhookDelivery
-    from app.services import secrets
+    from app.services.webhooks import secrets
 
     owner, dev, lead, project, receiver = setup
     secrets.delete_secret(project.id, "HOOK_URL", owner.id)

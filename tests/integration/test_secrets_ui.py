@@ -43,7 +43,7 @@ def project(app, make_user):
 
 def stored(project) -> dict[str, str]:
     from app.extensions import db
-    from app.services import secrets
+    from app.services.webhooks import secrets
 
     db.session.expire_all()
     return secrets.secrets_for(project.id)
@@ -61,7 +61,7 @@ SECRET_URLS = [("get", "/projects/OPS/secrets"), ("post", "/projects/OPS/secrets
 
 @pytest.mark.parametrize(("method", "url"), SECRET_URLS)
 def test_strangers_get_404_and_members_403(client, login, project, method, url):
-    from app.services import secrets
+    from app.services.webhooks import secrets
 
     secrets.set_secret(project.id, "OPS_TOKEN", VALUE, None)
     for email, status in (("dave@example.com", 404), ("carol@example.com", 403)):
@@ -141,7 +141,7 @@ def test_an_empty_value_is_refused(client, login, project):
 
 
 def test_without_the_csrf_token_nothing_changes(client, login, project):
-    from app.services import secrets
+    from app.services.webhooks import secrets
 
     secrets.set_secret(project.id, "OPS_TOKEN", VALUE, None)
     login("ada@example.com")
@@ -155,7 +155,7 @@ def test_without_the_csrf_token_nothing_changes(client, login, project):
 def test_references_from_webhooks_and_missing_names_are_shown(client, login, project):
     from app.extensions import db
     from app.models import User
-    from app.services import secrets
+    from app.services.webhooks import secrets
 
     ada = db.session.scalar(select(User).where(User.email == "ada@example.com"))
     save_override(ada, project, "automations/ops.yaml", AUTOMATION)

@@ -9,7 +9,8 @@ from app.blueprints.repositories.schemas import LayerFileSchema
 from app.htmx import is_htmx, render_view
 from app.kiket import bundled
 from app.kiket.diagram import layout_workflow
-from app.services import configuration, projects, secrets, sync
+from app.services import configuration, projects, sync
+from app.services.webhooks import secrets
 from app.services.errors import Invalid, NotFound
 
 bp = Blueprint("projects", __name__)

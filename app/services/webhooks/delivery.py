@@ -35,7 +35,7 @@ from app.models.webhooks import WebhookDelivery
 from app.queue import enqueue
 from app.services import crypto
 from app.services.errors import Invalid, NotFound
-from app.services.secrets import secrets_for
+from app.services.webhooks.secrets import secrets_for
 
 log = logging.getLogger(__name__)
 
