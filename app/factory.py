@@ -62,7 +62,21 @@ def create_app(overrides: dict | None = None) -> Flask:
     rq_admin.init_app(app)
     app.cli.add_command(kiket_cli)
     app.cli.add_command(worker_command)
+    connect_services()
     return app
+
+
+def connect_services() -> None:
+    """Components that react to another's changes, connected here so that the one changing never imports them.
+
+    An activation (sync) creates the first configuration's seed issues in its transaction and emits
+    `workflow.updated` after its commit: both belong to the runtime, which sync must not import.
+    """
+    from app.services import events, seeding
+    from app.services.sync import activation
+
+    activation.listen("runtime", activation.Listener(activating=seeding.seed_issues_once,
+                                                     activated=events.workflow_updated))
 
 
 def configure_logging(app: Flask) -> None:

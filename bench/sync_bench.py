@@ -73,7 +73,8 @@ def main() -> None:
         from app.extensions import db
         from app.factory import create_app
         from app.models import ConfigRevision, SyncRun
-        from app.services import accounts, projects, sync
+        from app.services import accounts, projects
+        from app.services.sync import repositories
 
         app = create_app({"TESTING": True})
         with app.app_context():
@@ -85,7 +86,7 @@ def main() -> None:
             git("clone", "-q", "--bare", "--", str(FIXTURE), str(remote))
             work = scratch / "work"
             git("clone", "-q", "--", str(remote), str(work))
-            repository, _ = sync.add_repository(project, f"file://{remote}", branch="main")
+            repository, _ = repositories.add_repository(project, f"file://{remote}", branch="main")
             repository_id = repository.id
             floor_mirror = scratch / "floor.git"
             git("init", "-q", "--bare", str(floor_mirror))

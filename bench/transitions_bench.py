@@ -49,7 +49,8 @@ def _app(dsn: str, redis_url: str):
 def _prepare(app) -> tuple[int, list[int]]:
     """A kanban project with ISSUES issues in `backlog`; the owner's id and the issue ids."""
     from app.extensions import db
-    from app.services import accounts, configuration, issues, projects
+    from app.services import accounts, issues, projects
+    from app.services.sync import configuration
 
     with app.app_context():
         db.create_all()

@@ -32,7 +32,7 @@ import yaml
 from app.kiket.filecache import FileCache
 from app.kiket.loader import load_revision
 from app.kiket.yamlscan import structure_bounds
-from app.services.config_sources import read_git_tree, read_git_tree_files
+from app.services.sync.config_sources import read_git_tree, read_git_tree_files
 from bench.generate_repo import generate
 
 FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from app.services import sync
+from app.services.sync import activation, runs
 from jobs import job_app_context
 
 
 def sync_workflow_repository(sync_run_id: int) -> None:
     """Fetch, validate and store a repository's branch head, then enqueue the load (`SyncWorkflowRepositoryJob`)."""
     with job_app_context():
-        sync.sync_repository(sync_run_id)
+        runs.sync_repository(sync_run_id)
 
 
 def load_project_configuration(revision_id: int) -> None:
     """Apply and activate a validated revision in one transaction (`LoadProjectConfigurationJob`)."""
     with job_app_context():
-        sync.load_configuration(revision_id)
+        activation.load_configuration(revision_id)

@@ -13,7 +13,9 @@ from app.kiket.model import Source
 
 
 def _read(path: Path, ref: str | None) -> tuple[dict[str, bytes], list[tuple[str, str]], Source]:
-    from app.services.config_sources import ConfigSourceError, read_directory_tree, read_git_tree_files, resolve_commit
+    from app.services.sync.config_sources import (
+        ConfigSourceError, read_directory_tree, read_git_tree_files, resolve_commit,
+    )
 
     try:
         if ref is not None:

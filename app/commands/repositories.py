@@ -12,7 +12,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Project, SyncRun
 from app.models.repositories import SYNC_DONE
-from app.services import accounts, sync
+from app.services import accounts
+from app.services.sync import repositories, runs
 from app.services.errors import ServiceError
 
 
@@ -41,7 +42,8 @@ def add_repository(project_key: str, url: str, branch: str, config_path: str, to
     if token_env and not token:
         raise click.ClickException(f"${token_env} is empty.")
     try:
-        repository, secret = sync.add_repository(project, url, branch=branch, config_path=config_path, token=token)
+        repository, secret = repositories.add_repository(project, url, branch=branch, config_path=config_path,
+                                                         token=token)
     except ServiceError as error:
         raise click.ClickException(error.detail) from None
     click.echo(f"Repository {repository.id} tracks {repository.branch} of {repository.remote_url} for {project.key}.")
@@ -57,7 +59,7 @@ def add_repository(project_key: str, url: str, branch: str, config_path: str, to
 def sync_repository(repository_id: int, branch: str | None, wait: bool, timeout: float) -> None:
     """Queue a sync of REPOSITORY_ID (a worker on the `configuration` queue runs it)."""
     try:
-        run = sync.request_sync(repository_id, branch=branch, trigger="cli")
+        run = runs.request_sync(repository_id, branch=branch, trigger="cli")
     except ServiceError as error:
         raise click.ClickException(error.detail) from None
     click.echo(f"Sync run {run.id} of {run.branch}: {run.status} (job {run.job_id})")

@@ -31,7 +31,7 @@ class WorkflowRepository(db.Model):
     remote_url: Mapped[str] = mapped_column(String(500))
     branch: Mapped[str] = mapped_column(String(255), default="main")
     config_path: Mapped[str] = mapped_column(String(255), default=".kiket")
-    # Fernet ciphertext (app.services.git.encrypt_token); only the git/GitHub code decrypts it.
+    # Fernet ciphertext (app.services.sync.git.encrypt_token); only the git/GitHub code decrypts it.
     token_encrypted: Mapped[str | None] = mapped_column(Text)
     # Fernet ciphertext too: verifying a signature needs the secret itself, so it cannot be hashed.
     webhook_secret_encrypted: Mapped[str] = mapped_column(Text)

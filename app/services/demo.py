@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Project
-from app.services import accounts, projects
+from app.services import accounts, projects, seeding
 
 DEMO_ADMIN = "admin@example.com"
 DEMO_PROJECT_KEY = "DEMO"
@@ -38,6 +38,6 @@ def seed_demo() -> DemoResult:
     if not exists:
         projects.create_project(
             admin, DEMO_PROJECT_KEY, "Demo project",
-            "A sample project made from the bug tracking template.", "bug_tracking", sample_issues=True,
+            "A sample project made from the bug tracking template.", "bug_tracking", seed=seeding.seed_issues_once,
         )
     return DemoResult(DEMO_ADMIN, password, DEMO_PROJECT_KEY, not exists)

@@ -43,7 +43,8 @@ from app.models.issues import (
 from app.models.projects import Project, ProjectMembership
 from app.models.repositories import ConfigRevision
 from app.queue import enqueue, redis_connection
-from app.services import audit, automation_runs, configuration, events, notifications
+from app.services import audit, automation_runs, events, notifications
+from app.services.sync import configuration
 from app.services.errors import Conflict, Forbidden, NotFound
 
 log = logging.getLogger(__name__)

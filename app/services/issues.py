@@ -34,7 +34,8 @@ from app.models.base import utcnow
 from app.models.issues import (
     Approval, Attachment, ChecklistProgress, Comment, Issue, IssueTransition, Watcher,
 )
-from app.services import audit, configuration, events, issue_keys
+from app.services import audit, events, issue_keys
+from app.services.sync import configuration
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.prepared import Prepared
 from app.services.projects import project_role

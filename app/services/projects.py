@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from sqlalchemy import select
 
@@ -54,11 +55,12 @@ def get_project(user: User, key: str) -> Project:
 
 
 def create_project(actor: User, key: str, name: str, description: str, template: str,
-                   *, sample_issues: bool = False) -> Project:
+                   *, seed: Callable[[Project], object] | None = None) -> Project:
     """Create a project from a bundled template; the creator becomes its owner.
 
-    With `sample_issues`, the template's seed issues are created with it (spec §5), in the same
-    transaction; the seed marker then keeps a later repository's seeds from being added too.
+    `seed` (the runtime's `seeding.seed_issues_once`, for sample issues) runs in the same transaction once
+    the project has its id: the template's seed issues are created with it (spec §5), and the seed marker
+    then keeps a later repository's seeds from being added too.
     """
     if actor.membership is None:
         raise Forbidden("Join an organization first.")
@@ -88,10 +90,8 @@ def create_project(actor: User, key: str, name: str, description: str, template:
     )
     project.memberships.append(ProjectMembership(user_id=actor.id, role="owner"))
     db.session.add(project)
-    if sample_issues:
-        from app.services import configuration  # it imports this module
-
+    if seed is not None:
         db.session.flush()
-        configuration.seed_issues_once(project, configuration.project_config(project))
+        seed(project)
     db.session.commit()
     return project

@@ -1,7 +1,7 @@
-"""Seed issues of a project's first activated configuration (spec §5).
+"""Seed issues of a project's first activated configuration (spec §5), created once per project ever.
 
-Called exactly once per project, inside the activation's transaction, by
-`app.services.configuration.seed_issues_once`.
+`seed_issues_once` listens to activations (connected by the app factory) and is what a project
+created with sample issues calls; it runs inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -9,11 +9,32 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
+from sqlalchemy import select
+
+from app.extensions import db
+from app.kiket import model as km
 from app.kiket.model import SeedIssue
-from app.models import Project
+from app.models import Project, ProjectSeedMarker
 from app.services import events
+from app.services.sync import configuration
 
 log = logging.getLogger(__name__)
+
+
+def seed_issues_once(project: Project, revision: km.ConfigRevision | None = None, revision_id: int | None = None) -> bool:
+    """Create the seed issues of a project's first activated configuration, once ever; True when it ran.
+
+    Runs inside the caller's transaction (the activation, or the project's creation): the marker row and
+    the issues commit together. Without `revision`, the project's active configuration.
+    """
+    seeded = db.session.scalar(select(ProjectSeedMarker.id).where(ProjectSeedMarker.project_id == project.id))
+    if seeded is not None:
+        return False
+    db.session.add(ProjectSeedMarker(project_id=project.id, revision_id=revision_id))
+    db.session.flush()
+    revision = revision if revision is not None else configuration.project_config(project)
+    create_seed_issues(project, revision.project.seed_issues)
+    return True
 
 
 def create_seed_issues(project: Project, seeds: Sequence[SeedIssue]) -> None:
@@ -22,7 +43,7 @@ def create_seed_issues(project: Project, seeds: Sequence[SeedIssue]) -> None:
     `status` must be a state of the type's workflow (types without one use the default workflow);
     an invalid entry is logged and skipped, never failing the activation.
     """
-    from app.services import configuration, issues
+    from app.services import issues
 
     if not seeds:
         return

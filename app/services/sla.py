@@ -20,7 +20,8 @@ from app.kiket.runtime.sla import SlaClock, due_events, sla_payload, state_clock
 from app.kiket.runtime.snapshot import to_context
 from app.models.base import utcnow
 from app.models.issues import Issue, SlaTimer
-from app.services import automation_runs, configuration
+from app.services import automation_runs
+from app.services.sync import configuration
 from app.services.effects import Scope, load_scope, run_automations, snapshot_of, sweep_cron
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,8 @@ from app.models import Project, ProjectMembership, User
 from app.models.base import utcnow
 from app.models.issues import APPROVAL_DECISIONS, Approval, Attachment, ChecklistProgress, Comment, Issue, IssueTransition
 from app.services import attachments as attachment_files
-from app.services import audit, configuration, events
+from app.services import audit, events
+from app.services.sync import configuration
 from app.services.prepared import Prepared
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.projects import role_from_membership

@@ -24,7 +24,8 @@ from app.models.accounts import User
 from app.models.base import utcnow
 from app.models.issues import Issue, IssueTransition
 from app.models.projects import Project
-from app.services import audit, configuration, events
+from app.services import audit, events
+from app.services.sync import configuration
 from app.services.effects import config_for
 from app.services.errors import Invalid, NotFound
 

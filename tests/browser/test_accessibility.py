@@ -61,11 +61,12 @@ def content(_schema, tmp_path, fresh_install):
 
     from app.extensions import db
     from app.models import ConfigRevision, Issue, SyncRun
-    from app.services import accounts, issues, projects, transitions
+    from app.services import accounts, issues, projects, seeding, transitions
 
     with _schema.app_context():
         owner = accounts.create_user("ada@example.com", PASSWORD, "owner", name="Ada Lovelace")
-        demo = projects.create_project(owner, "DEMO", "Demo", "Bugs and fixes.", "bug_tracking", sample_issues=True)
+        demo = projects.create_project(owner, "DEMO", "Demo", "Bugs and fixes.", "bug_tracking",
+                                       seed=seeding.seed_issues_once)
         remote = bare_remote(tmp_path, "engineering")
         project, repository = sync_remote(_schema, owner, remote, "ENG")
         older = repository.active_revision_id

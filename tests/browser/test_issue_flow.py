@@ -33,14 +33,14 @@ def make_ada_a_developer(app) -> None:
     from sqlalchemy import select
 
     from app.models import Project, User
-    from app.services import configuration
+    from app.services.sync import layers
 
     with app.app_context():
         from app.extensions import db
 
         ada = db.session.scalar(select(User).where(User.email == "ada@example.com"))
         project = db.session.scalar(select(Project).where(Project.key == "BUG"))
-        result = configuration.save_layer_file(
+        result = layers.save_layer_file(
             ada, "team.yaml", "team:\n  members:\n    - {user: ada@example.com, roles: [developer]}\n",
             project=project)
         assert result.saved, result.diagnostics

@@ -77,14 +77,16 @@ def messages(user):
 def test_workflow_updated_runs_after_each_activation(app, make_user, tmp_path):
     from app.extensions import db
     from app.models import ConfigRevision, SyncRun
-    from app.services import projects, sync
+    from app.services import projects
+    from app.services.sync import repositories, revisions
+    from app.services.sync import runs as sync_runs
 
     owner = make_user("owner@example.com", "owner")
     project = projects.create_project(owner, "SYN", "Synced", "", "kanban")
     save_override(owner, project, "automations/synced.yaml", SYNCED)
     remote = bare_remote(tmp_path, "scrum")
-    repository, _ = sync.add_repository(project, file_url(remote), actor=owner)
-    run = sync.request_sync(repository.id, trigger="ui")
+    repository, _ = repositories.add_repository(project, file_url(remote), actor=owner)
+    run = sync_runs.request_sync(repository.id, trigger="ui")
     run_worker(app)
     db.session.expire_all()
     revision = db.session.get(ConfigRevision, db.session.get(SyncRun, run.id).revision_id)
@@ -108,7 +110,7 @@ def test_workflow_updated_runs_after_each_activation(app, make_user, tmp_path):
     run_default(app)
     assert len(runs("tell-the-owner")) == 1
     push_change(remote, "main", ".kiket/automations/extra.yaml", EXTRA, "One more automation")
-    second = sync.request_sync(repository.id, trigger="ui")
+    second = sync_runs.request_sync(repository.id, trigger="ui")
     run_worker(app)
     db.session.expire_all()
     newer = db.session.get(ConfigRevision, db.session.get(SyncRun, second.id).revision_id)
@@ -118,7 +120,7 @@ def test_workflow_updated_runs_after_each_activation(app, make_user, tmp_path):
         revision.commit_sha, newer.commit_sha]
 
     # A rollback activates the older revision again: the automation runs once more.
-    sync.rollback(project, revision.id, owner)
+    revisions.rollback(project, revision.id, owner)
     run_default(app)
     assert len(runs("tell-the-owner")) == 3
 

@@ -150,8 +150,8 @@ def _default_jobs(app):
 def test_seed_issues_emit_issue_created_with_the_project(app, owner):
     from app.extensions import db
     from app.models import Issue
-    from app.services import projects
+    from app.services import projects, seeding
 
-    project = projects.create_project(owner, "BUG", "Bugs", "", "bug_tracking", sample_issues=True)
+    project = projects.create_project(owner, "BUG", "Bugs", "", "bug_tracking", seed=seeding.seed_issues_once)
     seeds = list(db.session.scalars(select(Issue.id).where(Issue.project_id == project.id).order_by(Issue.id)))
     assert seeds and outbox() == [("issue.created", i, str(i)) for i in seeds]

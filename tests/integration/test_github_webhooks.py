@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from app.services.github_hooks import signature_for, verify_signature
+from app.services.sync.github_hooks import signature_for, verify_signature
 
 
 def test_github_documented_test_vector_verifies():
@@ -23,11 +23,12 @@ def test_github_documented_test_vector_verifies():
 
 @pytest.fixture
 def repository(app, make_user):
-    from app.services import projects, sync
+    from app.services import projects
+    from app.services.sync import repositories
 
     owner = make_user("owner@example.com", "owner")
     project = projects.create_project(owner, "ENG", "Engineering", "", "kanban")
-    repository, secret = sync.add_repository(project, "https://github.com/Acme/eng-config.git", branch="main")
+    repository, secret = repositories.add_repository(project, "https://github.com/Acme/eng-config.git", branch="main")
     return repository, secret
 
 

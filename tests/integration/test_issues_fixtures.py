@@ -21,7 +21,8 @@ def _events(event_calls):
 def test_seed_issues_are_created_once_in_their_declared_states(app, owner, tmp_path):
     from app.extensions import db
     from app.models.issues import Issue
-    from app.services import audit, configuration
+    from app.services import audit
+    from app.services.sync import configuration, revisions
 
     project, repository, remote = synced_project(app, owner, tmp_path, "legal")
     config = configuration.project_config(project)
@@ -33,7 +34,7 @@ def test_seed_issues_are_created_once_in_their_declared_states(app, owner, tmp_p
     assert saas.workflow_version == config.workflows["contract"].version
     assert saas.config_revision_id == repository.active_revision_id
     assert audit.verify(project.id).ok
-    assert configuration.count_issues_in_states(project.id, "contract", ["legal_review", "pending_signature"]) == 2
+    assert revisions.count_issues_in_states(project.id, "contract", ["legal_review", "pending_signature"]) == 2
 
     push_change(remote, "main", ".kiket/README-extra.md", "changed\n", "Touch the repository")
     again = sync_again(app, repository.id)
@@ -134,7 +135,8 @@ def test_engineering_condition_needs_an_assignee(app, owner, tmp_path):
 
 
 def test_issue_stays_on_its_pinned_version_after_a_workflow_change(app, owner, tmp_path):
-    from app.services import configuration, issues, transitions
+    from app.services import issues, transitions
+    from app.services.sync import configuration
     from tests.support.sync_repos import show
 
     project, repository, remote = synced_project(app, owner, tmp_path, "engineering")

@@ -165,8 +165,9 @@ def test_attachments_upload_and_download_as_attachment(client, project):
 
 
 def test_checklist_ticks_over_http(client, project, owner):
-    from app.services import configuration, issues, transitions
-    from app.services.configuration import save_layer_file
+    from app.services import issues, transitions
+    from app.services.sync import configuration
+    from app.services.sync.layers import save_layer_file
 
     save_layer_file(owner, "team.yaml", "team:\n  members:\n    - {user: owner@example.com, roles: [developer, qa]}\n",
                     project=project)
@@ -225,7 +226,8 @@ def test_anonymous_requests_are_sent_to_login(app):
 
 @pytest.mark.parametrize("template", ["kanban", "scrum", "bug_tracking"])
 def test_every_bundled_template_creates_and_shows_each_issue_type(client, owner, template):
-    from app.services import configuration, issues, projects
+    from app.services import issues, projects
+    from app.services.sync import configuration
 
     project = projects.create_project(owner, "TPL", "Template", "", template)
     config = configuration.project_config(project)

@@ -40,7 +40,8 @@ def new_bug(project, owner, **overrides):
 def test_create_pins_the_workflow_version_and_allocates_keys(app, owner):
     from app.extensions import db
     from app.models.issues import IssueTransition
-    from app.services import audit, configuration
+    from app.services import audit
+    from app.services.sync import configuration
 
     project = make_project(owner)
     first = new_bug(project, owner)
@@ -207,8 +208,9 @@ def test_the_role_gate_applies_even_to_owners(app, owner):
 def test_checklist_guard_and_reset(app, owner):
     from app.extensions import db
     from app.models.issues import ChecklistProgress
-    from app.services import configuration, transitions
-    from app.services.configuration import save_layer_file
+    from app.services import transitions
+    from app.services.sync import configuration
+    from app.services.sync.layers import save_layer_file
 
     project = make_project(owner)
     # Let the owner use every transition: grant the template's roles through team.yaml.
@@ -327,12 +329,13 @@ issue_types:
 
 
 def test_predicate_and_required_document_gates_on_an_override_workflow(app, owner, event_calls):
-    from app.services import configuration, issues, transitions
+    from app.services import issues, transitions
+    from app.services.sync import configuration, layers
     from app.services.errors import Invalid
 
     project = make_project(owner, key="DEAL", template="kanban")
     for path, text in (("workflows/deal.yaml", CONTRACT_WORKFLOW), ("issue_types.yaml", CONTRACT_TYPES)):
-        result = configuration.save_layer_file(owner, path, text, project=project)
+        result = layers.save_layer_file(owner, path, text, project=project)
         assert result.saved, [d for d in result.diagnostics if d["severity"] in ("fatal", "error")]
     configuration.clear_cache()
     with pytest.raises(Invalid) as caught:

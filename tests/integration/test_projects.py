@@ -72,7 +72,8 @@ def test_project_names_are_escaped(client, owner):
 
 def test_sample_issues_come_from_the_template_once(client, owner):
     from app.models import Issue
-    from app.services import configuration
+    from app.services import seeding
+    from app.services.sync import configuration
 
     response = post_form(client, "/projects", {"key": "ENG", "name": "Eng", "template": "kanban", "sample_issues": "1"})
     assert response.status_code == 303
@@ -80,7 +81,7 @@ def test_sample_issues_come_from_the_template_once(client, owner):
     seeds = configuration.project_config(project).project.seed_issues
     titles = db.session.scalars(select(Issue.title).order_by(Issue.number)).all()
     assert seeds and titles == [seed.title for seed in seeds]
-    assert not configuration.seed_issues_once(project, configuration.project_config(project))
+    assert not seeding.seed_issues_once(project, configuration.project_config(project))
 
 
 def test_no_sample_issues_unless_asked(client, owner):

@@ -23,12 +23,13 @@ transitions:
 
 
 def test_diff_names_removed_states_and_counts_their_issues(app, make_user, tmp_path, monkeypatch):
-    from app.services import configuration, projects, sync
+    from app.services import projects
+    from app.services.sync import repositories, revisions
 
     owner = make_user("owner@example.com", "owner")
     project = projects.create_project(owner, "KAN", "Kanban", "", "kanban")
     remote = bare_remote(tmp_path, "kanban")
-    repository, _ = sync.add_repository(project, file_url(remote), actor=owner)
+    repository, _ = repositories.add_repository(project, file_url(remote), actor=owner)
 
     def sync_now():
         return sync_again(app, repository.id)
@@ -44,8 +45,8 @@ def test_diff_names_removed_states_and_counts_their_issues(app, make_user, tmp_p
         asked.append((project_id, workflow_id, tuple(states)))
         return 3
 
-    monkeypatch.setattr(configuration, "count_issues_in_states", count)
-    comparison = sync.diff_revisions(before.revision_id, after.revision_id, owner)
+    monkeypatch.setattr(revisions, "count_issues_in_states", count)
+    comparison = revisions.diff_revisions(before.revision_id, after.revision_id, owner)
     diff = comparison.diff
 
     assert diff.find("state", "review", "kanban").change == "removed"

@@ -38,7 +38,7 @@ def no_git(monkeypatch):
 
 @pytest.mark.parametrize("url", HOSTILE_URLS)
 def test_hostile_remote_urls_are_refused_before_git_runs(app, no_git, url):
-    from app.services import git
+    from app.services.sync import git
     from app.services.errors import Invalid
 
     with pytest.raises(Invalid) as refused:
@@ -48,7 +48,7 @@ def test_hostile_remote_urls_are_refused_before_git_runs(app, no_git, url):
 
 
 def test_file_remotes_need_local_remotes_allowed(app, no_git):
-    from app.services import git
+    from app.services.sync import git
     from app.services.errors import Invalid
 
     app.config["KIKET_ALLOW_LOCAL_REMOTES"] = False
@@ -60,14 +60,15 @@ def test_file_remotes_need_local_remotes_allowed(app, no_git):
 @pytest.mark.parametrize("branch", ["--upload-pack=x", "-b", "main..dev", "refs/heads/main", "a b", "x@{1}", "",
                                     "bad:name", "trailing.lock"])
 def test_hostile_branch_names_are_refused(app, make_user, tmp_path, branch):
-    from app.services import git, projects, sync
+    from app.services import projects
+    from app.services.sync import git, repositories, runs
     from app.services.errors import Invalid
 
     owner = make_user("owner@example.com", "owner")
     project = projects.create_project(owner, "ENG", "Engineering", "", "kanban")
-    repository, _ = sync.add_repository(project, "https://example.com/acme/config.git", actor=owner)
+    repository, _ = repositories.add_repository(project, "https://example.com/acme/config.git", actor=owner)
     with pytest.raises(Invalid) as refused:
-        sync.request_sync(repository.id, branch=branch)
+        runs.request_sync(repository.id, branch=branch)
     assert "branch" in refused.value.problems
     with pytest.raises(Invalid):
         git.validate_branch(branch)
@@ -76,18 +77,19 @@ def test_hostile_branch_names_are_refused(app, make_user, tmp_path, branch):
 @pytest.mark.parametrize("url", ["https://github.com/acme/config.git", "ssh://git@example.com:2222/acme/config.git",
                                  "git@github.com:acme/config.git", "file:///srv/git/config.git"])
 def test_ordinary_remote_urls_are_accepted(app, url):
-    from app.services import git
+    from app.services.sync import git
 
     assert git.validate_remote_url(url, allow_local=True) == url
 
 
 def test_git_runs_with_hooks_off_restricted_protocols_and_no_token_in_argv(app, make_user, tmp_path, monkeypatch):
-    from app.services import git, projects, sync
+    from app.services import projects
+    from app.services.sync import git, repositories
 
     remote = bare_remote(tmp_path, "kanban")
     owner = make_user("owner@example.com", "owner")
     project = projects.create_project(owner, "ENG", "Engineering", "", "kanban")
-    repository, _ = sync.add_repository(project, file_url(remote), token="tok-123", actor=owner)
+    repository, _ = repositories.add_repository(project, file_url(remote), token="tok-123", actor=owner)
     calls = []
     real_run = subprocess.run
 
@@ -110,7 +112,7 @@ def test_git_runs_with_hooks_off_restricted_protocols_and_no_token_in_argv(app, 
 
 
 def test_tokens_round_trip_encrypted(app):
-    from app.services import git
+    from app.services.sync import git
 
     secret = git.encrypt_token("ghp_example")
     assert "ghp_example" not in secret and git.decrypt_token(secret) == "ghp_example"

@@ -36,19 +36,19 @@ def make_project(owner, key="ENG", template="kanban"):
 
 
 def connect(owner, remote: Path, key="ENG", branch="main", template="kanban"):
-    from app.services import sync
+    from app.services.sync import repositories
 
     project = make_project(owner, key, template)
-    repository, secret = sync.add_repository(project, file_url(remote), branch=branch, actor=owner)
+    repository, secret = repositories.add_repository(project, file_url(remote), branch=branch, actor=owner)
     return project, repository
 
 
 def sync_now(app, repository_id: int, branch: str | None = None):
     from app.extensions import db
     from app.models import SyncRun
-    from app.services import sync
+    from app.services.sync import runs
 
-    run = sync.request_sync(repository_id, branch=branch, trigger="ui")
+    run = runs.request_sync(repository_id, branch=branch, trigger="ui")
     run_worker(app)
     db.session.expire_all()
     return db.session.get(SyncRun, run.id)
@@ -69,7 +69,7 @@ def queued_jobs(app) -> list[str]:
 def test_fixture_repository_syncs_end_to_end(app, owner, tmp_path, seed_calls, name, expected_boards):
     from app.extensions import db
     from app.models import ConfigEvent, ConfigRevision
-    from app.services import configuration, workflow_sources
+    from app.services.sync import configuration, workflow_sources
 
     remote = bare_remote(tmp_path, name)
     project, repository = connect(owner, remote)
@@ -102,7 +102,7 @@ def test_fixture_repository_syncs_end_to_end(app, owner, tmp_path, seed_calls, n
 def test_switching_branches_creates_revisions_with_a_correct_diff(app, owner, tmp_path, seed_calls):
     from app.extensions import db
     from app.models import ConfigRevision
-    from app.services import configuration, sync
+    from app.services.sync import configuration, revisions
 
     remote = bare_remote(tmp_path, "engineering")
     project, repository = connect(owner, remote)
@@ -122,7 +122,7 @@ def test_switching_branches_creates_revisions_with_a_correct_diff(app, owner, tm
     assert len(seed_calls) == 1  # the first activation only
 
     # develop differs from main in issue_types.yaml: bug and incident lose `workflow:`, incident's icon changes.
-    comparison = sync.diff_revisions(first.revision_id, develop.revision_id)
+    comparison = revisions.diff_revisions(first.revision_id, develop.revision_id)
     diff = comparison.diff
     assert "icon" in diff.find("issue_type", "incident").fields
     assert diff.find("issue_type", "bug").change == "changed"
@@ -130,13 +130,13 @@ def test_switching_branches_creates_revisions_with_a_correct_diff(app, owner, tm
     assert diff.of_kind("workflow") == () and diff.of_kind("state") == () and diff.of_kind("board") == ()
     assert diff.of_kind("column") == () and diff.of_kind("transition") == ()
     assert comparison.affected_total == 0
-    assert sync.diff_revisions(first.revision_id, back.revision_id).diff.is_empty
+    assert revisions.diff_revisions(first.revision_id, back.revision_id).diff.is_empty
 
 
 def test_breaking_commit_fails_with_file_line_and_keeps_the_previous_revision(app, owner, tmp_path, seed_calls):
     from app.extensions import db
     from app.models import ConfigRevision
-    from app.services import configuration
+    from app.services.sync import configuration
 
     remote = bare_remote(tmp_path, "engineering")
     project, repository = connect(owner, remote)
@@ -162,7 +162,7 @@ def test_breaking_commit_fails_with_file_line_and_keeps_the_previous_revision(ap
 def test_ten_concurrent_requests_create_one_run_and_one_job(app, owner, tmp_path):
     from app.extensions import db
     from app.models import SyncRun
-    from app.services import sync
+    from app.services.sync import runs
 
     remote = bare_remote(tmp_path, "kanban")
     _, repository = connect(owner, remote)
@@ -173,7 +173,7 @@ def test_ten_concurrent_requests_create_one_run_and_one_job(app, owner, tmp_path
         with app.app_context():
             try:
                 barrier.wait()
-                results.append(sync.request_sync(repository.id, trigger="ui").id)
+                results.append(runs.request_sync(repository.id, trigger="ui").id)
             except Exception as exc:  # surfaced by the assertion below
                 errors.append(exc)
             finally:
@@ -194,7 +194,7 @@ def test_ten_concurrent_requests_create_one_run_and_one_job(app, owner, tmp_path
 def test_rollback_activates_an_older_revision_and_records_it(app, owner, tmp_path, seed_calls):
     from app.extensions import db
     from app.models import ConfigEvent, ConfigRevision
-    from app.services import configuration, sync
+    from app.services.sync import configuration, revisions
 
     remote = bare_remote(tmp_path, "engineering")
     project, repository = connect(owner, remote)
@@ -202,7 +202,7 @@ def test_rollback_activates_an_older_revision_and_records_it(app, owner, tmp_pat
     sync_now(app, repository.id, branch="develop")
     assert configuration.project_config(project).project.seed_issues == ()
 
-    revision = sync.rollback(project, first.revision_id, owner)
+    revision = revisions.rollback(project, first.revision_id, owner)
 
     assert revision.status == "active"
     assert len(configuration.project_config(project).project.seed_issues) == 6
@@ -214,7 +214,7 @@ def test_rollback_activates_an_older_revision_and_records_it(app, owner, tmp_pat
 
 
 def test_project_without_repository_runs_on_its_template(app, owner):
-    from app.services import configuration
+    from app.services.sync import configuration
 
     project = make_project(owner, "OPS", "scrum")
     config = configuration.project_config(project)
@@ -226,7 +226,7 @@ def test_project_without_repository_runs_on_its_template(app, owner):
 def test_team_override_grants_roles_and_invites_unknown_emails(app, owner, make_user, tmp_path):
     from app.extensions import db
     from app.models import Invitation, ProjectMembership
-    from app.services import configuration
+    from app.services.sync import layers
 
     remote = bare_remote(tmp_path, "kanban")
     project, repository = connect(owner, remote)
@@ -234,7 +234,7 @@ def test_team_override_grants_roles_and_invites_unknown_emails(app, owner, make_
     dev = make_user("dev@example.com", "member")
     team = "team:\n  members:\n    - {user: dev@example.com, roles: [viewer]}\n    - {user: new@example.com, roles: [member]}\n"
 
-    result = configuration.save_layer_file(owner, "team.yaml", team, project=project)
+    result = layers.save_layer_file(owner, "team.yaml", team, project=project)
     assert result.saved and result.reload_revision_id
     run_worker(app)
 
@@ -248,14 +248,14 @@ def test_team_override_grants_roles_and_invites_unknown_emails(app, owner, make_
 
 
 def test_override_with_a_fatal_problem_is_not_saved(app, owner):
-    from app.services import configuration
+    from app.services.sync import layers
 
     project = make_project(owner)
-    result = configuration.save_layer_file(owner, "workflows/extra.yaml", "states: [a\n", project=project)
+    result = layers.save_layer_file(owner, "workflows/extra.yaml", "states: [a\n", project=project)
     assert not result.saved
     assert result.diagnostics and result.diagnostics[0]["file"] == ".kiket/workflows/extra.yaml"
     assert result.diagnostics[0]["line"] >= 1
-    assert configuration.list_layer_files(project=project) == []
+    assert layers.list_layer_files(project=project) == []
 
 
 def _start_worker(process_env, extra=None):
@@ -268,11 +268,11 @@ def _start_worker(process_env, extra=None):
 def test_worker_killed_while_writing_leaves_no_partial_copy(app, owner, tmp_path, process_env):
     from app.extensions import db
     from app.models import SyncRun
-    from app.services import configuration, sync, workflow_sources
+    from app.services.sync import configuration, runs, workflow_sources
 
     remote = bare_remote(tmp_path, "engineering")
     project, repository = connect(owner, remote)
-    run = sync.request_sync(repository.id, trigger="cli")
+    run = runs.request_sync(repository.id, trigger="cli")
     flag = tmp_path / "paused"
     worker = _start_worker(process_env, {"KIKET_TEST_PAUSE_BEFORE_RENAME": str(flag)})
     horse = None
@@ -299,7 +299,7 @@ def test_worker_killed_while_writing_leaves_no_partial_copy(app, owner, tmp_path
     db.session.expire_all()
     assert db.session.get(SyncRun, run.id).status == "writing"
 
-    retry = sync.request_sync(repository.id, trigger="cli")
+    retry = runs.request_sync(repository.id, trigger="cli")
     assert retry.id != run.id
     assert "stopped before it finished" in db.session.get(SyncRun, run.id).error
     worker = _start_worker(process_env)
@@ -346,12 +346,12 @@ def test_cli_adds_a_repository_and_waits_for_the_sync(app, owner, tmp_path, proc
 def test_every_status_change_is_published_on_the_repository_channel(app, owner, tmp_path):
     import json
 
-    from app.services import sync
+    from app.services.sync import runs
 
     remote = bare_remote(tmp_path, "kanban")
     _, repository = connect(owner, remote)
     pubsub = app.extensions["redis"].pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(sync.sync_channel(repository.id))
+    pubsub.subscribe(runs.sync_channel(repository.id))
     try:
         run = sync_now(app, repository.id)
         messages = []
@@ -369,7 +369,7 @@ def test_every_status_change_is_published_on_the_repository_channel(app, owner, 
 
 
 def test_retention_prunes_the_oldest_inactive_copies(app, owner, tmp_path):
-    from app.services import workflow_sources
+    from app.services.sync import workflow_sources
 
     app.config["KIKET_REVISION_RETENTION"] = 1
     remote = bare_remote(tmp_path, "engineering")
@@ -387,13 +387,14 @@ def test_a_failing_load_rolls_back_everything_and_keeps_the_previous_revision(ap
 
     from app.extensions import db
     from app.models import ConfigRevision, Invitation
-    from app.services import configuration, seeding
+    from app.services import seeding
+    from app.services.sync import configuration, layers
 
     remote = bare_remote(tmp_path, "engineering")
     project, repository = connect(owner, remote)
     monkeypatch.setattr(seeding, "create_seed_issues", lambda project, seeds: 1 / 0)
     team = "team:\n  members:\n    - {user: someone@example.com, roles: [member]}\n"
-    configuration.save_layer_file(owner, "team.yaml", team, project=project)
+    layers.save_layer_file(owner, "team.yaml", team, project=project)
 
     run = sync_now(app, repository.id)
 
@@ -435,17 +436,17 @@ def test_cli_sync_of_a_broken_commit_prints_diagnostics_and_exits_non_zero(app, 
 def test_a_push_while_a_sync_is_past_resolving_gets_its_own_sync(app, owner, tmp_path):
     from app.extensions import db
     from app.models import SyncRun
-    from app.services import sync
+    from app.services.sync import runs
 
     remote = bare_remote(tmp_path, "kanban")
     _, repository = connect(owner, remote)
-    first = sync.request_sync(repository.id, trigger="ui")
-    sync.sync_repository(first.id)  # the job: resolved, validated, written; its load job is queued
+    first = runs.request_sync(repository.id, trigger="ui")
+    runs.sync_repository(first.id)  # the job: resolved, validated, written; its load job is queued
     assert first.status == "loading"
     pushed = push_change(remote, "main", "README.md", "pushed during the sync\n", "Push during sync")
-    assert sync.request_sync(repository.id, trigger="webhook").id == first.id
+    assert runs.request_sync(repository.id, trigger="webhook").id == first.id
     run_worker(app)  # the load ends the first run, which starts the follow-up, which the worker runs too
     db.session.expire_all()
-    runs = db.session.scalars(select(SyncRun).order_by(SyncRun.id)).all()
-    assert [(r.trigger, r.status) for r in runs] == [("ui", "active"), ("webhook", "active")]
-    assert runs[0].commit_sha != pushed and runs[1].commit_sha == pushed
+    all_runs = db.session.scalars(select(SyncRun).order_by(SyncRun.id)).all()
+    assert [(r.trigger, r.status) for r in all_runs] == [("ui", "active"), ("webhook", "active")]
+    assert all_runs[0].commit_sha != pushed and all_runs[1].commit_sha == pushed

@@ -103,13 +103,13 @@ def test_a_change_made_elsewhere_between_two_calls_is_seen(app, owner, project):
 
 
 def test_a_layer_save_is_seen_by_the_next_config_load(app, owner, project, make_user):
-    from app.services import configuration
+    from app.services.sync import configuration, layers
 
     make_user("dev@example.com", "member")
     before = configuration.project_config(project)  # cached now
     assert not any(m.identity == "dev@example.com" for m in before.team.members)
     team = "team:\n  members:\n    - {user: dev@example.com, roles: [viewer]}\n"
-    assert configuration.save_layer_file(owner, "team.yaml", team, project=project).saved
+    assert layers.save_layer_file(owner, "team.yaml", team, project=project).saved
     after = configuration.project_config(project)
     assert any(m.identity.lstrip("@") == "dev@example.com" for m in after.team.members)
     assert configuration.project_config(project) is after  # and cached again

@@ -16,12 +16,13 @@ from tests.support.sync_repos import bare_remote, file_url, push_change
 def kanban(app, make_user, tmp_path):
     """A project on the kanban fixture with two issues in `review` and one in `backlog`, then a revision
     that drops `review` (and so changes the workflow's version)."""
-    from app.services import configuration, issues, projects, sync, transitions
+    from app.services import issues, projects, transitions
+    from app.services.sync import configuration, repositories
 
     owner = make_user("owner@example.com", "owner")
     project = projects.create_project(owner, "KAN", "Kanban", "", "kanban")
     remote = bare_remote(tmp_path, "kanban")
-    repository, _ = sync.add_repository(project, file_url(remote), actor=owner)
+    repository, _ = repositories.add_repository(project, file_url(remote), actor=owner)
 
     def sync_now():
         run = sync_again(app, repository.id)

@@ -20,10 +20,11 @@ LEGAL_TEAM = """team:
 def sync_remote(app, owner, remote: Path, key: str):
     """A new project (on the kanban template) connected to `remote` at main and synced; (project, repository)."""
     from app.extensions import db
-    from app.services import projects, sync
+    from app.services import projects
+    from app.services.sync import repositories
 
     project = projects.create_project(owner, key, f"Project {key}", "", "kanban")
-    repository, _ = sync.add_repository(project, file_url(remote), branch="main", actor=owner)
+    repository, _ = repositories.add_repository(project, file_url(remote), branch="main", actor=owner)
     run = sync_again(app, repository.id)
     assert run.status == "active", (run.error, run.diagnostics[:3])
     return db.session.get(type(project), project.id), repository
@@ -33,9 +34,9 @@ def sync_again(app, repository_id: int):
     """Sync a connected repository now, through the queue and a worker; the finished SyncRun."""
     from app.extensions import db
     from app.models import SyncRun
-    from app.services import sync
+    from app.services.sync import runs
 
-    run = sync.request_sync(repository_id, branch=None, trigger="ui")
+    run = runs.request_sync(repository_id, branch=None, trigger="ui")
     run_worker(app)
     db.session.expire_all()
     return db.session.get(SyncRun, run.id)
@@ -61,9 +62,9 @@ def member(make_user, project, email: str, role: str = "member"):
 
 def override(app, owner, project, path: str, text: str) -> None:
     """Save a project override file and let a worker reload the synced configuration."""
-    from app.services import configuration
+    from app.services.sync import configuration, layers
 
-    result = configuration.save_layer_file(owner, path, text, project=project)
+    result = layers.save_layer_file(owner, path, text, project=project)
     assert result.saved, result.diagnostics
     run_worker(app)
     configuration.clear_cache()

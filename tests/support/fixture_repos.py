@@ -49,7 +49,7 @@ class FixtureRepos:
         """`.kiket/` (and `analytics/dbt/`) of a branch, as the sync job reads it."""
         key = (name, branch)
         if key not in self._files:
-            from app.services.config_sources import read_git_tree
+            from app.services.sync.config_sources import read_git_tree
 
             self._files[key] = read_git_tree(self.clone(name), branch)
         return dict(self._files[key])

@@ -28,9 +28,9 @@ def run_default(app) -> None:
 
 
 def save_override(owner, project, path: str, text: str) -> None:
-    from app.services import configuration
+    from app.services.sync import layers
 
-    result = configuration.save_layer_file(owner, path, text, project=project)
+    result = layers.save_layer_file(owner, path, text, project=project)
     assert result.saved, result.diagnostics
 
 
@@ -41,7 +41,8 @@ def make_issue(project, title: str, *, issue_type: str = "bug", state: str | Non
     from app.extensions import db
     from app.models import Issue, IssueTransition
     from app.models.base import utcnow
-    from app.services import audit, configuration, events, issues
+    from app.services import audit, events, issues
+    from app.services.sync import configuration
     from app.services.issue_keys import allocate_number, issue_key
 
     config = configuration.project_config(project)
@@ -69,7 +70,8 @@ def move(issue, to_state: str, actor=None, *, at: datetime | None = None, chain=
     from app.extensions import db
     from app.models import IssueTransition
     from app.models.base import utcnow
-    from app.services import audit, configuration, events
+    from app.services import audit, events
+    from app.services.sync import configuration
 
     # Jobs ran in their own sessions: start from the row as it is now.
     db.session.refresh(issue)

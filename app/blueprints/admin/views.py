@@ -7,7 +7,8 @@ from app.blueprints.admin.schemas import InvitationSchema
 from app.blueprints.forms import load_form
 from app.blueprints.repositories.schemas import LayerFileSchema
 from app.htmx import render_view
-from app.services import accounts, configuration
+from app.services import accounts
+from app.services.sync import layers
 from app.services.errors import Invalid
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -63,7 +64,7 @@ def _defaults_page(status: int = 200, **editor):
     organization_id = current_user.membership.organization_id
     return render_view(
         "admin/defaults.html", "repositories/_layer_editor.html", status=status,
-        layer_title="Organization defaults", layer_files=configuration.list_layer_files(organization_id=organization_id),
+        layer_title="Organization defaults", layer_files=layers.list_layer_files(organization_id=organization_id),
         editor_action=url_for("admin.save_default"), can_manage=True, **editor,
     )
 
@@ -78,7 +79,7 @@ def save_default():
     """Save one organization-default file; it sits under every project's repository and overrides."""
     try:
         data = load_form(LayerFileSchema(), request.form)
-        result = configuration.save_layer_file(
+        result = layers.save_layer_file(
             current_user, data["path"], data["yaml_text"], organization_id=current_user.membership.organization_id,
         )
     except Invalid as error:

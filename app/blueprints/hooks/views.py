@@ -3,7 +3,7 @@
 from flask import Blueprint, jsonify, request
 
 from app.extensions import csrf
-from app.services import github_hooks
+from app.services.sync import github_hooks
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 

@@ -13,7 +13,8 @@ from marshmallow import Schema, ValidationError
 from app.blueprints.automation_decisions import decide_from_form
 from app.htmx import is_htmx, render_view
 from app.models.issues import Issue
-from app.services import automation_runs, configuration, effects, issues, projects, transitions
+from app.services import automation_runs, effects, issues, projects, transitions
+from app.services.sync import configuration
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 
 from .schemas import (

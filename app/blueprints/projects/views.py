@@ -9,7 +9,8 @@ from app.blueprints.repositories.schemas import LayerFileSchema
 from app.htmx import is_htmx, render_view
 from app.kiket import bundled
 from app.kiket.diagram import layout_workflow
-from app.services import configuration, projects, sync
+from app.services import projects, seeding
+from app.services.sync import configuration, layers, repositories
 from app.services.webhooks import secrets
 from app.services.errors import Invalid, NotFound
 
@@ -43,7 +44,7 @@ def create():
         data = load_form(ProjectSchema(), request.form)
         project = projects.create_project(
             current_user, data["key"], data["name"], data["description"], data["template"],
-            sample_issues=data["sample_issues"],
+            seed=seeding.seed_issues_once if data["sample_issues"] else None,
         )
     except Invalid as error:
         return render_view(
@@ -74,10 +75,10 @@ def _configuration_context(project, **editor) -> dict:
     return {
         "project": project,
         "config": configuration.project_config(project),
-        "repository": sync.repository_for_project(project.id),
+        "repository": repositories.repository_for_project(project.id),
         "active": configuration.active_revision(project.id),
-        "layer_files": configuration.list_layer_files(project=project),
-        "can_manage": sync.can_manage(current_user, project),
+        "layer_files": layers.list_layer_files(project=project),
+        "can_manage": repositories.can_manage(current_user, project),
         "editor_action": url_for("projects.save_override", key=project.key),
         "layer_title": "Project overrides",
         **editor,
@@ -107,7 +108,7 @@ def save_override(key: str):
     project = projects.get_project(current_user, key)
     try:
         data = load_form(LayerFileSchema(), request.form)
-        result = configuration.save_layer_file(current_user, data["path"], data["yaml_text"], project=project)
+        result = layers.save_layer_file(current_user, data["path"], data["yaml_text"], project=project)
     except Invalid as error:
         context = _configuration_context(project, form=request.form, problems=error.problems)
         return render_view("projects/configuration.html", "repositories/_layer_editor.html", status=422, **context)

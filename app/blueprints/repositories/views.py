@@ -7,7 +7,8 @@ from app.blueprints.forms import load_form
 from app.blueprints.repositories.schemas import RepositorySchema, SyncSchema
 from app.htmx import is_htmx, render_view
 from app.kiket.diagram import layout_workflow
-from app.services import configuration, projects, sync
+from app.services import projects
+from app.services.sync import configuration, repositories, revisions, runs
 from app.services.errors import Conflict, Invalid
 
 bp = Blueprint("repositories", __name__, url_prefix="/repositories")
@@ -20,12 +21,12 @@ def require_login():
 
 
 def _manageable_projects():
-    return [p for p in projects.visible_projects(current_user) if sync.can_manage(current_user, p)]
+    return [p for p in projects.visible_projects(current_user) if repositories.can_manage(current_user, p)]
 
 
 @bp.route("/")
 def index():
-    overview = sync.repository_overview(current_user)
+    overview = repositories.repository_overview(current_user)
     connected = {line.repository.project_id for line in overview}
     unconnected = [p for p in projects.visible_projects(current_user) if p.id not in connected]
     return render_template(
@@ -45,7 +46,7 @@ def create():
     try:
         data = load_form(RepositorySchema(), request.form)
         project = projects.get_project(current_user, data["project"])
-        repository, secret = sync.add_repository(
+        repository, secret = repositories.add_repository(
             project, data["url"], branch=data["branch"], config_path=data["config_path"],
             token=data["token"] or None, actor=current_user,
         )
@@ -56,14 +57,14 @@ def create():
 
 
 def _show_context(repository_id: int) -> dict:
-    repository = sync.get_repository(repository_id, current_user)
-    runs = sync.list_sync_runs(repository.id)
+    repository = repositories.get_repository(repository_id, current_user)
+    recent = runs.list_sync_runs(repository.id)
     return {
         "repository": repository,
-        "run": runs[0] if runs else None,
-        "runs": runs,
-        "revisions": sync.list_revisions(repository.project_id),
-        "can_manage": sync.can_manage(current_user, repository.project),
+        "run": recent[0] if recent else None,
+        "runs": recent,
+        "revisions": revisions.list_revisions(repository.project_id),
+        "can_manage": repositories.can_manage(current_user, repository.project),
     }
 
 
@@ -74,23 +75,23 @@ def show(repository_id: int):
 
 @bp.route("/<int:repository_id>/branches")
 def branch_picker(repository_id: int):
-    repository = sync.get_repository(repository_id, current_user)
+    repository = repositories.get_repository(repository_id, current_user)
     try:
-        branches, problem = sync.list_branches(repository.id, current_user), None
+        branches, problem = repositories.list_branches(repository.id, current_user), None
     except Conflict as error:
         branches, problem = [], error.detail
     if repository.branch not in branches:
         branches = [repository.branch, *branches]
     return render_template(
         "repositories/_branch_picker.html", repository=repository, branches=branches, problem=problem,
-        can_manage=sync.can_manage(current_user, repository.project),
+        can_manage=repositories.can_manage(current_user, repository.project),
     )
 
 
 @bp.route("/<int:repository_id>/sync", methods=["POST"])
 def sync_now(repository_id: int):
     data = load_form(SyncSchema(), request.form)
-    run = sync.request_sync(repository_id, data["branch"], trigger="ui", actor=current_user)
+    run = runs.request_sync(repository_id, data["branch"], trigger="ui", actor=current_user)
     if is_htmx():
         return render_template("repositories/_sync_status.html", repository=run.repository, run=run)
     return redirect(url_for("repositories.show", repository_id=repository_id), 303)
@@ -114,8 +115,8 @@ def history(repository_id: int):
 
 @bp.route("/runs/<int:run_id>")
 def run(run_id: int):
-    sync_run = sync.get_sync_run(run_id)
-    sync.get_repository(sync_run.repository_id, current_user)  # project access check
+    sync_run = runs.get_sync_run(run_id)
+    repositories.get_repository(sync_run.repository_id, current_user)  # project access check
     return render_template("repositories/run.html", run=sync_run, repository=sync_run.repository)
 
 
@@ -129,33 +130,34 @@ def _source_page(lines: list[str], path: str, diagnostics: list[dict], commit_sh
 
 @bp.route("/runs/<int:run_id>/source/<path:path>")
 def run_source(run_id: int, path: str):
-    lines = sync.run_source(run_id, path, current_user)
-    sync_run = sync.get_sync_run(run_id)
+    lines = revisions.run_source(run_id, path, current_user)
+    sync_run = runs.get_sync_run(run_id)
     return _source_page(lines, path, sync_run.diagnostics, sync_run.commit_sha,
                         url_for("repositories.run", run_id=run_id), f"Sync run #{run_id}")
 
 
 @bp.route("/revisions/<int:revision_id>")
 def revision(revision_id: int):
-    rev = sync.get_revision(revision_id, current_user)
+    rev = revisions.get_revision(revision_id, current_user)
     config = configuration.revision_config(rev)
     return render_template(
-        "repositories/revision.html", revision=rev, config=config, files=sync.revision_files(revision_id, current_user),
-        can_manage=sync.can_manage(current_user, rev.project),
+        "repositories/revision.html", revision=rev, config=config,
+        files=revisions.revision_files(revision_id, current_user),
+        can_manage=repositories.can_manage(current_user, rev.project),
     )
 
 
 @bp.route("/revisions/<int:revision_id>/source/<path:path>")
 def source(revision_id: int, path: str):
-    rev = sync.get_revision(revision_id, current_user)
-    lines = sync.revision_source(revision_id, path, current_user)
+    rev = revisions.get_revision(revision_id, current_user)
+    lines = revisions.revision_source(revision_id, path, current_user)
     return _source_page(lines, path, rev.diagnostics, rev.commit_sha,
                         url_for("repositories.revision", revision_id=revision_id), f"Revision {rev.short_sha}")
 
 
 @bp.route("/revisions/<int:revision_id>/workflows/<workflow_id>")
 def workflow(revision_id: int, workflow_id: str):
-    rev = sync.get_revision(revision_id, current_user)
+    rev = revisions.get_revision(revision_id, current_user)
     config = configuration.revision_config(rev)
     wf = config.workflows.get(workflow_id) or abort(404)
     return render_template(
@@ -170,14 +172,14 @@ def diff():
         raise Invalid({"revision": "Choose two revisions to compare."})
     if older > newer:
         older, newer = newer, older
-    comparison = sync.diff_revisions(older, newer, current_user)
+    comparison = revisions.diff_revisions(older, newer, current_user)
     return render_template("repositories/diff.html", comparison=comparison)
 
 
 @bp.route("/revisions/<int:revision_id>/rollback", methods=["POST"])
 def rollback(revision_id: int):
-    rev = sync.get_revision(revision_id, current_user)
-    sync.rollback(rev.project, revision_id, current_user)
+    rev = revisions.get_revision(revision_id, current_user)
+    revisions.rollback(rev.project, revision_id, current_user)
     if rev.repository_id is None:
         return redirect(url_for("repositories.revision", revision_id=revision_id), 303)
     target = url_for("repositories.show", repository_id=rev.repository_id)

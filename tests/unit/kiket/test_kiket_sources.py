@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from app.kiket import load_revision
-from app.services.config_sources import (
+from app.services.sync.config_sources import (
     ConfigSourceError, read_directory, read_directory_tree, read_git_tree, read_git_tree_files, validate_ref,
 )
 

@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import GithubDelivery, WorkflowRepository
-from app.services import sync
+from app.services.sync.repositories import webhook_secret
+from app.services.sync.runs import request_sync
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def handle_delivery(*, event: str, delivery_id: str, signature: str, body: bytes
     if not isinstance(payload, dict):
         return HookResult(400, {"ok": False, "error": "the payload is not a JSON object (use application/json)"})
     candidates = _candidates(payload, repository_id)
-    verified = [r for r in candidates if verify_signature(sync.webhook_secret(r), body, signature)]
+    verified = [r for r in candidates if verify_signature(webhook_secret(r), body, signature)]
     if not verified:
         outcome = "bad_signature" if candidates else "unknown_repository"
         _log_unverified(event, delivery_id, candidates, outcome)
@@ -124,7 +125,7 @@ def _dispatch(event: str, payload: dict, repositories: list[WorkflowRepository],
         if not touches_config(payload, repository.config_path):
             outcome = "ignored_path"
             continue
-        runs.append(sync.request_sync(repository.id, trigger="webhook"))
+        runs.append(request_sync(repository.id, trigger="webhook"))
     if not runs:
         record.outcome = outcome
         why = "the push does not touch the config path" if outcome == "ignored_path" else \

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
-from app.services.config_sources import ConfigSourceError, resolve_commit
+from app.services.sync.config_sources import ConfigSourceError, resolve_commit
 from app.services.errors import Invalid
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,309 @@
+"""Sync runs: request a sync of a repository's branch, and the sync job that validates and stores its commit.
+
+1. `request_sync` creates a `SyncRun` and enqueues `jobs.configuration.sync_workflow_repository`; while a
+   run of the repository is queued or running, further requests join it (one sync per repository).
+2. `sync_repository` (the job): fetch → resolve the branch → stop as `unchanged` if that commit is the
+   active revision → read `.kiket/` from git's object store → validate → write the canonical copy
+   atomically → a pending `ConfigRevision` → enqueue `jobs.configuration.load_project_configuration`,
+   which activates it (`app.services.sync.activation`).
+
+Every status change of a run is published on the Redis channel `kiket:sync:<repository id>` as JSON
+`{"repository_id", "sync_run_id", "status", "revision_id"}` (ids and status only, never HTML).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from contextlib import contextmanager
+from datetime import timedelta, timezone
+from typing import Iterator
+
+from redis.exceptions import RedisError
+from rq import get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import select
+
+from app.extensions import db
+from app.kiket import model as km
+from app.models import ConfigRevision, SyncRun, User
+from app.models.base import utcnow
+from app.models.repositories import SYNC_DONE, SYNC_IN_FLIGHT, SYNC_TRIGGERS
+from app.queue import enqueue, redis_connection
+from app.services.errors import Conflict, Invalid, NotFound
+from app.services.sync import configuration, git, workflow_sources
+from app.services.sync.config_sources import read_git_tree_files
+from app.services.sync.repositories import get_repository, require_manage
+
+log = logging.getLogger(__name__)
+
+SYNC_JOB_TIMEOUT_S = 600
+LOAD_JOB_TIMEOUT_S = 300
+REQUEST_LOCK_TIMEOUT_S = 30
+
+
+def sync_channel(repository_id: int) -> str:
+    """Redis pub/sub channel carrying status changes of a repository's sync runs."""
+    return f"kiket:sync:{int(repository_id)}"
+
+
+def list_sync_runs(repository_id: int, limit: int = 20) -> list[SyncRun]:
+    """The repository's latest sync runs, newest first."""
+    return list(db.session.scalars(select(SyncRun).where(SyncRun.repository_id == repository_id)
+                                   .order_by(SyncRun.id.desc()).limit(limit)))
+
+
+def get_sync_run(sync_run_id: int) -> SyncRun:
+    """One sync run (NotFound when absent)."""
+    run = db.session.get(SyncRun, sync_run_id)
+    if run is None:
+        raise NotFound(f"No sync run {sync_run_id}.")
+    return run
+
+
+def request_sync(repository_id: int, branch: str | None = None, trigger: str = "ui",
+                 actor: User | None = None) -> SyncRun:
+    """Queue a sync of the repository (optionally switching its tracked branch); joins a sync in flight.
+
+    Concurrent requests are serialized by a Redis lock, so any number of them create one run and one job.
+    A run whose worker died (SIGKILL, lost machine) is marked failed and does not block new requests.
+    """
+    if trigger not in SYNC_TRIGGERS:
+        raise ValueError(f"unknown trigger {trigger!r}")
+    repository = get_repository(repository_id, actor)
+    require_manage(actor, repository.project)
+    if branch is not None:
+        branch = git.validate_branch(branch)
+    lock = redis_connection().lock(f"kiket:lock:sync-request:{repository.id}", timeout=REQUEST_LOCK_TIMEOUT_S,
+                                   blocking_timeout=REQUEST_LOCK_TIMEOUT_S)
+    if not lock.acquire():
+        raise Conflict("Another sync request of this repository is still being recorded; try again.")
+    try:
+        db.session.commit()  # end the current transaction, so the query below sees other requests' runs
+        running = db.session.scalar(select(SyncRun).where(SyncRun.repository_id == repository.id,
+                                                          SyncRun.status.in_(SYNC_IN_FLIGHT))
+                                    .order_by(SyncRun.id.desc()).limit(1))
+        if running is not None:
+            lost = _lost_reason(running)
+            if lost is None:
+                if branch is not None and branch != running.branch:
+                    raise Conflict(f"A sync of {running.branch} is in progress; sync {branch} when it is done.")
+                if running.status != "queued":
+                    # It may have resolved its commit before this request's push: sync again once it ends.
+                    redis_connection().set(_followup_key(repository.id), trigger, ex=24 * 3600)
+                return running
+            finish(running, "failed", error=lost, followup=False)
+        if branch is not None and branch != repository.branch:
+            log.info("tracked branch of repo=%s changes %s -> %s", repository.id, repository.branch, branch)
+            repository.branch = branch
+        run = SyncRun(repository_id=repository.id, branch=repository.branch, trigger=trigger, status="queued",
+                      requested_by_id=actor.id if actor else None, enqueued_at=utcnow(), timings={},
+                      diagnostics=[], summary={})
+        db.session.add(run)
+        db.session.flush()
+        run.job_id = f"sync-{repository.id}-{run.id}"
+        db.session.commit()
+        enqueue("configuration", "jobs.configuration.sync_workflow_repository", run.id, job_id=run.job_id,
+                job_timeout=SYNC_JOB_TIMEOUT_S, result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600)
+    finally:
+        lock.release()
+    log.info("sync requested repo=%s run=%s branch=%s trigger=%s", repository.id, run.id, run.branch, trigger)
+    _publish(run)
+    return run
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        # A killed work horse whose parent died too can linger as a zombie nobody reaps (containers).
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+def _lost_reason(run: SyncRun) -> str | None:
+    """Why an in-flight run can no longer finish (its worker died, its job vanished), or None if it still can."""
+    if run.worker_host == socket.gethostname() and run.worker_pid and not _pid_alive(run.worker_pid):
+        return f"the worker running this sync (pid {run.worker_pid}) stopped before it finished"
+    job_id = run.load_job_id if run.status == "loading" else run.job_id
+    if job_id:
+        try:
+            status = Job.fetch(job_id, connection=redis_connection()).get_status(refresh=True)
+        except NoSuchJobError:
+            return "its job is no longer in the queue"
+        if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+            return f"its job ended as {status.value}"
+    timeout = SYNC_JOB_TIMEOUT_S + LOAD_JOB_TIMEOUT_S
+    if run.started_at is not None and utcnow() - run.started_at > timedelta(seconds=timeout + 60):
+        return f"it did not finish within {timeout} s"
+    return None
+
+
+@contextmanager
+def _timed(timings: dict[str, int], phase: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[phase] = int((time.perf_counter() - started) * 1000)
+
+
+def queue_wait_ms() -> int | None:
+    """Milliseconds the current RQ job waited in its queue (None outside a worker)."""
+    job = get_current_job()
+    enqueued = job.enqueued_at if job is not None else None
+    if enqueued is None:
+        return None
+    if enqueued.tzinfo is None:
+        enqueued = enqueued.replace(tzinfo=timezone.utc)
+    return max(0, int((utcnow() - enqueued).total_seconds() * 1000))
+
+
+def sync_repository(sync_run_id: int) -> SyncRun:
+    """Run a queued sync (the `sync_workflow_repository` job): fetch, validate, write, enqueue the load."""
+    run = get_sync_run(sync_run_id)
+    if run.status != "queued":
+        log.info("sync run=%s is %s already; nothing to do", run.id, run.status)
+        return run
+    repository = run.repository
+    project = repository.project
+    timings: dict[str, int] = {}
+    wait = queue_wait_ms()
+    if wait is not None:
+        timings["queue"] = wait
+    job = get_current_job()
+    run.worker_name = getattr(job, "worker_name", None) if job else None
+    run.worker_host = socket.gethostname()[:255]
+    run.worker_pid = os.getpid()
+    run.started_at = utcnow()
+    _advance(run, "fetching")
+    try:
+        workflow_sources.remove_stray_temp_dirs(repository.id)
+        with _timed(timings, "fetch"):
+            mirror = git.fetch(repository, run.branch)
+        with _timed(timings, "resolve"):
+            sha = git.resolve(repository, run.branch)
+            info = git.commit_info(repository, sha)
+        run.commit_sha, run.commit_author, run.commit_message = sha, info.author, info.message
+        run.timings = dict(timings)
+        active = configuration.active_revision(project.id)
+        if active is not None and active.repository_id == repository.id and active.commit_sha == sha:
+            run.revision_id = active.id
+            finish(run, "unchanged")
+            log.info("sync run=%s repo=%s commit=%s is already active", run.id, repository.id, sha[:10])
+            return run
+        _advance(run, "validating")
+        with _timed(timings, "read"):
+            tree = read_git_tree_files(mirror, sha, repository.config_path)
+        with _timed(timings, "validate"):
+            layers = configuration.lower_layers(project)
+            result = configuration.load_files(
+                project, tree.files, km.Source(repo=repository.remote_url, branch=run.branch, commit_sha=sha),
+                config_path=repository.config_path, layers=layers, skipped=tuple(tree.skipped))
+        run.timings = dict(timings)
+        run.diagnostics = [d.to_dict() for d in result.diagnostics]
+        run.summary = {**result.summary(), "counts": result.counts}
+        if not result.ok:
+            finish(run, "failed", error=fatal_summary(result.diagnostics))
+            return run
+        _advance(run, "writing")
+        with _timed(timings, "write"):
+            path = workflow_sources.write_revision(repository.id, sha, tree.files)
+        revision = ConfigRevision(
+            project_id=project.id, repository_id=repository.id, commit_sha=sha, branch=run.branch, status="pending",
+            storage_path=str(path), layers_version=layers.version, summary=run.summary,
+            diagnostics=run.diagnostics, workflow_versions={wf.id: wf.version for wf in result.revision.workflows.values()},
+        )
+        db.session.add(revision)
+        db.session.flush()
+        run.revision_id = revision.id
+        run.load_job_id = load_job_id(revision.id)
+        run.timings = dict(timings)
+        _advance(run, "loading")
+        enqueue_load(revision.id)
+        log.info("sync run=%s repo=%s commit=%s validated in %s", run.id, repository.id, sha[:10], timings)
+        return run
+    except Exception as exc:
+        db.session.rollback()
+        record_failure(sync_run_id, exc, timings)
+        raise
+
+
+def load_job_id(revision_id: int) -> str:
+    return f"load-{int(revision_id)}"
+
+
+def enqueue_load(revision_id: int) -> None:
+    """Queue the activation of a pending revision (`app.services.sync.activation.load_configuration`)."""
+    enqueue("configuration", "jobs.configuration.load_project_configuration", revision_id,
+            job_id=load_job_id(revision_id), job_timeout=LOAD_JOB_TIMEOUT_S, result_ttl=24 * 3600,
+            failure_ttl=7 * 24 * 3600)
+
+
+def fatal_summary(diagnostics) -> str:
+    fatal = [d for d in diagnostics if d.severity == "fatal"]
+    first = fatal[0].format() if fatal else "unknown problem"
+    more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""
+    return f"{len(fatal)} fatal problem{'s' if len(fatal) != 1 else ''}: {first}{more}"[:2000]
+
+
+def record_failure(sync_run_id: int, exc: BaseException, timings: dict[str, int]) -> None:
+    run = db.session.get(SyncRun, sync_run_id)
+    if run is None or run.status in SYNC_DONE:
+        return
+    if timings:
+        run.timings = {**(run.timings or {}), **timings}
+    reason = str(exc) if isinstance(exc, (git.GitError, workflow_sources.StorageError, Invalid)) \
+        else f"{exc.__class__.__name__}: {exc}"
+    finish(run, "failed", error=reason[:2000])
+    log.warning("sync run=%s failed: %s", run.id, reason)
+
+
+def _advance(run: SyncRun, status: str) -> None:
+    run.status = status
+    db.session.commit()
+    _publish(run)
+
+
+def finish(run: SyncRun, status: str, error: str | None = None, *, followup: bool = True) -> None:
+    run.status = status
+    run.error = error
+    run.finished_at = utcnow()
+    db.session.commit()
+    _publish(run)
+    if followup:
+        _start_followup(run.repository_id)
+
+
+def _followup_key(repository_id: int) -> str:
+    return f"kiket:sync:followup:{int(repository_id)}"
+
+
+def _start_followup(repository_id: int) -> None:
+    """Run the sync a request asked for while this one was already past resolving its commit."""
+    try:
+        trigger = redis_connection().getdel(_followup_key(repository_id))
+        if trigger is not None:
+            request_sync(repository_id, trigger=trigger.decode())
+    except (RedisError, Conflict) as exc:
+        log.warning("follow-up sync of repo=%s not started: %s", repository_id, exc)
+
+
+def _publish(run: SyncRun) -> None:
+    message = json.dumps({"repository_id": run.repository_id, "sync_run_id": run.id, "status": run.status,
+                          "revision_id": run.revision_id})
+    try:
+        redis_connection().publish(sync_channel(run.repository_id), message)
+    except RedisError as exc:
+        # Live updates are a convenience: the dashboard also reads the run from the database.
+        log.warning("could not publish sync status run=%s: %s", run.id, exc.__class__.__name__)
