@@ -97,7 +97,7 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, wait_second
         worker_ttl=current_app.config["KIKET_WORKER_TTL"],
     )
     log.info("worker starting on %s (%s)", ", ".join(names), "forking" if fork else "in-process")
-    from app.services import sla  # the 5-minute sweep reschedules itself; this starts the cycle (idempotent)
+    from app.services.runtime import sla  # the 5-minute sweep reschedules itself; this starts the cycle (idempotent)
 
     sla.schedule_sweep()
     # Everything alive now (app, modules, pools) lives as long as the worker: frozen, no collection ever

@@ -72,7 +72,7 @@ def connect_services() -> None:
     An activation (sync) creates the first configuration's seed issues in its transaction and emits
     `workflow.updated` after its commit: both belong to the runtime, which sync must not import.
     """
-    from app.services import events, seeding
+    from app.services.runtime import events, seeding
     from app.services.sync import activation
 
     activation.listen("runtime", activation.Listener(activating=seeding.seed_issues_once,

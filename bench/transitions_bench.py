@@ -49,7 +49,8 @@ def _app(dsn: str, redis_url: str):
 def _prepare(app) -> tuple[int, list[int]]:
     """A kanban project with ISSUES issues in `backlog`; the owner's id and the issue ids."""
     from app.extensions import db
-    from app.services import accounts, issues, projects
+    from app.services import accounts, projects
+    from app.services.runtime import issues
     from app.services.sync import configuration
 
     with app.app_context():
@@ -71,7 +72,7 @@ def _service(app, owner_id: int, issue_ids: list[int]) -> tuple[float, list[list
 
     from app.extensions import db
     from app.models import User
-    from app.services import transitions
+    from app.services.runtime import transitions
 
     recorded: list[list[tuple]] = []
 

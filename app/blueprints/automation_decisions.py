@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, request
 from flask_login import current_user
 
-from app.services import effects
+from app.services.runtime.effects import gated_runs
 
 
 def decide_from_form(run_id: int) -> str:
@@ -16,7 +16,7 @@ def decide_from_form(run_id: int) -> str:
     if decision not in ("approve", "deny"):
         abort(400)
     try:
-        run = effects.decide_run(run_id, current_user, decision == "approve", request.form.get("reason") or None)
-    except effects.RunNotPending as error:
+        run = gated_runs.decide_run(run_id, current_user, decision == "approve", request.form.get("reason") or None)
+    except gated_runs.RunNotPending as error:
         return str(error)
     return f"Run {run.id} of {run.automation_id}: {run.outcome}"

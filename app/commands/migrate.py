@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models.projects import Project
-from app.services import workflow_migration
 from app.services.errors import ServiceError
+from app.services.runtime import workflow_migration
 
 
 def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:

@@ -13,8 +13,8 @@ from app.extensions import db
 from app.models import Project, SyncRun
 from app.models.repositories import SYNC_DONE
 from app.services import accounts
-from app.services.sync import repositories, runs
 from app.services.errors import ServiceError
+from app.services.sync import repositories, runs
 
 
 @click.group("repo")

@@ -11,7 +11,8 @@ from app.kiket.actions import WEBHOOK_ENV_PARAMS
 from app.kiket.model import Action, ConfigRevision
 from app.kiket.templating import Template
 
-# Every webhook is signed with the first of these that is set (spec §12); see app/services/effects.py::_webhook.
+# Every webhook is signed with the first of these that is set (spec §12); see
+# app/services/runtime/effects/notify.py::webhook.
 SIGNING_SECRETS = ("WEBHOOK_SECRET", "KIKET_WEBHOOK_SECRET")
 
 

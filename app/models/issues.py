@@ -221,7 +221,7 @@ class AutomationRun(db.Model):
 class IssueEvent(db.Model):
     """The outbox: an issue event written in the same transaction as the change that caused it.
 
-    The worker turns each row into its `default`-queue job and deletes it (`app.services.events.drain`),
+    The worker turns each row into its `default`-queue job and deletes it (`app.services.runtime.events.drain`),
     so an event is never lost between a commit and an enqueue, and never seen before its change commits.
     """
 

@@ -16,8 +16,8 @@ from app.extensions import db
 from app.models.audit import AuditEvent
 from app.models.base import utcnow
 from app.models.issues import ProjectCounter
-from app.services.issue_keys import ensure_counter
 from app.services.prepared import Prepared
+from app.services.projects import ensure_counter
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Project
-from app.services import accounts, projects, seeding
+from app.services import accounts, projects
+from app.services.runtime import seeding
 
 DEMO_ADMIN = "admin@example.com"
 DEMO_PROJECT_KEY = "DEMO"

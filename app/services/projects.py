@@ -1,4 +1,4 @@
-"""Projects: listing what a user may see, creating from a bundled template, access checks."""
+"""Projects: listing what a user may see, creating from a bundled template, access checks, their counter row."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import re
 from typing import Callable
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.extensions import db
 from app.kiket import bundled
 from app.models import Project, ProjectMembership, User
+from app.models.issues import ProjectCounter
 from app.services.errors import Forbidden, Invalid, NotFound
 
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
@@ -95,3 +98,10 @@ def create_project(actor: User, key: str, name: str, description: str, template:
         seed(project)
     db.session.commit()
     return project
+
+
+def ensure_counter(project_id: int) -> None:
+    """Create the project's counter row (issue numbers, audit sequence) if missing; no-op under a concurrent insert."""
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(insert(ProjectCounter).values(project_id=project_id, next_issue_number=1, audit_seq=0)
+                       .on_conflict_do_nothing(index_elements=["project_id"]))

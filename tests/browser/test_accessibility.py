@@ -61,7 +61,8 @@ def content(_schema, tmp_path, fresh_install):
 
     from app.extensions import db
     from app.models import ConfigRevision, Issue, SyncRun
-    from app.services import accounts, issues, projects, seeding, transitions
+    from app.services import accounts, projects
+    from app.services.runtime import issue_page, seeding, transitions
 
     with _schema.app_context():
         owner = accounts.create_user("ada@example.com", PASSWORD, "owner", name="Ada Lovelace")
@@ -77,7 +78,7 @@ def content(_schema, tmp_path, fresh_install):
         assert failed.status == "failed"
         issue = db.session.scalar(select(Issue).where(Issue.project_id == demo.id).order_by(Issue.number))
         transitions.add_comment(issue.id, owner, "Reproduced on **main**.")
-        view = issues.issue_view(owner, issue)
+        view = issue_page.issue_view(owner, issue)
         ids = {
             "issue": issue.number,
             "transition": view.verdicts[0].transition.id,

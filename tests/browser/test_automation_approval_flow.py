@@ -25,7 +25,7 @@ def comment_on_a_new_issue(app) -> None:
     from sqlalchemy import select
 
     from app.models import Project, User
-    from app.services import transitions
+    from app.services.runtime import transitions
     from tests.support.issue_events import make_issue, save_override
 
     with app.app_context():

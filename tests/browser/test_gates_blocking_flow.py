@@ -44,7 +44,7 @@ def deals(_schema, tmp_path):
 def acme_url(_schema, deals):
     """"ACME renewal" waits in drafting with its NDA, assigned to the seller, at 900000 and low priority."""
     from app.models import Project, User
-    from app.services import issues, transitions
+    from app.services.runtime import issues, transitions
 
     with _schema.app_context():
         from app.extensions import db

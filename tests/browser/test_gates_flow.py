@@ -39,7 +39,8 @@ def with_more_gates(text: str) -> str:
 @pytest.fixture
 def contract_url(new_page, _schema, tmp_path):
     """Ada owns project LEG on the edited legal repository; counsel holds role legal; a contract in draft."""
-    from app.services import accounts, issues
+    from app.services import accounts
+    from app.services.runtime import issues
 
     remote = bare_remote(tmp_path, "legal")
     push_change(remote, "main", CONTRACT, with_more_gates(show(remote, "main", CONTRACT)), "More gates")

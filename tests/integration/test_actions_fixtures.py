@@ -63,7 +63,7 @@ def transition(app, issue, actor, target):
     """Apply a transition through the service, let the effects engine run, and read the issue again."""
     from app.extensions import db
     from app.models import Issue
-    from app.services import transitions
+    from app.services.runtime import transitions
 
     transitions.apply_transition(issue.id, actor, target=target)
     run_default(app)
@@ -100,7 +100,7 @@ def test_an_incident_from_detection_to_postmortem(app, owner, engineering):
     from app.extensions import db
     from app.models import Issue, SlaTimer
     from app.queue import get_queue
-    from app.services import sla, transitions
+    from app.services.runtime import sla, transitions
 
     project, oncall, lead = engineering
     seen = len(deliveries())
@@ -170,7 +170,7 @@ def test_an_incident_from_detection_to_postmortem(app, owner, engineering):
 def test_a_critical_bug_alerts_the_leads_and_its_fix_and_deploy_call_their_webhooks(app, owner, engineering):
     from app.extensions import db
     from app.models import Issue
-    from app.services import issues, transitions
+    from app.services.runtime import issue_page, issues, transitions
 
     project, oncall, lead = engineering
     bug = make_issue(project, "Crash on Save!", reporter=owner, assignee=owner, custom_fields={"severity": "critical"})
@@ -180,7 +180,7 @@ def test_a_critical_bug_alerts_the_leads_and_its_fix_and_deploy_call_their_webho
     alert = automation_run("critical-bug-alert", bug)
     assert actions(alert.input) == [("notify", "applied"), ("add_watcher", "applied")]
     assert messages(oncall, bug) == [("🔴 Critical bug reported: Crash on Save!", "critical")]
-    assert [w.email for w in issues.issue_view(owner, db.session.get(Issue, bug.id)).watchers] == ["lead@example.com"]
+    assert [w.email for w in issue_page.issue_view(owner, db.session.get(Issue, bug.id)).watchers] == ["lead@example.com"]
 
     for target in ("triaging", "fixing"):
         bug = transition(app, bug, owner, target)
@@ -212,7 +212,7 @@ def legal(app, owner, make_user, tmp_path):
 def test_contract_hooks_and_the_legal_review_sla_policy_notify_the_right_people(app, owner, legal):
     from app.extensions import db
     from app.models import SlaTimer
-    from app.services import issues, sla, transitions
+    from app.services.runtime import issues, sla, transitions
 
     project, counsel = legal
     contract = by_title(project, "Meridian")
@@ -252,7 +252,7 @@ def test_contract_hooks_and_the_legal_review_sla_policy_notify_the_right_people(
 def test_a_completed_gdpr_request_tells_its_submitter_and_leaves_an_audit_comment(app, owner, legal):
     from app.extensions import db
     from app.models import Comment
-    from app.services import issues
+    from app.services.runtime import issues
 
     project, counsel = legal
     request = issues.create_issue(project, owner, issue_type="gdpr_request", title="Export my data")
@@ -287,7 +287,8 @@ SCRUM_TEAM = """team:
 def test_scrum_recipes_gated_by_approval_request_approvals_once_approved(app, owner, make_user, tmp_path):
     from datetime import date
 
-    from app.services import effects, issues
+    from app.services.runtime import issues
+    from app.services.runtime.effects import gated_runs
 
     project, _, _ = synced_project(app, owner, tmp_path, "scrum", "SCR")
     ops = member(make_user, project, "ops@example.com")
@@ -302,12 +303,12 @@ def test_scrum_recipes_gated_by_approval_request_approvals_once_approved(app, ow
     assert (breach.outcome, risk.outcome) == ("awaiting_approval", "awaiting_approval")
     assert messages(ops, story) == [] and messages(manager, story) == []
 
-    approved = effects.decide_run(breach.id, owner, approve=True)
+    approved = gated_runs.decide_run(breach.id, owner, approve=True)
     assert approved.outcome == "applied (approved by owner@example.com)"
     # The Teams channel is a stub; request_approval asks the operations managers.
     assert actions(approved.input) == [("notify", "skipped"), ("request_approval", "applied")]
     assert messages(ops, story) == [(f"Approval requested on {story.key} Payments revamp: "
                               "Approve mitigation plan for impending SLA breach", "warning")]
-    denied = effects.decide_run(risk.id, owner, approve=False, reason="Known risk")
+    denied = gated_runs.decide_run(risk.id, owner, approve=False, reason="Known risk")
     assert denied.outcome == "denied by owner@example.com" and "actions" not in denied.input
     assert messages(manager, story) == []

@@ -8,9 +8,9 @@ import pytest
 
 from app.extensions import db
 from app.models import Attachment, Issue
-from app.services import attachments, issue_keys
 from app.services.errors import Invalid, NotFound
 from app.services.projects import create_project
+from app.services.runtime import attachments, issue_keys
 
 
 @pytest.fixture

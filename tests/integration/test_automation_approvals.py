@@ -37,7 +37,7 @@ def gated_project(make_user, key="GATE"):
 def gated_run(app, owner, project):
     from app.extensions import db
     from app.models import AutomationRun
-    from app.services import transitions
+    from app.services.runtime import transitions
 
     issue = make_issue(project, "Needs a look", issue_type="task", reporter=owner, emit=False)
     transitions.add_comment(issue.id, owner, "looked")
@@ -65,11 +65,11 @@ def test_a_gated_run_waits_with_its_plan_and_asks_the_owners(app, make_user):
 def test_approving_performs_the_actions_once(app, make_user):
     from app.extensions import db
     from app.models import AuditEvent, Issue, Notification
-    from app.services import effects
+    from app.services.runtime.effects import gated_runs
 
     owner, project = gated_project(make_user)
     issue, run = gated_run(app, owner, project)
-    decided = effects.decide_run(run.id, owner, approve=True)
+    decided = gated_runs.decide_run(run.id, owner, approve=True)
     assert decided.outcome == "applied (approved by owner@example.com)"
     assert decided.input["approval"]["state"] == "approved" and decided.input["approval"]["by"] == owner.email
     assert [(a["type"], a["status"]) for a in decided.input["actions"]] == [("add_label", "applied"),
@@ -78,20 +78,20 @@ def test_approving_performs_the_actions_once(app, make_user):
     assert db.session.get(Issue, issue.id).labels == ["discussed"]
     assert db.session.scalar(select(Notification).where(Notification.message == "GATE-1 was labelled"))
     assert db.session.scalar(select(AuditEvent).where(AuditEvent.kind == "automation.approved"))
-    with pytest.raises(effects.RunNotPending):
-        effects.decide_run(run.id, owner, approve=True)
-    with pytest.raises(effects.RunNotPending):
-        effects.decide_run(run.id, owner, approve=False)
+    with pytest.raises(gated_runs.RunNotPending):
+        gated_runs.decide_run(run.id, owner, approve=True)
+    with pytest.raises(gated_runs.RunNotPending):
+        gated_runs.decide_run(run.id, owner, approve=False)
 
 
 def test_denying_records_the_decision_and_does_nothing(app, make_user):
     from app.extensions import db
     from app.models import AuditEvent, Issue
-    from app.services import effects
+    from app.services.runtime.effects import gated_runs
 
     owner, project = gated_project(make_user)
     issue, run = gated_run(app, owner, project)
-    decided = effects.decide_run(run.id, owner, approve=False, reason="not now")
+    decided = gated_runs.decide_run(run.id, owner, approve=False, reason="not now")
     assert decided.outcome == "denied by owner@example.com"
     assert decided.input["approval"]["state"] == "denied" and decided.input["approval"]["reason"] == "not now"
     assert "actions" not in decided.input
@@ -105,7 +105,7 @@ def test_only_managers_or_automation_managers_decide(app, make_user):
 
     from app.extensions import db
     from app.models import ProjectMembership
-    from app.services import effects
+    from app.services.runtime.effects import gated_runs
 
     owner, project = gated_project(make_user)
     _, run = gated_run(app, owner, project)
@@ -113,14 +113,14 @@ def test_only_managers_or_automation_managers_decide(app, make_user):
     db.session.add(ProjectMembership(project_id=project.id, user_id=member.id, role="member"))
     db.session.commit()
     with pytest.raises(Forbidden):
-        effects.decide_run(run.id, member, approve=True)
+        gated_runs.decide_run(run.id, member, approve=True)
     stranger = make_user("stranger@example.com", "member")
     with pytest.raises(Forbidden):
-        effects.decide_run(run.id, stranger, approve=False)
+        gated_runs.decide_run(run.id, stranger, approve=False)
     membership = db.session.scalar(select(ProjectMembership).where(ProjectMembership.user_id == member.id))
     membership.role = "admin"
     db.session.commit()
-    assert effects.decide_run(run.id, member, approve=False).outcome == "denied by member@example.com"
+    assert gated_runs.decide_run(run.id, member, approve=False).outcome == "denied by member@example.com"
 
 
 def test_the_notifications_page_lists_and_decides_runs(app, make_user, client, login):

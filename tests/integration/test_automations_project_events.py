@@ -78,8 +78,7 @@ def test_workflow_updated_runs_after_each_activation(app, make_user, tmp_path):
     from app.extensions import db
     from app.models import ConfigRevision, SyncRun
     from app.services import projects
-    from app.services.sync import repositories, revisions
-    from app.services.sync import runs as sync_runs
+    from app.services.sync import repositories, revisions, runs as sync_runs
 
     owner = make_user("owner@example.com", "owner")
     project = projects.create_project(owner, "SYN", "Synced", "", "kanban")
@@ -104,7 +103,7 @@ def test_workflow_updated_runs_after_each_activation(app, make_user, tmp_path):
     assert messages(owner)[-1] == f"Workflows of SYN updated to {revision.commit_sha}"
 
     # The same revision enqueued again runs nothing twice; a new activation (a rollback) runs again.
-    from app.services import events
+    from app.services.runtime import events
 
     events.workflow_updated(project.id, revision.id)
     run_default(app)
@@ -142,7 +141,7 @@ def at(day, hour, minute):
 def test_the_sweep_runs_cron_automations_once_per_minute_in_the_project_timezone(app, make_user):
     from app.extensions import db
     from app.models import Issue
-    from app.services import sla
+    from app.services.runtime import sla
 
     owner, project = cron_project(make_user)
     # Monday 1 March 2027: 09:00 in Berlin (CET, UTC+1) is 08:00 UTC.
@@ -163,30 +162,30 @@ def test_the_sweep_runs_cron_automations_once_per_minute_in_the_project_timezone
 
 
 def test_the_cron_window_is_the_time_since_the_previous_sweep(app, make_user):
-    from app.services import effects
+    from app.services.runtime.effects import automations
 
     cron_project(make_user)
     # A sweep late by an hour catches up the minutes it missed, once each.
-    got = effects.sweep_cron(at(1, 9, 0), since=at(1, 7, 59))
+    got = automations.sweep_cron(at(1, 9, 0), since=at(1, 7, 59))
     assert sorted((r[1], r[2][11:16]) for r in got) == [
         ("quarter-hours", "09:00"), ("quarter-hours", "09:15"), ("quarter-hours", "09:30"),
         ("quarter-hours", "09:45"), ("quarter-hours", "10:00"), ("standup", "09:00")]
     # The next sweep starts where that one ended (kept in Redis).
-    assert [r[2][11:16] for r in effects.sweep_cron(at(1, 9, 15))] == ["10:15"]
+    assert [r[2][11:16] for r in automations.sweep_cron(at(1, 9, 15))] == ["10:15"]
     # Saturday: no stand-up.
-    assert [r[1] for r in effects.sweep_cron(at(6, 8, 0), since=at(6, 7, 59))] == ["quarter-hours"]
+    assert [r[1] for r in automations.sweep_cron(at(6, 8, 0), since=at(6, 7, 59))] == ["quarter-hours"]
 
 
 def test_a_gated_cron_automation_waits_for_approval(app, make_user):
-    from app.services import effects
+    from app.services.runtime.effects import automations, gated_runs
 
     owner, project = cron_project(make_user)
     save_override(owner, project, "automations/cron.yaml", CRON.replace(
         "    name: Stand-up reminder\n", "    name: Stand-up reminder\n    requires_approval: true\n"))
-    effects.sweep_cron(at(1, 8, 0), since=at(1, 7, 59))
+    automations.sweep_cron(at(1, 8, 0), since=at(1, 7, 59))
     [run] = runs("standup")
     assert run.outcome == "awaiting_approval" and run.issue_id is None
     assert "Automation 'Stand-up reminder' awaits approval on CRN" in messages(owner)
-    decided = effects.decide_run(run.id, owner, approve=True)
+    decided = gated_runs.decide_run(run.id, owner, approve=True)
     assert decided.outcome == "applied (approved by owner@example.com)"
     assert "Stand-up at 2027-03-01T09:00:00+01:00" in messages(owner)

@@ -26,7 +26,7 @@ def runs(automation_id=None):
 def test_scrum_silent_issue_recipe_fires_once_per_state_entry_through_the_sweep(app, make_user, tmp_path):
     from app.extensions import db
     from app.models import Issue
-    from app.services import sla
+    from app.services.runtime import sla
 
     owner = make_user("owner@example.com", "owner")
     project, _, _ = synced_project(app, owner, tmp_path, "scrum", "SCR")
@@ -60,7 +60,7 @@ def test_scrum_silent_issue_recipe_fires_once_per_state_entry_through_the_sweep(
 def test_scrum_recipes_that_require_approval_wait_for_an_approval(app, make_user, tmp_path):
     from app.extensions import db
     from app.models import Issue
-    from app.services import issues
+    from app.services.runtime import issues
 
     owner = make_user("owner@example.com", "owner")
     project, _, _ = synced_project(app, owner, tmp_path, "scrum", "SCR")
@@ -79,7 +79,7 @@ def test_scrum_recipes_that_require_approval_wait_for_an_approval(app, make_user
 def test_engineering_breach_automation_and_the_chain_it_causes(app, make_user, tmp_path):
     from app.extensions import db
     from app.models import Issue
-    from app.services import sla
+    from app.services.runtime import sla
 
     owner = make_user("owner@example.com", "owner")
     project, _, _ = synced_project(app, owner, tmp_path, "engineering", "ENG")
@@ -121,7 +121,8 @@ automations:
 def test_loop_protection_stops_self_reaction_and_chains_deeper_than_three(app, make_user):
     from app.extensions import db
     from app.models import Issue
-    from app.services import events, projects
+    from app.services import projects
+    from app.services.runtime import events
 
     owner = make_user("owner@example.com", "owner")
     project = projects.create_project(owner, "LOOP", "Loop", "", "kanban")
@@ -154,7 +155,8 @@ automations:
 
 
 def test_rate_limit_per_project_and_action_type(app, make_user):
-    from app.services import projects, transitions
+    from app.services import projects
+    from app.services.runtime import transitions
 
     owner = make_user("owner@example.com", "owner")
     project = projects.create_project(owner, "RATE", "Rate", "", "kanban")

@@ -179,7 +179,7 @@ def test_hooks_run_in_order_after_commit_and_core_actions_apply(app, setup):
 def test_a_failing_action_is_recorded_and_never_undoes_the_transition(app, setup, monkeypatch):
     from app.extensions import db
     from app.models import Issue
-    from app.services import effects
+    from app.services.runtime.effects.actions import HANDLERS
 
     owner, dev, lead, project, receiver = setup
     issue = make_issue(project, "Flaky", issue_type="ticket", reporter=owner)
@@ -188,7 +188,7 @@ def test_a_failing_action_is_recorded_and_never_undoes_the_transition(app, setup
     def broken(*args, **kwargs):
         raise RuntimeError("notification store is down")
 
-    monkeypatch.setitem(effects._HANDLERS, "notify", broken)
+    monkeypatch.setitem(HANDLERS, "notify", broken)
     move(db.session.get(Issue, issue.id), "triaging", owner)
     run_default(app)
     db.session.expire_all()

@@ -100,7 +100,7 @@ def legalish(app, make_user):
 def test_transition_action_goes_through_the_service_and_approvals_are_requested(app, legalish):
     from app.extensions import db
     from app.models import AutomationRun, Issue, IssueTransition, Notification
-    from app.services import issues
+    from app.services.runtime import issues
 
     owner, counsel, project = legalish
     issue = issues.create_issue(project, owner, issue_type="contract", title="NDA with ACME")
@@ -123,7 +123,7 @@ def test_transition_action_goes_through_the_service_and_approvals_are_requested(
 def test_decisions_and_a_completed_checklist_run_their_hooks_once(app, legalish):
     from app.extensions import db
     from app.models import AutomationRun, Comment, Issue, Notification
-    from app.services import issues, transitions
+    from app.services.runtime import issues, transitions
 
     owner, counsel, project = legalish
     issue = issues.create_issue(project, owner, issue_type="contract", title="MSA")

@@ -28,7 +28,7 @@ def outbox() -> list[tuple[str, int, str]]:
 
 def queued(app) -> list[str]:
     from app.queue import get_queue
-    from app.services import events
+    from app.services.runtime import events
 
     assert events.settle()
     return [job.func_name for job in get_queue("default").get_jobs()]
@@ -56,7 +56,7 @@ def redis(app):
 
 
 def test_a_transition_writes_its_event_in_its_own_transaction_and_one_drain_sends_it(app, owner, project):
-    from app.services import events, issues, transitions
+    from app.services.runtime import events, issues, transitions
 
     issue = issues.create_issue(project, owner, issue_type="task", title="Outboxed")
     moved = transitions.apply_transition(issue.id, owner, target="in_progress")
@@ -75,8 +75,8 @@ def test_a_transition_writes_its_event_in_its_own_transaction_and_one_drain_send
 
 
 def test_a_refused_transition_leaves_no_event(app, owner, project):
-    from app.services import issues, transitions
     from app.services.errors import Conflict
+    from app.services.runtime import issues, transitions
 
     issue = issues.create_issue(project, owner, issue_type="task", title="Stale")
     before = outbox()
@@ -89,7 +89,7 @@ def test_a_refused_transition_leaves_no_event(app, owner, project):
 
 def test_events_of_a_rolled_back_transaction_are_gone_and_wake_nothing(app, owner, project):
     from app.extensions import db
-    from app.services import events, issues
+    from app.services.runtime import events, issues
 
     issue = issues.create_issue(project, owner, issue_type="task", title="Undone")
     run_default(app)
@@ -101,7 +101,7 @@ def test_events_of_a_rolled_back_transaction_are_gone_and_wake_nothing(app, owne
 
 
 def test_events_committed_while_redis_is_away_are_sent_by_the_sweep(app, owner, project, redis):
-    from app.services import issues, transitions
+    from app.services.runtime import issues, transitions
     from jobs.default import sweep
 
     issue = issues.create_issue(project, owner, issue_type="task", title="Offline")
@@ -117,7 +117,7 @@ def test_events_committed_while_redis_is_away_are_sent_by_the_sweep(app, owner, 
 
 
 def test_a_failed_enqueue_rolls_the_claimed_rows_back(app, owner, project, redis):
-    from app.services import events, issues
+    from app.services.runtime import events, issues
 
     issues.create_issue(project, owner, issue_type="task", title="Kept")
     rows = outbox()
@@ -128,7 +128,7 @@ def test_a_failed_enqueue_rolls_the_claimed_rows_back(app, owner, project, redis
 
 
 def test_the_worker_sweep_drains_what_a_lost_wake_up_left(app, owner, project):
-    from app.services import events, issues
+    from app.services.runtime import events, issues
     from jobs.default import sweep
 
     issue = issues.create_issue(project, owner, issue_type="task", title="Stranded")
@@ -150,7 +150,8 @@ def _default_jobs(app):
 def test_seed_issues_emit_issue_created_with_the_project(app, owner):
     from app.extensions import db
     from app.models import Issue
-    from app.services import projects, seeding
+    from app.services import projects
+    from app.services.runtime import seeding
 
     project = projects.create_project(owner, "BUG", "Bugs", "", "bug_tracking", seed=seeding.seed_issues_once)
     seeds = list(db.session.scalars(select(Issue.id).where(Issue.project_id == project.id).order_by(Issue.id)))

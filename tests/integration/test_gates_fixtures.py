@@ -22,8 +22,8 @@ from tests.support.issue_events import make_issue
 
 
 def test_engineering_testing_checklist_counts_automatic_items_from_fields(app, owner, tmp_path):
-    from app.services import issues, transitions
     from app.services.errors import Invalid
+    from app.services.runtime import issue_page, issue_queries, issues, transitions
 
     project, _, _ = synced_project(app, owner, tmp_path, "engineering")
     bug = issues.create_issue(project, owner, issue_type="bug", title="Leak", assignee_id=owner.id)
@@ -39,7 +39,7 @@ def test_engineering_testing_checklist_counts_automatic_items_from_fields(app, o
     write_custom_fields(bug.id, ci_status="passed", integration_status="PASSED", security_status="2 findings")
     assert transitions.simulate(bug.id, owner, target="deployed").reasons == (
         "Checklist 'Testing Checklist' is not complete: 3 of 4 required items checked",)
-    [checklist] = issues.issue_view(owner, issues.get_issue(owner, project.key, bug.key)).checklists
+    [checklist] = issue_page.issue_view(owner, issue_queries.get_issue(owner, project.key, bug.key)).checklists
     assert set(checklist.checked) == {"manual_qa", "unit_tests", "integration_tests"} and not checklist.complete
 
     write_custom_fields(bug.id, security_status="clean")
@@ -55,8 +55,8 @@ def test_engineering_testing_checklist_counts_automatic_items_from_fields(app, o
 
 
 def test_kanban_columns_warn_over_their_wip_limit_and_viewers_move_nothing(app, owner, make_user, tmp_path):
-    from app.services import transitions
     from app.services.errors import Forbidden
+    from app.services.runtime import transitions
 
     project, _, _ = synced_project(app, owner, tmp_path, "kanban", "KAN")
     viewer = member(make_user, project, "auditor@example.com", role="viewer")
@@ -81,7 +81,7 @@ def deals(app, owner, make_user, tmp_path):
 
 
 def test_roles_fields_predicate_and_documents_gate_the_way_out(app, owner, deals):
-    from app.services import issues, transitions
+    from app.services.runtime import issues, transitions
 
     project, seller, cfo = deals
     deal = issues.create_issue(project, seller, issue_type="deal", title="ACME renewal", priority="low",
@@ -106,8 +106,8 @@ def test_roles_fields_predicate_and_documents_gate_the_way_out(app, owner, deals
 
 
 def test_sequential_approval_comment_and_a_blocking_wip_column(app, owner, deals):
-    from app.services import transitions
     from app.services.errors import Forbidden
+    from app.services.runtime import transitions
 
     project, seller, cfo = deals
     big, small = (make_issue(project, title, issue_type="deal", state="negotiating", reporter=seller,

@@ -7,8 +7,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.extensions import db
 from app.models import Issue
-from app.services import issue_keys
 from app.services.projects import create_project
+from app.services.runtime import issue_keys
 
 THREADS = 20
 

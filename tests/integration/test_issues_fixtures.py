@@ -44,8 +44,8 @@ def test_seed_issues_are_created_once_in_their_declared_states(app, owner, tmp_p
 
 def test_legal_quorum_approval_gates_every_way_out_and_resets_on_reentry(app, owner, tmp_path, make_user,
                                                                          event_calls):
-    from app.services import issues, transitions
     from app.services.errors import Forbidden
+    from app.services.runtime import issue_page, issue_queries, transitions
 
     project, repository, _ = synced_project(app, owner, tmp_path, "legal")
     counsel = member(make_user, project, "counsel@example.com")
@@ -54,17 +54,17 @@ def test_legal_quorum_approval_gates_every_way_out_and_resets_on_reentry(app, ow
     contract = by_title(project, "Meridian")
     assert contract.state == "legal_review"
 
-    view = issues.issue_view(paralegal, contract)
+    view = issue_page.issue_view(paralegal, contract)
     assert view.verdicts and all(not v.allowed for v in view.verdicts)
     assert all("Needs 1 approval from role legal (0 so far)" in v.reasons for v in view.verdicts)
     assert not view.approval.can_decide and view.approval.why_not == "Only role legal may decide"
     with pytest.raises(Forbidden, match="Only role legal may decide"):
         transitions.decide_approval(contract.id, paralegal, "approved", "looks fine")
 
-    assert issues.issue_view(counsel, contract).approval.can_decide
+    assert issue_page.issue_view(counsel, contract).approval.can_decide
     approval = transitions.decide_approval(contract.id, counsel, "approved", "Reviewed clause 7")
     assert ("approval_decided", (contract.id, approval.id, counsel.id)) in event_calls
-    view = issues.issue_view(paralegal, issues.get_issue(paralegal, project.key, contract.number))
+    view = issue_page.issue_view(paralegal, issue_queries.get_issue(paralegal, project.key, contract.number))
     assert all(v.allowed for v in view.verdicts)
     assert view.approval.satisfied and view.approval.approved_by == ("counsel@example.com",)
 
@@ -79,17 +79,17 @@ def test_legal_quorum_approval_gates_every_way_out_and_resets_on_reentry(app, ow
 
 
 def test_legal_checklists_tick_only_in_their_state(app, owner, tmp_path):
-    from app.services import issues, transitions
     from app.services.errors import Invalid
+    from app.services.runtime import issue_page, issue_queries, transitions
 
     project, _, _ = synced_project(app, owner, tmp_path, "legal")
     gdpr = by_title(project, "data deletion")
     assert gdpr.state == "processing"
-    view = issues.issue_view(owner, gdpr)
+    view = issue_page.issue_view(owner, gdpr)
     assert [c.checklist.id for c in view.checklists] == ["gdpr_processing"]
     assert view.checklists[0].summary == "0 of 3 required items checked"
     transitions.tick_checklist(gdpr.id, owner, "gdpr_processing", "data_located", True)
-    view = issues.issue_view(owner, issues.get_issue(owner, project.key, gdpr.number))
+    view = issue_page.issue_view(owner, issue_queries.get_issue(owner, project.key, gdpr.number))
     assert view.checklists[0].summary == "1 of 3 required items checked"
     with pytest.raises(Invalid, match="cannot be ticked"):
         transitions.tick_checklist(gdpr.id, owner, "identity_verification", "email_verified", True)
@@ -98,7 +98,7 @@ def test_legal_checklists_tick_only_in_their_state(app, owner, tmp_path):
 def test_engineering_postmortem_checklist_guards_resolved_and_is_kept_on_arrival(app, owner, tmp_path, event_calls):
     from app.extensions import db
     from app.models.issues import ChecklistProgress, Issue
-    from app.services import issues, transitions
+    from app.services.runtime import issue_page, issues, transitions
 
     project, _, _ = synced_project(app, owner, tmp_path, "engineering")
     incident = issues.create_issue(project, owner, issue_type="incident", title="API down")
@@ -107,7 +107,7 @@ def test_engineering_postmortem_checklist_guards_resolved_and_is_kept_on_arrival
     verdict = transitions.simulate(incident.id, owner, target="postmortem")
     assert verdict.failed == ("checklists",)
     assert verdict.reasons[0].endswith("is not complete: 0 of 4 required items checked")
-    view = issues.issue_view(owner, db.session.get(Issue, incident.id))
+    view = issue_page.issue_view(owner, db.session.get(Issue, incident.id))
     assert [c.checklist.id for c in view.checklists] == ["postmortem_checklist"] and view.checklists[0].tickable
     items = ("timeline_documented", "root_cause_identified", "action_items_created", "stakeholders_notified")
     for item in items:
@@ -121,7 +121,7 @@ def test_engineering_postmortem_checklist_guards_resolved_and_is_kept_on_arrival
 
 
 def test_engineering_condition_needs_an_assignee(app, owner, tmp_path):
-    from app.services import issues, transitions
+    from app.services.runtime import issues, transitions
 
     project, _, _ = synced_project(app, owner, tmp_path, "engineering")
     bug = issues.create_issue(project, owner, issue_type="bug", title="Leak")
@@ -135,7 +135,7 @@ def test_engineering_condition_needs_an_assignee(app, owner, tmp_path):
 
 
 def test_issue_stays_on_its_pinned_version_after_a_workflow_change(app, owner, tmp_path):
-    from app.services import issues, transitions
+    from app.services.runtime import issue_page, issue_queries, issues, transitions
     from app.services.sync import configuration
     from tests.support.sync_repos import show
 
@@ -150,7 +150,7 @@ def test_issue_stays_on_its_pinned_version_after_a_workflow_change(app, owner, t
     assert sync_again(app, repository.id).status == "active"
     configuration.clear_cache()
     assert configuration.project_config(project).workflows["bug"].version != old_version
-    view = issues.issue_view(owner, issues.get_issue(owner, project.key, bug.number))
+    view = issue_page.issue_view(owner, issue_queries.get_issue(owner, project.key, bug.number))
     assert view.pinned_outdated and view.workflow.version == old_version
     assert "Reject early" not in [v.transition.name for v in view.verdicts]
     fresh = issues.create_issue(project, owner, issue_type="bug", title="New version")
@@ -163,8 +163,9 @@ def test_issue_stays_on_its_pinned_version_after_a_workflow_change(app, owner, t
 def test_twenty_concurrent_transitions_one_winner_and_the_audit_chain_holds(app, owner):
     from app.extensions import db
     from app.models.issues import Issue, IssueTransition
-    from app.services import audit, issues, projects, transitions
+    from app.services import audit, projects
     from app.services.errors import Conflict
+    from app.services.runtime import issues, transitions
 
     project = projects.create_project(owner, "KAN", "Kanban", "", "kanban")
     issue = issues.create_issue(project, owner, issue_type="task", title="Contended")
@@ -212,8 +213,9 @@ def test_twenty_concurrent_transitions_one_winner_and_the_audit_chain_holds(app,
 def test_concurrent_edits_with_one_lock_version_lose_no_update(app, owner):
     from app.extensions import db
     from app.models.issues import Issue
-    from app.services import audit, issues, projects
+    from app.services import audit, projects
     from app.services.errors import Conflict
+    from app.services.runtime import issues
 
     project = projects.create_project(owner, "KAN", "Kanban", "", "kanban")
     issue = issues.create_issue(project, owner, issue_type="task", title="Original")

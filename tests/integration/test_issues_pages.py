@@ -74,7 +74,7 @@ def test_create_redirects_and_shows_the_issue(client, project):
 
 
 def test_list_filters_paginate_and_return_the_fragment(client, project, owner):
-    from app.services import issues
+    from app.services.runtime import issue_queries, issues
 
     for n in range(3):
         issues.create_issue(project, owner, issue_type="task", title=f"Task {n}", labels=["alpha"] if n else [])
@@ -85,7 +85,7 @@ def test_list_filters_paginate_and_return_the_fragment(client, project, owner):
     assert "Needle bug" in fragment and "Task 1" not in fragment
     fragment = assert_fragment(client.get("/projects/BUG/issues?label=alpha", headers=HX), "issue-list")
     assert "Task 1" in fragment and "Task 0" not in fragment
-    page = issues.list_issues(owner, project, per_page=2, page=2)
+    page = issue_queries.list_issues(owner, project, per_page=2, page=2)
     assert page.total == 4 and page.pages == 2 and [i.number for i in page.items] == [2, 1]
 
 
@@ -165,7 +165,7 @@ def test_attachments_upload_and_download_as_attachment(client, project):
 
 
 def test_checklist_ticks_over_http(client, project, owner):
-    from app.services import issues, transitions
+    from app.services.runtime import issues, transitions
     from app.services.sync import configuration
     from app.services.sync.layers import save_layer_file
 
@@ -226,7 +226,8 @@ def test_anonymous_requests_are_sent_to_login(app):
 
 @pytest.mark.parametrize("template", ["kanban", "scrum", "bug_tracking"])
 def test_every_bundled_template_creates_and_shows_each_issue_type(client, owner, template):
-    from app.services import issues, projects
+    from app.services import projects
+    from app.services.runtime import issues
     from app.services.sync import configuration
 
     project = projects.create_project(owner, "TPL", "Template", "", template)

@@ -30,7 +30,7 @@ def add_member(project, user, role):
 
 
 def new_bug(project, owner, **overrides):
-    from app.services import issues
+    from app.services.runtime import issues
 
     values = {"issue_type": "bug", "title": "Crash on save", "custom_fields": {"severity": "high"}}
     values.update(overrides)
@@ -78,7 +78,7 @@ def test_custom_fields_are_validated_per_issue_type(app, owner, fields, problem)
 ])
 def test_coerce_field_types(app, kind, raw, expected):
     from app.kiket.model import FieldDef
-    from app.services.issues import coerce_field
+    from app.services.runtime.fields import coerce_field
 
     fdef = FieldDef(key="f", label="F", type=kind, options=(("a", "A"), ("b", "B")))
     if expected is ValueError:
@@ -90,7 +90,7 @@ def test_coerce_field_types(app, kind, raw, expected):
 
 def test_min_and_max_bound_numbers(app):
     from app.kiket.model import FieldDef
-    from app.services.issues import coerce_field
+    from app.services.runtime.fields import coerce_field
 
     fdef = FieldDef(key="n", label="N", type="integer", min=1, max=10)
     assert coerce_field(fdef, "10") == 10
@@ -100,8 +100,8 @@ def test_min_and_max_bound_numbers(app):
 
 
 def test_inactive_types_and_strangers_are_refused(app, owner, make_user):
-    from app.services import issues
     from app.services.errors import Invalid, NotFound
+    from app.services.runtime import issues
 
     project = make_project(owner)
     with pytest.raises(Invalid):
@@ -112,14 +112,14 @@ def test_inactive_types_and_strangers_are_refused(app, owner, make_user):
 
 
 def test_viewers_read_but_cannot_change(app, owner, make_user):
-    from app.services import issues, transitions
     from app.services.errors import Forbidden
+    from app.services.runtime import issue_queries, issues, transitions
 
     project = make_project(owner)
     viewer = make_user("viewer@example.com", "member")
     add_member(project, viewer, "viewer")
     issue = new_bug(project, owner)
-    assert issues.get_issue(viewer, project.key, issue.number).id == issue.id
+    assert issue_queries.get_issue(viewer, project.key, issue.number).id == issue.id
     with pytest.raises(Forbidden):
         new_bug(project, viewer)
     with pytest.raises(Forbidden):
@@ -133,8 +133,8 @@ def test_viewers_read_but_cannot_change(app, owner, make_user):
 
 
 def test_stale_lock_version_is_a_conflict(app, owner):
-    from app.services import issues
     from app.services.errors import Conflict
+    from app.services.runtime import issue_queries, issues
 
     project = make_project(owner)
     issue = new_bug(project, owner)
@@ -142,14 +142,14 @@ def test_stale_lock_version_is_a_conflict(app, owner):
     issues.update_issue(issue.id, owner, version, title="First edit")
     with pytest.raises(Conflict, match="changed by someone else"):
         issues.update_issue(issue.id, owner, version, title="Second edit")
-    assert issues.get_issue(owner, "BUG", 1).title == "First edit"
+    assert issue_queries.get_issue(owner, "BUG", 1).title == "First edit"
 
 
 def test_update_validates_custom_fields_and_records_audit(app, owner):
     from app.extensions import db
     from app.models.audit import AuditEvent
-    from app.services import issues
     from app.services.errors import Invalid
+    from app.services.runtime import issues
 
     project = make_project(owner)
     issue = new_bug(project, owner)
@@ -164,8 +164,8 @@ def test_update_validates_custom_fields_and_records_audit(app, owner):
 
 def test_gates_on_the_bug_tracking_template(app, owner, make_user):
     """Required fields, roles and comment required, each with its reason; a stale lock is a conflict."""
-    from app.services import transitions
     from app.services.errors import Conflict
+    from app.services.runtime import transitions
 
     project = make_project(owner)
     developer = make_user("dev@example.com", "member")
@@ -191,14 +191,14 @@ def test_gates_on_the_bug_tracking_template(app, owner, make_user):
 
 
 def test_the_role_gate_applies_even_to_owners(app, owner):
-    from app.services import issues, transitions
+    from app.services.runtime import issue_queries, issues, transitions
 
     project = make_project(owner)
     issue = new_bug(project, owner)
     transitions.apply_transition(issue.id, owner, target="triaging")
     verdict = transitions.simulate(issue.id, owner, target="fixing")
     assert not verdict.allowed and verdict.failed == ("permission", "required_fields")
-    issue = issues.get_issue(owner, "BUG", 1)
+    issue = issue_queries.get_issue(owner, "BUG", 1)
     issues.update_issue(issue.id, owner, issue.lock_version, assignee_id=owner.id)
     # owner holds `*` but not the declared roles: the role gate still applies
     verdict = transitions.simulate(issue.id, owner, target="fixing")
@@ -208,7 +208,7 @@ def test_the_role_gate_applies_even_to_owners(app, owner):
 def test_checklist_guard_and_reset(app, owner):
     from app.extensions import db
     from app.models.issues import ChecklistProgress
-    from app.services import transitions
+    from app.services.runtime import transitions
     from app.services.sync import configuration
     from app.services.sync.layers import save_layer_file
 
@@ -238,7 +238,7 @@ def test_simulate_changes_nothing(app, owner):
     from app.extensions import db
     from app.models.audit import AuditEvent
     from app.models.issues import Issue, IssueTransition
-    from app.services import transitions
+    from app.services.runtime import transitions
 
     project = make_project(owner)
     issue = new_bug(project, owner)
@@ -254,7 +254,7 @@ def test_simulate_changes_nothing(app, owner):
 
 
 def test_wip_block_column_refuses_the_move(app, owner):
-    from app.services import issues, transitions
+    from app.services.runtime import issues, transitions
 
     project = make_project(owner, key="KAN", template="kanban")
     moved = []
@@ -270,8 +270,8 @@ def test_wip_block_column_refuses_the_move(app, owner):
 
 
 def test_comments_watchers_and_attachments(app, owner, make_user):
-    from app.services import issues, transitions
     from app.services.errors import Invalid
+    from app.services.runtime import issue_page, issue_queries, issues, transitions
 
     project = make_project(owner)
     issue = new_bug(project, owner)
@@ -285,7 +285,7 @@ def test_comments_watchers_and_attachments(app, owner, make_user):
                                                document_key="report")
     found, path = transitions.attachment_for_download(issue.id, owner, attachment.id)
     assert found.document_key == "report" and path.read_bytes() == b"%PDF-1"
-    view = issues.issue_view(owner, issues.get_issue(owner, "BUG", 1))
+    view = issue_page.issue_view(owner, issue_queries.get_issue(owner, "BUG", 1))
     assert view.watching and [c.id for c in view.comments] == [comment.id]
     assert [h.kind for h in view.history][:1] == ["transition"]
 
@@ -329,9 +329,9 @@ issue_types:
 
 
 def test_predicate_and_required_document_gates_on_an_override_workflow(app, owner, event_calls):
-    from app.services import issues, transitions
-    from app.services.sync import configuration, layers
     from app.services.errors import Invalid
+    from app.services.runtime import issues, transitions
+    from app.services.sync import configuration, layers
 
     project = make_project(owner, key="DEAL", template="kanban")
     for path, text in (("workflows/deal.yaml", CONTRACT_WORKFLOW), ("issue_types.yaml", CONTRACT_TYPES)):
@@ -363,7 +363,7 @@ def test_predicate_and_required_document_gates_on_an_override_workflow(app, owne
 def test_automations_skip_the_permission_gate_but_not_the_others(app, owner, event_calls):
     from app.extensions import db
     from app.models.issues import IssueTransition
-    from app.services import transitions
+    from app.services.runtime import transitions
 
     project = make_project(owner)
     issue = new_bug(project, owner)

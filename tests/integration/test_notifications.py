@@ -6,9 +6,9 @@ import threading
 import pytest
 
 from app.models import EmailOutbox
-from app.services import notifications
 from app.services.errors import Invalid
 from app.services.projects import create_project
+from app.services.runtime import notifications
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ HX = {"HX-Request": "true"}
 
 
 def test_bell_counts_unread_and_the_list_marks_read(app, client, make_user, login):
-    from app.services import notifications
+    from app.services.runtime import notifications
 
     owner = make_user("owner@example.com", "owner")
     other = make_user("other@example.com", "member")
@@ -46,7 +46,7 @@ def test_bell_counts_unread_and_the_list_marks_read(app, client, make_user, logi
 
 
 def test_outbox_is_for_organization_admins(app, client, make_user, login):
-    from app.services import notifications
+    from app.services.runtime import notifications
 
     owner = make_user("owner@example.com", "owner")
     make_user("dev@example.com", "member")

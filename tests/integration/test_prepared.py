@@ -12,7 +12,8 @@ from app.services.prepared import Prepared
 
 def test_rows_match_the_session_and_binds_go_through_the_types(app, owner):
     from app.extensions import db
-    from app.services import issues, projects
+    from app.services import projects
+    from app.services.runtime import issues
 
     project = projects.create_project(owner, "KAN", "Kanban", "", "kanban")
     made = issues.create_issue(project, owner, issue_type="task", title="Typed", labels=["a", "b"])
@@ -30,7 +31,8 @@ def test_rows_match_the_session_and_binds_go_through_the_types(app, owner):
 def test_writes_join_the_session_transaction_and_the_engine_sees_them(app, owner):
     from app.extensions import db
     from app.models.base import utcnow
-    from app.services import issues, projects
+    from app.services import projects
+    from app.services.runtime import issues
 
     project = projects.create_project(owner, "KAN", "Kanban", "", "kanban")
     made = issues.create_issue(project, owner, issue_type="task", title="Moved")
@@ -59,7 +61,7 @@ def test_driver_errors_come_back_as_sqlalchemy_errors(app, owner):
     from app.extensions import db
     from app.models import ProjectCounter
     from app.services import projects
-    from app.services.issue_keys import ensure_counter
+    from app.services.projects import ensure_counter
 
     project = projects.create_project(owner, "KAN", "Kanban", "", "kanban")
     ensure_counter(project.id)

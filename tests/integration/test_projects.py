@@ -72,7 +72,7 @@ def test_project_names_are_escaped(client, owner):
 
 def test_sample_issues_come_from_the_template_once(client, owner):
     from app.models import Issue
-    from app.services import seeding
+    from app.services.runtime import seeding
     from app.services.sync import configuration
 
     response = post_form(client, "/projects", {"key": "ENG", "name": "Eng", "template": "kanban", "sample_issues": "1"})

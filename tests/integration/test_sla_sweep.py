@@ -111,7 +111,7 @@ def timer_of(issue_id, state):
 def test_warning_and_breach_fire_once_each_in_business_hours_and_run_their_hooks(app, desk):
     from app.extensions import db
     from app.models import AutomationRun, Comment, Issue, Notification
-    from app.services import sla
+    from app.services.runtime import sla
 
     owner, project = desk
     issue = make_issue(project, "Printer on fire", issue_type="request", reporter=owner, state="waiting",
@@ -155,7 +155,7 @@ def test_warning_and_breach_fire_once_each_in_business_hours_and_run_their_hooks
 def test_leaving_the_state_stops_the_timer_and_a_new_entry_starts_one(app, desk):
     from app.extensions import db
     from app.models import Issue
-    from app.services import sla
+    from app.services.runtime import sla
 
     owner, project = desk
     issue = make_issue(project, "Short one", issue_type="request", reporter=owner, entered_at=at(27, 9))
@@ -174,7 +174,7 @@ def test_leaving_the_state_stops_the_timer_and_a_new_entry_starts_one(app, desk)
 def test_rules_are_reselected_when_fields_change(app, desk):
     from app.extensions import db
     from app.models import Issue
-    from app.services import issues
+    from app.services.runtime import issue_page, issues
 
     owner, project = desk
     issue = make_issue(project, "Escalating", issue_type="request", reporter=owner, entered_at=at(27, 9))
@@ -185,12 +185,12 @@ def test_rules_are_reselected_when_fields_change(app, desk):
     run_default(app)
     timer = timer_of(issue.id, "new")
     assert timer.warning_at == at(27, 10) and timer.breach_at == at(27, 11) and timer.rule_key == "rule-0"
-    assert issues.issue_view(owner, db.session.get(Issue, issue.id)) is not None
+    assert issue_page.issue_view(owner, db.session.get(Issue, issue.id)) is not None
 
 
 def test_the_sweep_job_reschedules_itself_every_five_minutes(app, desk):
     from app.queue import get_queue
-    from app.services import sla
+    from app.services.runtime import sla
     from jobs import default
 
     now = at(27, 16, 2)
@@ -207,14 +207,14 @@ def test_a_reminder_rechecks_its_conditions_when_due(app, desk):
     from app.extensions import db
     from app.kiket.conditions import Compare
     from app.models import Issue, Notification
-    from app.services import effects
+    from app.services.runtime.effects import reminders
 
     owner, project = desk
     issue = make_issue(project, "Remind me", issue_type="request", reporter=owner, assignee=owner, emit=False)
     still_new = Compare(path="status", op="eq", value="new")
-    assert effects.send_reminder(issue.id, "new", 1, "Still new", {"user": "assignee"}, None, []) == "sent to 1"
+    assert reminders.send_reminder(issue.id, "new", 1, "Still new", {"user": "assignee"}, None, []) == "sent to 1"
     move(db.session.get(Issue, issue.id), "waiting", owner)
-    outcome = effects.send_reminder(issue.id, "new", 1, "Still new", {"user": "assignee"}, still_new, [])
+    outcome = reminders.send_reminder(issue.id, "new", 1, "Still new", {"user": "assignee"}, still_new, [])
     assert outcome == "skipped: conditions no longer hold"
     messages = [n.message for n in db.session.scalars(select(Notification).where(Notification.user_id == owner.id))]
     assert messages.count("Still new") == 1

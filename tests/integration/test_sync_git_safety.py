@@ -38,8 +38,8 @@ def no_git(monkeypatch):
 
 @pytest.mark.parametrize("url", HOSTILE_URLS)
 def test_hostile_remote_urls_are_refused_before_git_runs(app, no_git, url):
-    from app.services.sync import git
     from app.services.errors import Invalid
+    from app.services.sync import git
 
     with pytest.raises(Invalid) as refused:
         git.list_branches(url)
@@ -48,8 +48,8 @@ def test_hostile_remote_urls_are_refused_before_git_runs(app, no_git, url):
 
 
 def test_file_remotes_need_local_remotes_allowed(app, no_git):
-    from app.services.sync import git
     from app.services.errors import Invalid
+    from app.services.sync import git
 
     app.config["KIKET_ALLOW_LOCAL_REMOTES"] = False
     with pytest.raises(Invalid, match="Local"):
@@ -61,8 +61,8 @@ def test_file_remotes_need_local_remotes_allowed(app, no_git):
                                     "bad:name", "trailing.lock"])
 def test_hostile_branch_names_are_refused(app, make_user, tmp_path, branch):
     from app.services import projects
-    from app.services.sync import git, repositories, runs
     from app.services.errors import Invalid
+    from app.services.sync import git, repositories, runs
 
     owner = make_user("owner@example.com", "owner")
     project = projects.create_project(owner, "ENG", "Engineering", "", "kanban")

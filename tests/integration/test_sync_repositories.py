@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def seed_calls(monkeypatch):
     """Record calls of the seeding hook (the issues module fills it in later)."""
-    from app.services import seeding
+    from app.services.runtime import seeding
 
     calls = []
     monkeypatch.setattr(seeding, "create_seed_issues", lambda project, seeds: calls.append((project.key, len(seeds))))
@@ -387,7 +387,7 @@ def test_a_failing_load_rolls_back_everything_and_keeps_the_previous_revision(ap
 
     from app.extensions import db
     from app.models import ConfigRevision, Invitation
-    from app.services import seeding
+    from app.services.runtime import seeding
     from app.services.sync import configuration, layers
 
     remote = bare_remote(tmp_path, "engineering")

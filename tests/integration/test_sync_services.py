@@ -20,8 +20,8 @@ def setup(app, make_user):
 def test_only_project_owners_and_admins_manage_the_repository(app, setup):
     from app.extensions import db
     from app.models import ProjectMembership
-    from app.services.sync import revisions, runs
     from app.services.errors import Forbidden, NotFound
+    from app.services.sync import revisions, runs
 
     owner, member, project, repository, _ = setup
     with pytest.raises(NotFound):
@@ -36,8 +36,8 @@ def test_only_project_owners_and_admins_manage_the_repository(app, setup):
 
 
 def test_second_repository_for_a_project_is_a_conflict(app, setup):
-    from app.services.sync import repositories
     from app.services.errors import Conflict
+    from app.services.sync import repositories
 
     owner, _, project, _, _ = setup
     with pytest.raises(Conflict):
@@ -45,8 +45,8 @@ def test_second_repository_for_a_project_is_a_conflict(app, setup):
 
 
 def test_update_repository_and_webhook_secret(app, setup):
-    from app.services.sync import git, repositories
     from app.services.errors import Invalid
+    from app.services.sync import git, repositories
 
     owner, _, _, repository, secret = setup
     assert repositories.webhook_secret(repository) == secret and secret not in repository.webhook_secret_encrypted
@@ -62,8 +62,8 @@ def test_update_repository_and_webhook_secret(app, setup):
 
 
 def test_organization_defaults_are_validated_and_feed_project_configs(app, setup):
-    from app.services.sync import configuration, layers
     from app.services.errors import Forbidden
+    from app.services.sync import configuration, layers
 
     owner, member, project, _, _ = setup
     organization_id = project.organization_id
@@ -84,8 +84,8 @@ def test_organization_defaults_are_validated_and_feed_project_configs(app, setup
 
 
 def test_layer_paths_are_restricted(app, setup):
-    from app.services.sync import layers
     from app.services.errors import Invalid
+    from app.services.sync import layers
 
     owner, _, project, _, _ = setup
     for path in ("../x.yaml", "agents/a.yaml", "workflows/../../x.yaml", "notes.txt"):

@@ -29,7 +29,7 @@ def project(owner):
 
 
 def new_task(project, owner, title="Task"):
-    from app.services import issues
+    from app.services.runtime import issues
 
     return issues.create_issue(project, owner, issue_type="task", title=title)
 
@@ -52,7 +52,8 @@ def statements():
 
 
 def test_one_transition_issues_at_most_nine_or_ten_statements(app, owner, project):
-    from app.services import audit, transitions
+    from app.services import audit
+    from app.services.runtime import transitions
 
     issue = new_task(project, owner)
     transitions.apply_transition(issue.id, owner, target="in_progress")  # warms the configuration cache
@@ -71,7 +72,7 @@ def test_one_transition_issues_at_most_nine_or_ten_statements(app, owner, projec
 def test_the_result_matches_the_database(app, owner, project):
     from app.extensions import db
     from app.models.issues import Issue, IssueTransition
-    from app.services import transitions
+    from app.services.runtime import transitions
 
     issue = new_task(project, owner)
     moved = transitions.apply_transition(issue.id, owner, target="in_progress")
@@ -87,8 +88,8 @@ def test_the_result_matches_the_database(app, owner, project):
 def test_a_change_made_elsewhere_between_two_calls_is_seen(app, owner, project):
     from app.extensions import db
     from app.models.issues import Issue
-    from app.services import transitions
     from app.services.errors import Conflict
+    from app.services.runtime import transitions
 
     issue = new_task(project, owner)
     transitions.apply_transition(issue.id, owner, target="in_progress")
@@ -120,7 +121,8 @@ def test_concurrent_transitions_of_one_project_keep_one_audit_chain(app, owner, 
     from app.extensions import db
     from app.models import User
     from app.models.audit import AuditEvent
-    from app.services import audit, transitions
+    from app.services import audit
+    from app.services.runtime import transitions
 
     writers = 10
     issue_ids = [new_task(project, owner, f"Task {n}").id for n in range(writers)]

@@ -15,10 +15,9 @@ from rq.job import Job
 from app.extensions import db
 from app.models import WebhookDelivery
 from app.models.base import utcnow
-from app.services.webhooks import delivery as webhook_delivery
-from app.services.webhooks import secrets
 from app.services.errors import Invalid
 from app.services.projects import create_project
+from app.services.webhooks import delivery as webhook_delivery, secrets
 from app.services.webhooks.delivery import RetryLater
 from jobs.webhooks import deliver_webhook
 

@@ -16,7 +16,8 @@ from tests.support.sync_repos import bare_remote, file_url, push_change
 def kanban(app, make_user, tmp_path):
     """A project on the kanban fixture with two issues in `review` and one in `backlog`, then a revision
     that drops `review` (and so changes the workflow's version)."""
-    from app.services import issues, projects, transitions
+    from app.services import projects
+    from app.services.runtime import issues, transitions
     from app.services.sync import configuration, repositories
 
     owner = make_user("owner@example.com", "owner")
@@ -44,7 +45,7 @@ def kanban(app, make_user, tmp_path):
 
 
 def test_preview_lists_the_issues_in_the_removed_state(app, kanban):
-    from app.services import workflow_migration
+    from app.services.runtime import workflow_migration
 
     owner, project, (a, b, c), first, second = kanban
     plan = workflow_migration.preview(project, "kanban")
@@ -62,7 +63,8 @@ def test_preview_lists_the_issues_in_the_removed_state(app, kanban):
 def test_applying_moves_each_issue_and_records_each_move(app, kanban):
     from app.extensions import db
     from app.models import AuditEvent, Issue, IssueTransition
-    from app.services import audit, workflow_migration
+    from app.services import audit
+    from app.services.runtime import workflow_migration
 
     owner, project, (a, b, c), first, second = kanban
     result = workflow_migration.apply(project, "kanban", {"review": "in_progress"}, owner)

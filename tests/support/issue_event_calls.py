@@ -1,4 +1,4 @@
-"""Record the calls issue services make into `app.services.events` (the effects engine has its own tests)."""
+"""Record the calls issue services make into `app.services.runtime.events` (the effects engine has its own tests)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ EVENTS = ("issue_created", "issue_transitioned", "issue_updated", "issue_comment
 @pytest.fixture
 def event_calls(monkeypatch):
     """A list of (event name, args) in call order; the real functions are not run."""
-    from app.services import events
+    from app.services.runtime import events
 
     calls: list[tuple[str, tuple]] = []
     for name in EVENTS:

@@ -18,7 +18,7 @@ def run_default(app) -> None:
     from app.queue import get_queue
 
     from app.extensions import db
-    from app.services import events
+    from app.services.runtime import events
 
     # The commits so far have queued their drain job (their wake-ups go out from a background thread).
     events.settle()
@@ -41,9 +41,10 @@ def make_issue(project, title: str, *, issue_type: str = "bug", state: str | Non
     from app.extensions import db
     from app.models import Issue, IssueTransition
     from app.models.base import utcnow
-    from app.services import audit, events, issues
+    from app.services import audit
+    from app.services.runtime import events, issues
+    from app.services.runtime.issue_keys import allocate_number, issue_key
     from app.services.sync import configuration
-    from app.services.issue_keys import allocate_number, issue_key
 
     config = configuration.project_config(project)
     workflow = config.workflow_for(issue_type)
@@ -70,7 +71,8 @@ def move(issue, to_state: str, actor=None, *, at: datetime | None = None, chain=
     from app.extensions import db
     from app.models import IssueTransition
     from app.models.base import utcnow
-    from app.services import audit, events
+    from app.services import audit
+    from app.services.runtime import events
     from app.services.sync import configuration
 
     # Jobs ran in their own sessions: start from the row as it is now.

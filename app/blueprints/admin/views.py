@@ -8,8 +8,8 @@ from app.blueprints.forms import load_form
 from app.blueprints.repositories.schemas import LayerFileSchema
 from app.htmx import render_view
 from app.services import accounts
-from app.services.sync import layers
 from app.services.errors import Invalid
+from app.services.sync import layers
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

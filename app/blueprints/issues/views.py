@@ -13,9 +13,11 @@ from marshmallow import Schema, ValidationError
 from app.blueprints.automation_decisions import decide_from_form
 from app.htmx import is_htmx, render_view
 from app.models.issues import Issue
-from app.services import automation_runs, effects, issues, projects, transitions
-from app.services.sync import configuration
+from app.services import projects
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
+from app.services.runtime import access, automation_runs, issue_page, issue_queries, issues, transitions
+from app.services.runtime.effects import gated_runs
+from app.services.sync import configuration
 
 from .schemas import (
     ApprovalSchema, ChecklistTickSchema, CommentSchema, IssueFilterSchema, IssueSchema, TransitionSchema, WatchSchema,
@@ -74,12 +76,12 @@ def index(key: str):
         filters = _load(IssueFilterSchema(), request.args)
     except Invalid:
         filters = IssueFilterSchema().load({})
-    results = issues.list_issues(current_user, project, state=filters["state"], issue_type=filters["type"],
-                              assignee=filters["assignee"], label=filters["label"], text=filters["text"],
-                              page=filters["page"])
+    results = issue_queries.list_issues(current_user, project, state=filters["state"], issue_type=filters["type"],
+                                        assignee=filters["assignee"], label=filters["label"], text=filters["text"],
+                                        page=filters["page"])
     config = configuration.project_config(project)
     return render_view("issues/index.html", "issues/_list.html", project=project, results=results, filters=filters,
-                       config=config, states=_all_states(config), members=issues.members(project))
+                       config=config, states=_all_states(config), members=issue_queries.members(project))
 
 
 def _all_states(config) -> list[tuple[str, str]]:
@@ -99,13 +101,13 @@ def _form_context(project, form, problems):
     chosen = form.get("issue_type") or form.get("type") or (types[0].key if types else "")
     itype = config.issue_types.get(chosen)
     return {"project": project, "config": config, "types": types, "itype": itype, "form": form,
-            "problems": problems, "members": issues.members(project)}
+            "problems": problems, "members": issue_queries.members(project)}
 
 
 @bp.route("/projects/<key>/issues/new")
 def new(key: str):
     project = projects.get_project(current_user, key)
-    issues.require_project_permission(current_user, project, "issue.create", "create issues")
+    access.require_project_permission(current_user, project, "issue.create", "create issues")
     return render_view("issues/new.html", "issues/_form.html", **_form_context(project, request.args, {}))
 
 
@@ -118,7 +120,7 @@ def create(key: str):
         parent_id = None
         if data["parent"] is not None:
             try:
-                parent_id = issues.get_issue(current_user, project.key, data["parent"]).id
+                parent_id = issue_queries.get_issue(current_user, project.key, data["parent"]).id
             except NotFound:
                 raise Invalid({"parent": f"No issue {project.key}-{data['parent']}."}) from None
         issue = issues.create_issue(
@@ -140,19 +142,19 @@ def create(key: str):
 
 
 def _issue(key: str, number: int) -> Issue:
-    return issues.get_issue(current_user, key, number)
+    return issue_queries.get_issue(current_user, key, number)
 
 
 def _pending_runs(issue: Issue, message: str | None = None) -> dict:
     """The issue's automation runs awaiting approval, and whether the signed-in person may decide them."""
     runs = automation_runs.awaiting_approval([issue.project_id], issue_id=issue.id)
     return {"pending_runs": runs, "run_message": message,
-            "can_decide_runs": bool(runs) and effects.can_decide_runs(current_user, issue.project)}
+            "can_decide_runs": bool(runs) and gated_runs.can_decide_runs(current_user, issue.project)}
 
 
 def _show(issue: Issue, status: int = 200, *, problems: dict | None = None, message: str | None = None,
           verdict=None, run_message: str | None = None):
-    view = issues.issue_view(current_user, issue)
+    view = issue_page.issue_view(current_user, issue)
     response = render_view("issues/show.html", "issues/_issue.html", status=status, view=view,
                            problems=problems or {}, message=message, verdict=verdict,
                            **_pending_runs(issue, run_message))
@@ -198,14 +200,14 @@ def show(key: str, number: int):
 
 @bp.route("/projects/<key>/issues/<int:number>/fields/<path:field>")
 def field_value(key: str, number: int, field: str):
-    view = issues.issue_view(current_user, _issue(key, number))
+    view = issue_page.issue_view(current_user, _issue(key, number))
     return render_view("issues/show.html", "issues/_field_value.html", view=view, field=_field(view, field),
                        problems={}, message=None, verdict=None, **_pending_runs(view.issue))
 
 
 @bp.route("/projects/<key>/issues/<int:number>/fields/<path:field>/edit")
 def field_form(key: str, number: int, field: str):
-    view = issues.issue_view(current_user, _issue(key, number))
+    view = issue_page.issue_view(current_user, _issue(key, number))
     if not view.can_update:
         raise Forbidden("You cannot edit issues in this project.")
     return render_view("issues/show.html", "issues/_field_form.html", view=view, field=_field(view, field),
@@ -228,7 +230,7 @@ def update(key: str, number: int):
     issue = _issue(key, number)
     name = request.form.get("field", "")
     lock_version = request.form.get("lock_version", type=int)
-    view = issues.issue_view(current_user, issue)
+    view = issue_page.issue_view(current_user, issue)
     field = _field(view, name)
     try:
         changes = _field_change(field, request.form)

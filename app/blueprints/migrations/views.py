@@ -3,8 +3,9 @@
 from flask import Blueprint, render_template, request
 from flask_login import current_user, login_required
 
-from app.services import projects, workflow_migration
+from app.services import projects
 from app.services.errors import Forbidden, Invalid
+from app.services.runtime import workflow_migration
 
 bp = Blueprint("migrations", __name__, url_prefix="/projects/<key>/migrations")
 

@@ -5,8 +5,9 @@ from flask_login import current_user, login_required
 
 from app.blueprints.automation_decisions import decide_from_form
 from app.htmx import is_htmx, render_view
-from app.services import automation_runs, effects, notifications
 from app.services.projects import visible_projects
+from app.services.runtime import automation_runs, notifications
+from app.services.runtime.effects import gated_runs
 
 bp = Blueprint("notifications", __name__)
 
@@ -28,7 +29,7 @@ def _list_context() -> dict:
 
 def _approvals_context(message: str | None = None) -> dict:
     """Gated automation runs the signed-in person may approve or deny."""
-    projects = {p.id: p for p in visible_projects(current_user) if effects.can_decide_runs(current_user, p)}
+    projects = {p.id: p for p in visible_projects(current_user) if gated_runs.can_decide_runs(current_user, p)}
     runs = automation_runs.awaiting_approval(list(projects))
     return {"runs": runs, "projects": projects, "message": message}
 

@@ -9,10 +9,11 @@ from app.blueprints.repositories.schemas import LayerFileSchema
 from app.htmx import is_htmx, render_view
 from app.kiket import bundled
 from app.kiket.diagram import layout_workflow
-from app.services import projects, seeding
+from app.services import projects
+from app.services.errors import Invalid, NotFound
+from app.services.runtime import seeding
 from app.services.sync import configuration, layers, repositories
 from app.services.webhooks import secrets
-from app.services.errors import Invalid, NotFound
 
 bp = Blueprint("projects", __name__)
 

@@ -8,8 +8,8 @@ from app.blueprints.repositories.schemas import RepositorySchema, SyncSchema
 from app.htmx import is_htmx, render_view
 from app.kiket.diagram import layout_workflow
 from app.services import projects
-from app.services.sync import configuration, repositories, revisions, runs
 from app.services.errors import Conflict, Invalid
+from app.services.sync import configuration, repositories, revisions, runs
 
 bp = Blueprint("repositories", __name__, url_prefix="/repositories")
 

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
-from app.services.sync.config_sources import ConfigSourceError, resolve_commit
 from app.services.errors import Invalid
+from app.services.sync.config_sources import ConfigSourceError, resolve_commit
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from app.extensions import db
 from app.kiket.secret_usage import SIGNING_SECRETS, secret_usage
 from app.models import Project, User
-from app.models.audit import SECRET_NAME_PATTERN, ProjectSecret
+from app.models.audit import ProjectSecret, SECRET_NAME_PATTERN
 from app.services import audit, crypto
-from app.services.sync import configuration
 from app.services.errors import Forbidden, Invalid, NotFound
 from app.services.projects import get_project, project_role
+from app.services.sync import configuration
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Every gate of spec §8.8 is evaluated by the pure runtime; the change itself is a conditional UPDATE on
 `lock_version`, so of N concurrent writers exactly one wins and the others get a Conflict. The state
 change, its history row, comment, checklist resets, audit event and issue events commit together; the
-side effects of the events (`app.services.events`) run after the commit.
+side effects of the events (`app.services.runtime.events`) run after the commit.
 """
 
 from __future__ import annotations
@@ -19,25 +19,28 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
+from app.kiket import model as km
 from app.kiket.runtime.approvals import can_decide
 from app.kiket.runtime.checklists import tickable_checklists
 from app.kiket.runtime.effects import checklist_completed, checklists_to_reset
 from app.kiket.runtime.snapshot import Actor, ApprovalRecord, to_context
-from app.kiket import model as km
 from app.kiket.runtime.transitions import Verdict, evaluate_request, find_transition
 from app.models import Project, ProjectMembership, User
 from app.models.base import utcnow
 from app.models.issues import APPROVAL_DECISIONS, Approval, Attachment, ChecklistProgress, Comment, Issue, IssueTransition
-from app.services import attachments as attachment_files
-from app.services import audit, events
-from app.services.sync import configuration
-from app.services.prepared import Prepared
+from app.services import audit
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
+from app.services.prepared import Prepared
 from app.services.projects import role_from_membership
-from app.services.issues import (
-    AUTOMATION_ACTOR, CONFLICT_MESSAGE, active_policy, calendar_of, documents_declared, field_labels, issue_workflow,
-    load_issue, require, runtime_actor, snapshot_of, wip_for,
+from app.services.runtime import attachments as attachment_files, events
+from app.services.runtime.access import AUTOMATION_ACTOR, require, runtime_actor
+from app.services.runtime.issue_queries import load_issue
+from app.services.runtime.issues import CONFLICT_MESSAGE
+from app.services.runtime.snapshots import (
+    active_policy, calendar_of, documents_declared, field_labels, issue_workflow, snapshot_of,
 )
+from app.services.runtime.wip import wip_for
+from app.services.sync import configuration
 
 log = logging.getLogger(__name__)
 

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.extensions import db
 from app.models.issues import ProjectCounter
-
-
-def ensure_counter(project_id: int) -> None:
-    """Create the project's counter row if it is missing (a no-op under a concurrent insert)."""
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    db.session.execute(insert(ProjectCounter).values(project_id=project_id, next_issue_number=1, audit_seq=0)
-                       .on_conflict_do_nothing(index_elements=["project_id"]))
+from app.services.projects import ensure_counter
 
 
 def allocate_number(project_id: int) -> int:

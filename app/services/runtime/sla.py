@@ -20,9 +20,10 @@ from app.kiket.runtime.sla import SlaClock, due_events, sla_payload, state_clock
 from app.kiket.runtime.snapshot import to_context
 from app.models.base import utcnow
 from app.models.issues import Issue, SlaTimer
-from app.services import automation_runs
+from app.services.runtime import automation_runs
+from app.services.runtime.effects.automations import run_automations, sweep_cron
+from app.services.runtime.effects.scope import Scope, load_scope, snapshot_of
 from app.services.sync import configuration
-from app.services.effects import Scope, load_scope, run_automations, snapshot_of, sweep_cron
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def sweep(now: datetime | None = None) -> SweepResult:
 
 
 def _sweep_sla(now: datetime, result: SweepResult) -> None:
-    from app.services.events import _emit
+    from app.services.runtime.events import _emit
 
     due = list(db.session.scalars(select(SlaTimer).where(
         SlaTimer.stopped_at.is_(None),

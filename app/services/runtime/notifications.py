@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from app.extensions import db
 from app.models.accounts import User
 from app.models.base import utcnow
-from app.models.notifications import NOTIFICATION_LEVELS, EmailOutbox, Notification
+from app.models.notifications import EmailOutbox, NOTIFICATION_LEVELS, Notification
 from app.services.errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)

@@ -24,10 +24,11 @@ from app.models.accounts import User
 from app.models.base import utcnow
 from app.models.issues import Issue, IssueTransition
 from app.models.projects import Project
-from app.services import audit, events
-from app.services.sync import configuration
-from app.services.effects import config_for
+from app.services import audit
 from app.services.errors import Invalid, NotFound
+from app.services.runtime import events
+from app.services.runtime.effects.scope import config_for
+from app.services.sync import configuration
 
 log = logging.getLogger(__name__)
 

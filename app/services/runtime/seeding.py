@@ -15,7 +15,9 @@ from app.extensions import db
 from app.kiket import model as km
 from app.kiket.model import SeedIssue
 from app.models import Project, ProjectSeedMarker
-from app.services import events
+from app.services.projects import project_role
+from app.services.runtime import events, issues
+from app.services.runtime.fields import MAX_TITLE, check_priority, clean_labels, user_by_email, validate_custom_fields
 from app.services.sync import configuration
 
 log = logging.getLogger(__name__)
@@ -43,14 +45,12 @@ def create_seed_issues(project: Project, seeds: Sequence[SeedIssue]) -> None:
     `status` must be a state of the type's workflow (types without one use the default workflow);
     an invalid entry is logged and skipped, never failing the activation.
     """
-    from app.services import issues
-
     if not seeds:
         return
     config = configuration.project_config(project)
     created = 0
     for index, seed in enumerate(seeds):
-        reason = _create_one(project, config, seed, issues)
+        reason = _create_one(project, config, seed)
         if reason is None:
             created += 1
         else:
@@ -58,7 +58,7 @@ def create_seed_issues(project: Project, seeds: Sequence[SeedIssue]) -> None:
     log.info("seed issues for project=%s: %d of %d created", project.key, created, len(seeds))
 
 
-def _create_one(project: Project, config, seed: SeedIssue, issues) -> str | None:
+def _create_one(project: Project, config, seed: SeedIssue) -> str | None:
     """Create one seed issue, or say why it cannot be."""
     title = (seed.title or "").strip()
     if not title:
@@ -74,18 +74,18 @@ def _create_one(project: Project, config, seed: SeedIssue, issues) -> str | None
     if state not in workflow.states:
         return f"status {state!r} is not a state of workflow {workflow.id!r}"
     problems: dict = {}
-    priority = issues.check_priority(config, seed.priority, problems)
-    labels = issues.clean_labels(list(seed.labels), problems)
-    values, field_problems = issues.validate_custom_fields(itype, seed.custom_fields,
-                                                           organization_id=project.organization_id, partial=True)
+    priority = check_priority(config, seed.priority, problems)
+    labels = clean_labels(list(seed.labels), problems)
+    values, field_problems = validate_custom_fields(itype, seed.custom_fields,
+                                                    organization_id=project.organization_id, partial=True)
     problems.update(field_problems)
     if problems:
         return "; ".join(f"{k}: {v}" for k, v in problems.items())
     assignee_id = None
     if seed.assignee:
-        user = issues.user_by_email(seed.assignee.lstrip("@"), project.organization_id)
-        assignee_id = user.id if user is not None and issues.project_role(user, project) else None
-    row = issues.insert_issue(project, itype=itype, workflow=workflow, title=title[: issues.MAX_TITLE],
+        user = user_by_email(seed.assignee.lstrip("@"), project.organization_id)
+        assignee_id = user.id if user is not None and project_role(user, project) else None
+    row = issues.insert_issue(project, itype=itype, workflow=workflow, title=title[:MAX_TITLE],
                               description=seed.description or "", state=state, priority=priority,
                               assignee_id=assignee_id, reporter_id=None, labels=labels, due_date=None,
                               custom_fields=values, parent_id=None, actor_id=None, actor_kind="system")

@@ -1,0 +1,199 @@
+"""The issue page's view model: everything it shows, computed once on the issue's pinned workflow version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Mapping
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.kiket import model as km
+from app.kiket.runtime.approvals import approval_status, can_decide
+from app.kiket.runtime.checklists import checklist_progress, tickable_checklists
+from app.kiket.runtime.sla import SlaClock, state_clock
+from app.kiket.runtime.snapshot import Actor, ApprovalRecord, IssueSnapshot, to_context
+from app.kiket.runtime.transitions import Verdict, available_transitions, outgoing
+from app.models import Project, User
+from app.models.audit import AuditEvent
+from app.models.base import utcnow
+from app.models.issues import Approval, Attachment, Comment, Issue, IssueTransition, Watcher
+from app.services.runtime.access import require, runtime_actor
+from app.services.runtime.issue_queries import members
+from app.services.runtime.snapshots import (
+    active_policy, calendar_of, documents_declared, field_labels, issue_workflow, snapshot_of,
+)
+from app.services.runtime.wip import wip_for
+from app.services.sync import configuration
+
+@dataclass(frozen=True)
+class ChecklistView:
+    checklist: km.Checklist
+    checked: frozenset[str]
+    complete: bool
+    summary: str
+    tickable: bool
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """The approval asked for in the current state entry."""
+
+    policy: km.ApprovalPolicy
+    satisfied: bool
+    denied: bool
+    approved_by: tuple[str, ...]
+    reasons: tuple[str, ...]
+    decisions: list
+    can_decide: bool
+    why_not: str | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    kind: str
+    actor: str
+    text: str
+
+
+@dataclass
+class IssueView:
+    """Everything the issue page shows, computed once."""
+
+    issue: Issue
+    project: Project
+    config: km.ConfigRevision
+    workflow: km.Workflow
+    state: km.State | None
+    issue_type: km.IssueType | None
+    actor: Actor
+    verdicts: tuple[Verdict, ...]
+    checklists: list[ChecklistView]
+    approval: ApprovalView | None
+    sla: SlaClock | None
+    comments: list[Comment]
+    attachments: list[Attachment]
+    watchers: list[User]
+    watching: bool
+    history: list[HistoryEntry]
+    document_options: list[tuple[str, str]]
+    members: list[User]
+    can_update: bool
+    can_comment: bool
+    can_transition: bool
+    pinned_outdated: bool = False
+    fields: tuple[km.FieldDef, ...] = field(default_factory=tuple)
+
+
+def _approval_view(issue: Issue, workflow: km.Workflow, snapshot: IssueSnapshot, runtime: Actor,
+                   context: Mapping) -> ApprovalView | None:
+    policy = active_policy(workflow, issue.state)
+    if policy is None:
+        return None
+    status = approval_status(policy, snapshot.approvals, context)
+    record = ApprovalRecord(approver=runtime.identity, roles=runtime.roles)
+    why = can_decide(policy, record, snapshot.approvals, context, may_approve=runtime.can("issue.approve"))
+    decisions = list(db.session.scalars(select(Approval).where(
+        Approval.issue_id == issue.id, Approval.state == issue.state, Approval.state_entry == issue.state_entry,
+    ).order_by(Approval.at)))
+    return ApprovalView(policy, status.satisfied, status.denied, status.approved_by, status.reasons, decisions,
+                        why is None, why)
+
+
+def history(issue: Issue) -> list[HistoryEntry]:
+    """State changes and audited facts, oldest first."""
+    users: dict[int, str] = {}
+
+    def who(user_id: int | None, kind: str = "user") -> str:
+        if user_id is None:
+            return "system" if kind == "user" else kind
+        if user_id not in users:
+            user = db.session.get(User, user_id)
+            users[user_id] = user.display_name if user else f"user {user_id}"
+        return users[user_id]
+
+    out = []
+    for row in db.session.scalars(select(IssueTransition).where(IssueTransition.issue_id == issue.id)):
+        text = f"created in {row.to_state}" if row.from_state is None else f"{row.from_state} → {row.to_state}"
+        if row.transition_id:
+            text += f" ({row.transition_id})"
+        out.append(HistoryEntry(row.at, "transition", who(row.actor_id, row.actor_kind), text))
+    for event in db.session.scalars(select(AuditEvent).where(AuditEvent.project_id == issue.project_id,
+                                                             AuditEvent.issue_id == issue.id)):
+        if event.kind in ("issue.created", "issue.transitioned"):
+            continue
+        out.append(HistoryEntry(event.created_at, event.kind, who(event.actor_id), _describe_event(event)))
+    return sorted(out, key=lambda e: e.at)
+
+
+def _describe_event(event: AuditEvent) -> str:
+    data = event.data or {}
+    if event.kind == "issue.updated":
+        names = {"assignee_id": "assignee", "due_date": "due date", "custom_fields": "custom fields"}
+        return "changed " + ", ".join(names.get(k, k) for k in sorted(data))
+    if event.kind == "approval.decided":
+        return f"{data.get('decision')} in {data.get('state')}"
+    if event.kind == "checklist.ticked":
+        return f"{'checked' if data.get('checked') else 'unchecked'} {data.get('checklist')}/{data.get('item')}"
+    if event.kind == "issue.commented":
+        return "commented"
+    if event.kind == "attachment.added":
+        return f"attached {data.get('filename')}"
+    return event.kind
+
+
+def issue_view(actor: User, issue: Issue, *, now: datetime | None = None) -> IssueView:
+    """Everything the detail page needs, on the issue's pinned workflow version."""
+    project = issue.project
+    config = configuration.project_config(project)
+    runtime = runtime_actor(actor, project, config)
+    require(runtime, "issue.read", "read issues")
+    now = now or utcnow()
+    workflow = issue_workflow(issue, config)
+    snapshot = snapshot_of(issue, config)
+    calendar = calendar_of(config)
+    context = to_context(snapshot, now, actor=runtime, workflow=workflow, calendar=calendar)
+    wip_by_target = {}
+    for transition in outgoing(workflow, issue.state):
+        info = wip_for(issue, config, transition.target)
+        if info is not None:
+            wip_by_target[transition.target] = info
+    verdicts = available_transitions(
+        workflow, snapshot, actor=runtime, now=now, wip_by_target=wip_by_target,
+        documents_declared=documents_declared(config, issue.issue_type),
+        field_labels=field_labels(config, issue.issue_type), calendar=calendar,
+    )
+    tickable = set(tickable_checklists(workflow, issue.state))
+    checklists = []
+    # The state's own checklists and those guarding its ways out, in ticking order.
+    for checklist_id in tickable_checklists(workflow, issue.state):
+        checklist = workflow.checklist(checklist_id)
+        progress = checklist_progress(checklist, snapshot.checklists.get(checklist_id), context)
+        checklists.append(ChecklistView(checklist, progress.checked, progress.complete, progress.describe(),
+                                        checklist_id in tickable and runtime.can("issue.update")))
+    current = workflow.states.get(issue.state)
+    sla = state_clock(workflow, issue.state, issue.state_entered_at, now, calendar, context) if current else None
+    itype = config.issue_types.get(issue.issue_type)
+    type_docs = [(d.key, d.label) for d in itype.documents] if itype else []
+    required_docs = [(k, k.replace("_", " ").capitalize()) for k in (current.required_documents if current else ())
+                     if k not in {d for d, _ in type_docs}]
+    watchers = list(db.session.scalars(select(User).join(Watcher, Watcher.user_id == User.id)
+                                       .where(Watcher.issue_id == issue.id).order_by(User.email)))
+    active = config.workflows.get(issue.workflow_id)
+    return IssueView(
+        issue=issue, project=project, config=config, workflow=workflow, state=current, issue_type=itype,
+        actor=runtime, verdicts=verdicts, checklists=checklists,
+        approval=_approval_view(issue, workflow, snapshot, runtime, context), sla=sla,
+        comments=list(db.session.scalars(select(Comment).where(Comment.issue_id == issue.id)
+                                         .order_by(Comment.created_at, Comment.id))),
+        attachments=list(db.session.scalars(select(Attachment).where(Attachment.issue_id == issue.id)
+                                            .order_by(Attachment.created_at, Attachment.id))),
+        watchers=watchers, watching=any(w.id == actor.id for w in watchers), history=history(issue),
+        document_options=type_docs + required_docs, members=members(project),
+        can_update=runtime.can("issue.update"), can_comment=runtime.can("issue.comment"),
+        can_transition=runtime.can("issue.transition"),
+        pinned_outdated=active is not None and active.version != issue.workflow_version,
+        fields=itype.fields if itype else (),
+    )
