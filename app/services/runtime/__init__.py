@@ -1,4 +1,4 @@
-"""The workflow runtime: issues and their transitions, events and their effects, SLA timers, automations, audit.
+"""The workflow runtime: issues and their transitions, events and their effects, SLA timers and automations.
 
 Issues (creating and editing, finding, field values, the issue page), keys, transitions, the event outbox,
 the effects engine (`effects/`), SLA timers, automation runs, version migration, notifications,
