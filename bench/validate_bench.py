@@ -154,9 +154,9 @@ def _resync(files: dict[str, bytes], runs: int) -> None:
         repo = Path(tmp) / "repo"
         _git(Path(tmp), "init", "-q", "-b", "main", str(repo))
         _commit(repo, files, "one thousand files")
-        cache = FileCache()
+        blobs, cache = FileCache(), FileCache()  # as the sync job keeps them in the worker
         with cache.active():
-            load_revision(read_git_tree_files(repo, "main").files)
+            load_revision(read_git_tree_files(repo, "main", blobs=blobs).files)
         edits = iter(range(10**6))
         current: dict[str, bytes] = {}
 
@@ -167,7 +167,7 @@ def _resync(files: dict[str, bytes], runs: int) -> None:
             current[CHANGED] = data
 
         def resync() -> None:
-            tree = read_git_tree_files(repo, "main")
+            tree = read_git_tree_files(repo, "main", blobs=blobs)
             with cache.active():
                 load_revision(tree.files)
 
@@ -185,7 +185,7 @@ def _resync(files: dict[str, bytes], runs: int) -> None:
                 samples[name].append((time.perf_counter() - start) * 1000)
         gc.unfreeze()
     measured, floor_ms = (statistics.median(samples[name]) for name in ("resync", "floor"))
-    _line("re-sync, one file changed", measured, "(read the tree, parse and validate through the cache)")
+    _line("re-sync, one file changed", measured, "(read the tree, parse and validate through the caches)")
     _line("floor: ls-tree + C loader of it", floor_ms)
     print(f"  goal < 50 ms  -> {_verdict(measured < 50)}")
 

@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.kiket.filecache import FileCache
+
 GIT_TIMEOUT_S = 30
 # Refs are branch names, tags or commit ids: no options, no revision-range syntax.
 _SAFE_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./@+-]{0,254}$")
@@ -105,13 +107,17 @@ def read_git_tree(repo_path: str | os.PathLike, ref: str, config_path: str = ".k
     return read_git_tree_files(repo_path, ref, config_path).files
 
 
-def read_git_tree_files(repo_path: str | os.PathLike, ref: str, config_path: str = ".kiket") -> TreeFiles:
-    """Like `read_git_tree`, also returning skipped symlinks (120000) and submodules (160000)."""
+def read_git_tree_files(repo_path: str | os.PathLike, ref: str, config_path: str = ".kiket",
+                        blobs: FileCache | None = None) -> TreeFiles:
+    """Like `read_git_tree`, also returning skipped symlinks (120000) and submodules (160000).
+
+    With `blobs`, a cache of blob bytes by object id, only blobs not in it are read from git (and added).
+    """
     commit = resolve_commit(repo_path, ref)
     listing = _git(repo_path, "ls-tree", "-r", "-z", "-l", "--full-tree", commit, "--", config_path,
                    "analytics/dbt")
     result = TreeFiles()
-    blobs: list[tuple[str, str]] = []
+    wanted: list[tuple[str, str]] = []
     total = 0
     for entry in listing.split(b"\0"):
         if not entry:
@@ -127,22 +133,31 @@ def read_git_tree_files(repo_path: str | os.PathLike, ref: str, config_path: str
             result.skipped.append((path, "submodule"))
         elif kind == "blob":
             # Oversized content is never pulled into memory; the loader reports it as fatal.
-            if int(size) > MAX_FILE_BYTES or total + int(size) > MAX_TREE_BYTES or len(blobs) >= MAX_TREE_FILES:
+            if int(size) > MAX_FILE_BYTES or total + int(size) > MAX_TREE_BYTES or len(wanted) >= MAX_TREE_FILES:
                 result.skipped.append((path, "too_large"))
                 continue
             total += int(size)
-            blobs.append((path, sha))
-    if not blobs:
-        return result
-    out = _git(repo_path, "cat-file", "--batch", input_bytes="".join(f"{sha}\n" for _, sha in blobs).encode())
-    offset = 0
-    for path, sha in blobs:
-        header_end = out.index(b"\n", offset)
-        header = out[offset:header_end].decode().split()
-        if len(header) != 3 or header[1] != "blob":
-            raise ConfigSourceError(f"git cat-file returned {' '.join(header)} for {path}")
-        size = int(header[2])
-        start = header_end + 1
-        result.files[path] = out[start:start + size]
-        offset = start + size + 1
+            wanted.append((path, sha))
+    known: dict[str, bytes] = {}
+    for _, sha in wanted if blobs is not None else ():
+        data = blobs.get(sha)
+        if data is not None:
+            known[sha] = data
+    missing = [(path, sha) for path, sha in wanted if sha not in known]
+    if missing:
+        out = _git(repo_path, "cat-file", "--batch", input_bytes="".join(f"{sha}\n" for _, sha in missing).encode())
+        offset = 0
+        for path, sha in missing:
+            header_end = out.index(b"\n", offset)
+            header = out[offset:header_end].decode().split()
+            if len(header) != 3 or header[1] != "blob":
+                raise ConfigSourceError(f"git cat-file returned {' '.join(header)} for {path}")
+            size = int(header[2])
+            start = header_end + 1
+            known[sha] = out[start:start + size]
+            offset = start + size + 1
+            if blobs is not None:
+                blobs.put(sha, known[sha], size)
+    for path, sha in wanted:
+        result.files[path] = known[sha]
     return result

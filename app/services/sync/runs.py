@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.kiket import model as km
+from app.kiket.filecache import FileCache
 from app.models import ConfigRevision, SyncRun, User
 from app.models.base import utcnow
 from app.models.repositories import SYNC_DONE, SYNC_IN_FLIGHT, SYNC_TRIGGERS
@@ -40,6 +41,13 @@ from app.services.sync.config_sources import read_git_tree_files
 from app.services.sync.repositories import get_repository, require_manage
 
 log = logging.getLogger(__name__)
+
+# Blobs and parsed files of recent syncs, kept by this worker process: a sync reads from git and parses only
+# the files that changed since. For validation only: reused results name the commit their blob was first
+# read at, and the run keeps no commit of them (diagnostics, workflow versions); the activation loads the
+# canonical copy without the cache, so every active element names its own commit.
+_BLOBS = FileCache(max_bytes=8 * 1024 * 1024)
+_PARSED = FileCache()
 
 SYNC_JOB_TIMEOUT_S = 600
 LOAD_JOB_TIMEOUT_S = 300
@@ -204,8 +212,8 @@ def sync_repository(sync_run_id: int) -> SyncRun:
             return run
         _advance(run, "validating")
         with _timed(timings, "read"):
-            tree = read_git_tree_files(mirror, sha, repository.config_path)
-        with _timed(timings, "validate"):
+            tree = read_git_tree_files(mirror, sha, repository.config_path, blobs=_BLOBS)
+        with _timed(timings, "validate"), _PARSED.active():
             layers = configuration.lower_layers(project)
             result = configuration.load_files(
                 project, tree.files, km.Source(repo=repository.remote_url, branch=run.branch, commit_sha=sha),
