@@ -44,3 +44,16 @@ def test_a_run_under_the_limit_is_untouched():
     result = load_revision(_noisy_repository(10), include_bundled=False)
     assert not any(d.code == "diagnostics_truncated" for d in result.diagnostics)
     assert sum(d.code == "unknown_key" for d in result.diagnostics) == 20
+
+
+def test_a_push_of_ten_thousand_files_reports_a_bounded_list():
+    """Every file past the tree limit is skipped with a fatal: 9,000 of them used to make a 4.9 MB row."""
+    import json
+
+    skipped = [(f".kiket/boards/b{index:05}.yaml", "too_large") for index in range(9000)]
+    result = load_revision({".kiket/workflows/wf.yaml": WORKFLOW}, skipped=skipped)
+    summaries = [d for d in result.diagnostics if d.code == "diagnostics_truncated"]
+    assert len(result.diagnostics) == MAX_DIAGNOSTICS + len(summaries)
+    assert [d.message.split(" ", 1)[0] for d in summaries if "file_too_large" in d.message] == [
+        str(9000 - MAX_DIAGNOSTICS)]
+    assert len(json.dumps([d.to_dict() for d in result.diagnostics])) < 100_000
