@@ -26,6 +26,7 @@ from typing import Any, Callable, Hashable, Iterator, TypeVar
 _ACTIVE: ContextVar[FileCache | None] = ContextVar("kiket_file_cache", default=None)
 # FileContext fields that are outputs or derived, not inputs of a normalizer.
 _CONTEXT_OUTPUTS = frozenset({"doc", "prov", "diagnostics", "refs", "locate"})
+_INPUT_FIELDS: dict[type, tuple[str, ...]] = {}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,7 +108,10 @@ def per_file(normalizer: F) -> F:
         doc_key = getattr(ctx.doc, "cache_key", None)
         if cache is None or doc_key is None:
             return normalizer(ctx, *args)
-        inputs = tuple(getattr(ctx, f.name) for f in fields(ctx) if f.name not in _CONTEXT_OUTPUTS)
+        names = _INPUT_FIELDS.get(type(ctx))
+        if names is None:
+            names = _INPUT_FIELDS[type(ctx)] = tuple(f.name for f in fields(ctx) if f.name not in _CONTEXT_OUTPUTS)
+        inputs = tuple(getattr(ctx, name) for name in names)
         key = (normalizer.__module__, normalizer.__qualname__, doc_key, inputs, args)
         try:
             found = cache.get(key)
