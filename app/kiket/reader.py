@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping as AbstractMapping, Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -231,7 +231,7 @@ def type_name(value: Any) -> str:
 def resolve_key(name: str, keys: Iterable[str], labels: Mapping[str, str] | None = None,
                 stems: Mapping[str, str] | None = None) -> tuple[str | None, str]:
     """Resolve a reference: exact, unique case-insensitive key, unique label, file stem; returns (key, how)."""
-    if isinstance(keys, (AbstractSet, Mapping)) and name in keys:  # the common case, without copying the keys
+    if isinstance(keys, (dict, AbstractSet, AbstractMapping)) and name in keys:  # the common case, without a copy
         return name, "exact"
     keys = list(keys)
     if name in keys:
