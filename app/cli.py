@@ -16,6 +16,7 @@ from rq import SimpleWorker, Worker
 from app.commands.audit import audit_cli
 from app.commands.config import schema_command, validate_command
 from app.commands.demo import demo_command, ready_command
+from app.commands.gateway import keys_cli, token_cli
 from app.commands.migrate import migrate_command
 from app.commands.repositories import repo_cli, sync_repository
 from app.queue import QUEUES, get_queue, redis_connection
@@ -35,6 +36,8 @@ kiket_cli.add_command(validate_command)
 kiket_cli.add_command(schema_command)
 kiket_cli.add_command(demo_command)
 kiket_cli.add_command(ready_command)
+kiket_cli.add_command(token_cli)
+kiket_cli.add_command(keys_cli)
 
 
 @user_cli.command("create")

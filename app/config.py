@@ -62,12 +62,22 @@ def parse_smtp_url(name: str, raw: str) -> str | None:
     return raw
 
 
+def parse_base_url(name: str, raw: str) -> str:
+    """An http(s) root URL without a trailing slash."""
+    url = raw.strip().rstrip("/")
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("http", "https") or not rest or rest.startswith("/") or any(c in rest for c in "?# "):
+        raise SettingsError(f"{name} must be an http(s) URL like https://kiket.example.com")
+    return url
+
+
 def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
     """Build the app settings from environment variables. Pure: reads nothing but `environ`."""
     env = environ.get
     embedded_port = parse_int("KIKET_EMBEDDED_REDIS_PORT", env("KIKET_EMBEDDED_REDIS_PORT", "6390"), minimum=1)
     redis_url = env("REDIS_URL") or None
     production = env("KIKET_ENV", "development") == "production"
+    port = parse_int("PORT", env("PORT", "5000"), minimum=1)
     return {
         "SQLALCHEMY_DATABASE_URI": database_url(env("DATABASE_URL"), instance_path),
         "REDIS_URL": redis_url or f"redis://127.0.0.1:{embedded_port}/0",
@@ -75,7 +85,7 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         "KIKET_EMBEDDED_REDIS_PORT": embedded_port,
         "SECRET_KEY": env("SECRET_KEY") or None,
         "STORAGE_DIR": os.path.abspath(env("STORAGE_DIR", "storage")),
-        "PORT": parse_int("PORT", env("PORT", "5000"), minimum=1),
+        "PORT": port,
         "KIKET_ENV": "production" if production else "development",
         "KIKET_UP_MAX_QUEUE_DEPTH": parse_int("KIKET_UP_MAX_QUEUE_DEPTH", env("KIKET_UP_MAX_QUEUE_DEPTH", "50")),
         "KIKET_UP_MAX_QUEUE_AGE": parse_int("KIKET_UP_MAX_QUEUE_AGE", env("KIKET_UP_MAX_QUEUE_AGE", "120")),
@@ -94,6 +104,15 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         # Automation runs per minute, per project and action type (spec §10 safety).
         "KIKET_AUTOMATION_RATE_LIMIT": parse_int("KIKET_AUTOMATION_RATE_LIMIT", env("KIKET_AUTOMATION_RATE_LIMIT", "60"), minimum=1),
         "KIKET_WEBHOOK_TIMEOUT": parse_int("KIKET_WEBHOOK_TIMEOUT", env("KIKET_WEBHOOK_TIMEOUT", "10"), minimum=1),
+        # Where extensions call back and find the JWKS; the worker has no request to learn it from.
+        "KIKET_BASE_URL": parse_base_url("KIKET_BASE_URL", env("KIKET_BASE_URL") or f"http://127.0.0.1:{port}"),
+        # The `iss` of runtime tokens; the official SDKs expect kiket.dev.
+        "KIKET_TOKEN_ISSUER": env("KIKET_TOKEN_ISSUER") or "kiket.dev",
+        # API requests per minute and credential.
+        "KIKET_API_RATE_LIMIT": parse_int("KIKET_API_RATE_LIMIT", env("KIKET_API_RATE_LIMIT", "1200"), minimum=1),
+        # Extensions installed at loopback addresses get deliveries in development (make run), never in production.
+        "KIKET_EXTENSIONS_ALLOW_LOOPBACK": parse_boolean(
+            "KIKET_EXTENSIONS_ALLOW_LOOPBACK", env("KIKET_EXTENSIONS_ALLOW_LOOPBACK", "0" if production else "1")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

@@ -2,6 +2,16 @@
 
 from app.models.accounts import Invitation, Organization, OrganizationMembership, User
 from app.models.audit import AuditEvent, ProjectSecret
+from app.models.gateway import (
+    ApiKey,
+    ExtensionInstallation,
+    ExtensionLog,
+    ExtensionMetric,
+    ExtensionSecret,
+    IdempotencyRecord,
+    SigningKey,
+    WebhookSubscription,
+)
 from app.models.issues import (
     Approval,
     Attachment,
@@ -36,4 +46,6 @@ __all__ = [
     "Issue", "IssueEvent",
     "IssueTransition", "Notification", "ProjectCounter", "ProjectSecret", "SlaTimer", "Watcher",
     "WebhookDelivery",
+    "ApiKey", "ExtensionInstallation", "ExtensionLog", "ExtensionMetric", "ExtensionSecret", "IdempotencyRecord",
+    "SigningKey", "WebhookSubscription",
 ]

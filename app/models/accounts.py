@@ -34,6 +34,8 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     # Bumped on password change, so other sessions of the user end (see get_id).
     session_version: Mapped[int] = mapped_column(default=1)
+    # "person", or "extension": the user an extension installation acts as (it cannot log in).
+    kind: Mapped[str] = mapped_column(String(16), default="person", server_default="person")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     memberships: Mapped[list[OrganizationMembership]] = relationship(back_populates="user")

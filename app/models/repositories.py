@@ -16,7 +16,7 @@ from app.models.projects import Project
 SYNC_STATUSES = ("queued", "fetching", "validating", "writing", "loading", "active", "failed", "unchanged")
 SYNC_IN_FLIGHT = ("queued", "fetching", "validating", "writing", "loading")
 SYNC_DONE = ("active", "failed", "unchanged")
-SYNC_TRIGGERS = ("ui", "cli", "webhook")
+SYNC_TRIGGERS = ("ui", "cli", "webhook", "api")
 REVISION_STATUSES = ("pending", "active", "superseded", "rejected")
 LAYER_KINDS = ("project_override", "organization_default")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -42,3 +43,11 @@ class WebhookDelivery(db.Model):
     next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Gateway events: the envelope's id (the same on every attempt and redelivery) and who it went to.
+    event_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="SET NULL"), index=True)
+    installation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("extension_installations.id", ondelete="SET NULL"), index=True)
+    # What an extension's reply asked for and what came of it (directives, decision, ignored parts).
+    reply: Mapped[dict[str, Any] | None] = mapped_column(JSON)
