@@ -39,6 +39,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from app import models  # noqa: F401  (registers the tables with the metadata)
     from app.blueprints import admin, auth, errors, health, hooks, issues, migrations, notifications, projects, repositories
+    from app.blueprints import account, api, extensions as extension_pages
     from app.blueprints.admin import rq as rq_admin
     from app.blueprints.auth import session as auth_session
     from app.cli import kiket_cli, worker_command
@@ -59,6 +60,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(notifications.bp)
     app.register_blueprint(migrations.bp)
     app.register_blueprint(issues.bp)
+    app.register_blueprint(api.bp)
+    api.init_app(app)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(extension_pages.bp)
     rq_admin.init_app(app)
     app.cli.add_command(kiket_cli)
     app.cli.add_command(worker_command)

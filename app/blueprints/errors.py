@@ -6,7 +6,7 @@ A failing database must not take the error page down with it: database outages a
 
 import logging
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -22,9 +22,10 @@ RETRY_AFTER_S = 30
 
 def _respond(status: int, title: str, detail: str, headers: dict | None = None, *, standalone: bool = False):
     headers = headers or {}
-    if request.path.startswith("/api/"):
-        body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-        return jsonify(body), status, {**headers, "Content-Type": "application/problem+json"}
+    if request.path.startswith(("/api/", "/.well-known/")):
+        from app.blueprints.api.core import problem
+
+        return problem(status, title, detail, headers=headers)
     if not standalone:
         try:
             template = "errors/_problem.html" if is_htmx() else "errors/page.html"
@@ -60,7 +61,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return _respond(error.code or 500, error.name, error.description or "")
+        # 405 keeps its Allow header.
+        allow = {name: value for name, value in error.get_headers() if name == "Allow"}
+        return _respond(error.code or 500, error.name, error.description or "", allow)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
