@@ -39,6 +39,13 @@ ROUNDS = int(os.environ.get("KIKET_BENCH_API_ROUNDS", "150"))
 WARMUP = 15
 GOAL = 0.6
 ROOT = Path(__file__).resolve().parents[1]
+# Tokens are signed with it: the recording app and both servers must share it.
+SECRET_KEY = os.environ.get("SECRET_KEY") or "kiket-bench-secret"
+
+
+def _settings(dsn: str, redis_url: str) -> dict:
+    return {"SQLALCHEMY_DATABASE_URI": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
+            "REDIS_URL": redis_url, "SECRET_KEY": SECRET_KEY, "KIKET_API_RATE_LIMIT": 1_000_000}
 
 
 def _prepare(dsn: str, redis_url: str) -> tuple[str, list[list[str]]]:
@@ -48,8 +55,7 @@ def _prepare(dsn: str, redis_url: str) -> tuple[str, list[list[str]]]:
     from app.services import accounts, issues, projects
     from app.services.gateway import credentials
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
-                      "REDIS_URL": redis_url})
+    app = create_app(_settings(dsn, redis_url))
     with app.app_context():
         db.create_all()
         owner = accounts.create_user("bench@example.com", "correct horse battery", "owner")
@@ -78,10 +84,9 @@ def _record(dsn: str, redis_url: str, token: str, plans: list[list[tuple[str, st
     from sqlalchemy import event
 
     from app.extensions import db
-    from bench.api_wsgi import build_app
+    from bench.api_floor import build_app
 
-    app = build_app({"SQLALCHEMY_DATABASE_URI": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
-                     "REDIS_URL": redis_url})
+    app = build_app(_settings(dsn, redis_url))
     recorded: list[list[tuple]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
@@ -112,7 +117,7 @@ def _serve(dsn: str, redis_url: str, floor_file: str | None) -> tuple[subprocess
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": redis_url, "KIKET_API_RATE_LIMIT": "1000000",
-           "KIKET_LOG_LEVEL": "WARNING", "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-secret"),
+           "KIKET_LOG_LEVEL": "WARNING", "SECRET_KEY": SECRET_KEY,
            "PYTHONPATH": str(ROOT), "KIKET_ENV": "production"}
     if floor_file:
         env["KIKET_BENCH_FLOOR"] = floor_file
