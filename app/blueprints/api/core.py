@@ -310,14 +310,6 @@ def endpoint(rule: str, method: str, *, summary: str, tags: tuple[str, ...] | st
 
 # Pagination
 
-
-class PageQuery(CamelSchema):
-    cursor = fields.String(load_default=None, metadata={"description": "`nextCursor` of the previous page"})
-    limit = fields.Integer(load_default=50, validate=lambda n: 1 <= n <= 200,
-                           metadata={"description": "Items per page, 1 to 200 (default 50)", "minimum": 1,
-                                     "maximum": 200})
-
-
 _pages: dict[type, type] = {}
 
 

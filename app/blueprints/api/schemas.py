@@ -514,10 +514,3 @@ class TelemetrySchema(Schema):
     event = fields.String(load_default=None)
     duration_ms = fields.Float(load_default=None, allow_nan=False)
     status = fields.String(load_default=None)
-
-
-# Personal tokens (the CLI and account page create them; listed here for the document's components)
-
-
-class ScopeListSchema(Schema):
-    scopes = fields.List(fields.String(validate=validate.OneOf(SCOPE_NAMES)), required=True)
