@@ -75,13 +75,21 @@ def connect_services() -> None:
     """Components that react to another's changes, connected here so that the one changing never imports them.
 
     An activation (sync) creates the first configuration's seed issues in its transaction and emits
-    `workflow.updated` after its commit: both belong to the runtime, which sync must not import.
+    `workflow.updated` after its commit: both belong to the runtime, which sync must not import. The
+    gateway hears the runtime's events and handles extension deliveries the same way.
     """
+    from app.services.gateway import outbound, replies
     from app.services.runtime import events, seeding
     from app.services.sync import activation
+    from app.services.webhooks import delivery
 
     activation.listen("runtime", activation.Listener(activating=seeding.seed_issues_once,
                                                      activated=events.workflow_updated))
+    # The gateway sends the runtime's events to subscriptions and extensions, and reads extensions' replies.
+    events.add_consumer("gateway", events.Consumer(queue="webhooks", issue_job="jobs.webhooks.publish_issue_events",
+                                                   project_job="jobs.webhooks.publish_project_event"))
+    delivery.register_handler(outbound.EXTENSION_HANDLER, delivery.Handler(prepare=outbound.prepare_extension_attempt,
+                                                                           on_reply=replies.handle_reply))
 
 
 def configure_logging(app: Flask) -> None:

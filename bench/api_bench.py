@@ -52,7 +52,8 @@ def _prepare(dsn: str, redis_url: str) -> tuple[str, list[list[str]]]:
     """The project, its issues and a token; (token, issue keys per client)."""
     from app.extensions import db
     from app.factory import create_app
-    from app.services import accounts, issues, projects
+    from app.services import accounts, projects
+    from app.services.runtime import issues
     from app.services.gateway import credentials
 
     app = create_app(_settings(dsn, redis_url))

@@ -3,10 +3,8 @@
 import hashlib
 import hmac
 import json
-import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from rq import Queue, SimpleWorker
@@ -18,59 +16,11 @@ from app.models.base import utcnow
 from app.services.errors import Invalid
 from app.services.projects import create_project
 from app.services.webhooks import delivery as webhook_delivery, secrets
-from app.services.webhooks.delivery import RetryLater
 from jobs.webhooks import deliver_webhook
+from tests.support.receiver import receiver  # noqa: F401  (the fixture)
 
 SIGNING = "whsec-signing-key-123"
 TOKEN = "tok-very-secret-value"
-
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1 answering with scripted (status, headers, delay) replies."""
-
-    def __init__(self):
-        self.requests, self.replies = [], []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                receiver.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
-                status, headers, delay = receiver.replies.pop(0) if receiver.replies else (200, {}, 0)
-                time.sleep(delay)
-                echo = json.dumps({"seen_authorization": self.headers.get("Authorization")}).encode()
-                try:
-                    self.send_response(status)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(echo)))
-                    self.end_headers()
-                    self.wfile.write(echo)
-                except OSError:
-                    pass  # the client gave up (timeout test)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def reply(self, status, headers=None, delay=0):
-        self.replies.append((status, headers or {}, delay))
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
 
 
 @pytest.fixture
@@ -104,7 +54,6 @@ def test_signed_delivery_through_the_worker(app, project, receiver, allow_privat
     assert delivery.status == "pending"
     job = Job.fetch(f"webhook-{delivery.delivery_uuid}", connection=app.extensions["redis"])
     assert job.origin == "webhooks" and job.func_name == "jobs.webhooks.deliver_webhook"
-    assert (job.retries_left, job.retry_intervals) == (6, [30, 60, 300, 1800, 7200, 28800])
 
     SimpleWorker([Queue("webhooks", connection=app.extensions["redis"])], connection=app.extensions["redis"]).work(burst=True)
 
@@ -117,7 +66,7 @@ def test_signed_delivery_through_the_worker(app, project, receiver, allow_privat
     assert request["path"] == "/hook?x=1" and request["method"] == "POST"
     assert headers["Authorization"] == f"Bearer {TOKEN}"
     assert headers["Content-Type"] == "application/json"
-    assert headers["X-Kiket-Event"] == "issue.transitioned" and headers["X-Kiket-Delivery"] == delivery.delivery_uuid
+    assert headers["X-Kiket-Event"] == "issue.transitioned" and headers["X-Kiket-Delivery"] == f"{delivery.delivery_uuid}.1"
     timestamp = headers["X-Kiket-Timestamp"]
     assert abs(int(timestamp) - time.time()) < 60
     expected = hmac.new(SIGNING.encode(), f"{timestamp}.".encode() + request["body"], hashlib.sha256).hexdigest()
@@ -148,17 +97,19 @@ def test_a_500_is_retried_then_delivered(project, receiver, allow_private):
     receiver.reply(500)
     receiver.reply(200)
     delivery = send(project, receiver.url)
-    with pytest.raises(RetryLater):
-        deliver_webhook(delivery.id)
+    assert deliver_webhook(delivery.id) == "retrying"
     first = webhook_delivery.attempts(delivery.id)[0]
     assert (first.status, first.status_code, first.error) == ("retrying", 500, "HTTP 500")
     assert abs(first.next_retry_at - (utcnow() + timedelta(seconds=30))) < timedelta(seconds=10)
+    # The next attempt waits in the worker's scheduler until then.
+    assert webhook_delivery.scheduled_retry(first) == first.next_retry_at.replace(microsecond=0)
 
     assert deliver_webhook(delivery.id) == "delivered"
     rows = webhook_delivery.attempts(delivery.id)
     assert [(r.attempt, r.status, r.status_code) for r in rows] == [(1, "retrying", 500), (2, "delivered", 200)]
-    # The second attempt is signed afresh; both reached the receiver.
-    assert len(receiver.requests) == 2
+    # The second attempt is signed afresh, under its own delivery id; both reached the receiver.
+    assert [r["headers"]["X-Kiket-Delivery"] for r in receiver.requests] == \
+        [f"{delivery.delivery_uuid}.1", f"{delivery.delivery_uuid}.2"]
     # A stray extra run (RQ at-least-once) sends nothing more.
     assert deliver_webhook(delivery.id) == "delivered" and len(receiver.requests) == 2
 
@@ -167,14 +118,22 @@ def test_429_and_timeouts_are_retried(project, receiver, allow_private):
     receiver.reply(429)
     receiver.reply(200, delay=2.5)
     delivery = send(project, receiver.url, timeout=1)
-    with pytest.raises(RetryLater):
-        deliver_webhook(delivery.id)
-    with pytest.raises(RetryLater):
-        deliver_webhook(delivery.id)
+    assert deliver_webhook(delivery.id) == "retrying"
+    assert deliver_webhook(delivery.id) == "retrying"
     rows = webhook_delivery.attempts(delivery.id)
     assert [(r.status, r.status_code) for r in rows] == [("retrying", 429), ("retrying", None)]
     assert rows[1].error == "timeout after 1s"
     assert rows[1].next_retry_at > rows[0].next_retry_at
+
+
+@pytest.mark.parametrize("retry_after,delay", [("120", 120), ("5", 30), ("999999", 30)])
+def test_retry_after_is_honoured_when_longer(project, receiver, allow_private, retry_after, delay):
+    receiver.reply(429, {"Retry-After": retry_after})
+    delivery = send(project, receiver.url)
+    before = utcnow()
+    assert deliver_webhook(delivery.id) == "retrying"
+    row = webhook_delivery.attempts(delivery.id)[0]
+    assert timedelta(seconds=delay - 1) <= row.next_retry_at - before <= timedelta(seconds=delay + 5)
 
 
 def test_a_4xx_fails_without_retry(project, receiver, allow_private):
@@ -189,8 +148,7 @@ def test_retries_stop_after_the_last_interval(project, receiver, allow_private):
         receiver.reply(503)
     delivery = send(project, receiver.url)
     for _ in range(len(webhook_delivery.RETRY_INTERVALS)):
-        with pytest.raises(RetryLater):
-            deliver_webhook(delivery.id)
+        assert deliver_webhook(delivery.id) == "retrying"
     assert deliver_webhook(delivery.id) == "failed"
     rows = webhook_delivery.attempts(delivery.id)
     assert [r.attempt for r in rows] == list(range(1, 8))

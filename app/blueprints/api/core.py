@@ -95,7 +95,7 @@ def _errors(problems: dict[str, Any]) -> dict[str, list[str]]:
 
 def service_problem(error: ServiceError) -> Response:
     """The problem response of an error a service raised."""
-    from app.services.transitions import TransitionBlocked
+    from app.services.runtime.transitions import TransitionBlocked
 
     if isinstance(error, TransitionBlocked):
         gates = [{"gate": g.gate, "passed": g.passed, "reasons": list(g.reasons)} for g in error.verdict.gates]
@@ -224,7 +224,7 @@ def _parse_query(ep: Endpoint) -> dict | Response:
 def _render(ep: Endpoint, result: Any) -> Response:
     if isinstance(result, Response):
         return result
-    payload, status, headers = result if isinstance(result, tuple) else (result, ep.status, {})
+    payload, status, headers = (*result, {})[:3] if isinstance(result, tuple) else (result, ep.status, {})
     if ep.response is not None and payload is not None:
         payload = ep.response(many=ep.many).dump(payload)
     body = b"" if payload is None else json.dumps(payload, ensure_ascii=False, default=str).encode()
@@ -233,8 +233,13 @@ def _render(ep: Endpoint, result: Any) -> Response:
     return response
 
 
+MAX_ID = 2**31 - 1
+
+
 def _run(ep: Endpoint, fn: Callable, kwargs: dict) -> Response:
     cred = credential()
+    if any(isinstance(v, int) and v > MAX_ID for v in kwargs.values()):
+        return problem(404, "Not found", "No such resource.")
     if not ep.public:
         if cred is None:
             error = g.get("api_auth_error") or Unauthorized(

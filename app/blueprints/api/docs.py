@@ -14,7 +14,7 @@ from flask import current_app, render_template
 from app.kiket.extensions import EVENT_TYPES, SCOPES
 
 from . import schemas as s
-from .core import ENDPOINTS, MAX_BODY, PROBLEM_TYPE, PROBLEM_TYPES, Endpoint, bp, endpoint
+from .core import ENDPOINTS, MAX_BODY, MAX_ID, PROBLEM_TYPE, PROBLEM_TYPES, Endpoint, bp, endpoint
 
 DESCRIPTION = """\
 The Kiket REST API. Authenticate with a personal token or an extension key (`Authorization: Bearer …`), or
@@ -40,7 +40,8 @@ _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 def _path(rule: str) -> tuple[str, list[dict]]:
     params = []
     for converter, name in _PARAM.findall(rule):
-        schema = {"type": "integer", "minimum": 1} if converter == "int" else {"type": "string", "minLength": 1}
+        schema = {"type": "integer", "minimum": 1, "maximum": MAX_ID} if converter == "int" else \
+            {"type": "string", "minLength": 1}
         params.append({"in": "path", "name": name, "required": True, "schema": schema})
     return _PARAM.sub(lambda m: "{" + m.group(2) + "}", rule), params
 

@@ -6,7 +6,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Comment, Issue, Project
-from app.services import configuration, issues, transitions
+from app.services.runtime import issue_page, issue_queries, issues, transitions
+from app.services.runtime.fields import user_by_email
+from app.services.sync import configuration
 from app.services.errors import Invalid, NotFound
 from app.services.gateway.credentials import Credential
 from app.services.gateway.representations import issue_values, user_ref
@@ -25,13 +27,13 @@ def issue_for(cred: Credential, key: str) -> Issue:
     if not project_key or not number.isdigit():
         raise NotFound(f"No issue {key!r} that you can see.")
     project = project_for(cred, project_key)
-    return issues.get_issue(cred.user, project.key, number)
+    return issue_queries.get_issue(cred.user, project.key, number)
 
 
 def _user_id(project: Project, email: str | None, field: str = "assignee") -> int | None:
     if not email:
         return None
-    user = issues.user_by_email(email, project.organization_id)
+    user = user_by_email(email, project.organization_id)
     if user is None:
         raise Invalid({field: f"{email} is not an account of this organization."})
     return user.id
@@ -52,7 +54,7 @@ def list_issues(cred: Credential, query: dict):
     project = project_for(cred, query["project_key"]) if query["project_key"] else None
     if project is None and cred.project_id is not None:
         project = db.session.get(Project, cred.project_id)
-    statement = issues.issue_query(cred.user, project, state=query["state"], assignee=query["assignee"],
+    statement = issue_queries.issue_query(cred.user, project, state=query["state"], assignee=query["assignee"],
                                    label=query["label"], text=query["q"])
     return query_page("issues", query, statement, Issue.id, issue_values)
 
@@ -136,7 +138,7 @@ def _gates(verdict) -> list[dict]:
 def list_transitions(cred: Credential, key: str):
     """Every transition out of the current state, with each gate's verdict for this credential's user."""
     issue = issue_for(cred, key)
-    view = issues.issue_view(cred.user, issue)
+    view = issue_page.issue_view(cred.user, issue)
     items = []
     for verdict in view.verdicts:
         transition = verdict.transition

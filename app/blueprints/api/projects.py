@@ -7,7 +7,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.kiket.diagnostics import Provenance
 from app.models import Project, SyncRun, WorkflowRepository
-from app.services import configuration, projects, sync
+from app.services import projects
+from app.services.sync import configuration, repositories, runs
 from app.services.errors import NotFound
 from app.services.gateway.credentials import Credential
 
@@ -72,7 +73,7 @@ def _repository(repository: WorkflowRepository, secret: str | None = None) -> di
 
 
 def repository_for(cred: Credential, repository_id: int) -> WorkflowRepository:
-    repository = sync.get_repository(repository_id, cred.user)
+    repository = repositories.get_repository(repository_id, cred.user)
     if cred.project_id is not None and repository.project_id != cred.project_id:
         raise NotFound(f"No workflow repository {repository_id}.")
     return repository
@@ -94,7 +95,7 @@ def list_repositories(cred: Credential, query: dict, key: str):
 def create_repository(cred: Credential, data: dict, key: str):
     """Connect the project to a git repository; the push webhook's secret is in the response, once."""
     project = project_for(cred, key)
-    repository, secret = sync.add_repository(project, data["url"], branch=data["branch"], config_path=data["path"],
+    repository, secret = repositories.add_repository(project, data["url"], branch=data["branch"], config_path=data["path"],
                                              token=data["token"], actor=cred.user)
     return _repository(repository, secret), 201, {"Location": f"/api/v1/projects/{project.key}/repositories"}
 
@@ -103,7 +104,7 @@ def create_repository(cred: Credential, data: dict, key: str):
           tags=CONFIG, scope="config:read", response=s.BranchesSchema, errors=(409,))
 def list_branches(cred: Credential, repository_id: int):
     repository = repository_for(cred, repository_id)
-    return {"branches": sync.list_branches(repository.id, cred.user)}
+    return {"branches": repositories.list_branches(repository.id, cred.user)}
 
 
 def sync_run_values(run: SyncRun) -> dict:
@@ -125,7 +126,7 @@ def sync_run_values(run: SyncRun) -> dict:
 def sync_repository(cred: Credential, data: dict, repository_id: int):
     """Queue a sync (optionally of another branch, which becomes the tracked one); a sync in flight is joined."""
     repository = repository_for(cred, repository_id)
-    run = sync.request_sync(repository.id, branch=data["branch"], trigger="api", actor=cred.user)
+    run = runs.request_sync(repository.id, branch=data["branch"], trigger="api", actor=cred.user)
     return sync_run_values(run), 202, {"Location": f"/api/v1/sync_runs/{run.id}"}
 
 
@@ -133,7 +134,7 @@ def sync_repository(cred: Credential, data: dict, repository_id: int):
           response=s.SyncRunSchema)
 def get_sync_run(cred: Credential, run_id: int):
     """Status (`queued`, `running`, `succeeded`, `failed`), commit, phase timings and diagnostics."""
-    run = sync.get_sync_run(run_id)
+    run = runs.get_sync_run(run_id)
     repository_for(cred, run.repository_id)
     return sync_run_values(run)
 

@@ -3,7 +3,7 @@ snake_case). The OpenAPI document is generated from these."""
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, INCLUDE, Schema, fields, validate
 
 from app.kiket.extensions import EVENT_TYPES, LEVELS, SCOPES
 from app.services.gateway.representations import CamelSchema, IssueSchema, UserRefSchema
@@ -15,7 +15,10 @@ SCOPE_NAMES = [*SCOPES, "*"]
 
 
 class ProblemSchema(Schema):
-    """RFC 7807 problem details."""
+    """RFC 7807 problem details (extension members allowed)."""
+
+    class Meta:
+        unknown = INCLUDE
 
     type = fields.String(required=True)
     title = fields.String(required=True)
@@ -25,6 +28,8 @@ class ProblemSchema(Schema):
                          metadata={"description": "Per-field messages (422)"})
     gates = fields.List(fields.Dict(), metadata={"description": "Every gate's verdict (a blocked transition)"})
     missingScope = fields.String(metadata={"description": "The scope the credential lacks (403)"})
+    error = fields.String(metadata={"description": "RFC 6749 error code (the OAuth token endpoint)"})
+    error_description = fields.String(metadata={"description": "RFC 6749 error description"})
 
 
 class ProvenanceSchema(CamelSchema):

@@ -23,7 +23,8 @@ from app.kiket.extensions import LEVELS, Manifest, parse_manifest
 from app.models import OrganizationMembership, Project, ProjectMembership, User
 from app.models.base import utcnow
 from app.models.gateway import ApiKey, ExtensionInstallation, ExtensionLog, ExtensionMetric, ExtensionSecret
-from app.services import audit, crypto, notifications
+from app.services import audit, crypto
+from app.services.runtime import notifications
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.gateway import credentials, targets
 from app.services.projects import project_role

@@ -21,8 +21,10 @@ from app.extensions import db
 from app.models import Approval, Comment, Issue, IssueTransition, Project, User
 from app.models.gateway import ExtensionInstallation, WebhookSubscription
 from app.queue import redis_connection
-from app.services import crypto, issues, webhook_delivery
-from app.services.gateway import extensions
+from app.services import crypto
+from app.services.runtime.snapshots import issue_workflow
+from app.services.webhooks import delivery as webhook_delivery
+from app.services.gateway import extensions, targets
 from app.services.gateway.representations import issue_json, user_ref
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ def issue_event_types(kind: str, issue: Issue, record: str, extra: Mapping[str, 
                 "comment": row.comment}
         out = [("issue.transitioned", data)]
         try:
-            workflow = issues.issue_workflow(issue)
+            workflow = issue_workflow(issue)
             state = workflow.states.get(row.to_state)
             if row.to_state in workflow.finals or (state is not None and state.is_final):
                 out.append(("issue.closed", data))
@@ -208,4 +210,4 @@ def prepare_extension_attempt(context: Mapping[str, Any], body: str) -> webhook_
     return webhook_delivery.Attempt(
         body=json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
         headers={"X-Kiket-Event-Version": str(context.get("event_version") or "v1")},
-        hidden=(token, *values.values()))
+        hidden=(token, *values.values()), allow_loopback=targets.allow_loopback(extension=True))

@@ -20,7 +20,8 @@ from app.models import Issue, User
 from app.models.gateway import ExtensionInstallation
 from app.models.webhooks import WebhookDelivery
 from app.queue import redis_connection
-from app.services import audit, issues, transitions
+from app.services import audit
+from app.services.runtime import issues, transitions
 from app.services import ratelimits
 from app.services.errors import Invalid, NotFound, ServiceError
 from app.services.gateway import extensions

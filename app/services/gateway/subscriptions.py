@@ -12,7 +12,8 @@ from app.kiket.extensions import EVENT_ALIASES, EVENT_TYPES
 from app.models import Project, User
 from app.models.gateway import ExtensionInstallation, WebhookSubscription
 from app.models.webhooks import WebhookDelivery
-from app.services import audit, crypto, webhook_delivery
+from app.services import audit, crypto
+from app.services.webhooks import delivery as webhook_delivery
 from app.services.errors import Forbidden, Invalid, NotFound
 from app.services.gateway import targets
 from app.services.gateway.outbound import SUBSCRIPTION_SECRET_PURPOSE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from app.services import webhook_delivery
+from app.services.webhooks import delivery as webhook_delivery
 from app.services.errors import Invalid
 
 

@@ -151,9 +151,8 @@ def mint(installation: ExtensionInstallation, *, source: str = "webhook",
 
 def _public_keys(kid: str | None) -> dict[str, object]:
     global _published, _published_at
-    age = time.monotonic() - _published_at
-    # An unknown kid may be a key another process just made: look again, but at most once a second.
-    if age > PUBLISHED_TTL_S or (kid not in _published and age > 1.0):
+    # An unknown kid may be a key another process just made: look again (a query of a few rows).
+    if time.monotonic() - _published_at > PUBLISHED_TTL_S or kid not in _published:
         rows = db.session.scalars(select(SigningKey).where(SigningKey.status.in_(("current", "previous"))))
         _published = {row.kid: jwt.PyJWK(dict(row.public_jwk), ALGORITHM).key for row in rows}
         _published_at = time.monotonic()

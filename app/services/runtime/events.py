@@ -10,6 +10,8 @@ sweep), and no job can see an event whose change did not commit. Hooks then run 
 order; failures are logged and retried per action (spec §8.7).
 
 Each event's job id is deterministic per (event, issue, record), so one record never runs its hooks twice.
+Other components (the gateway's outbound events) get the same events through a `Consumer`: one job of
+theirs per drained batch, enqueued in the same Redis transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import re
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from redis import Redis
@@ -151,6 +154,38 @@ def settle(timeout: float = 10.0) -> bool:
     return _waker.settle(timeout)
 
 
+@dataclass(frozen=True)
+class Consumer:
+    """Another component's jobs for the same events: one per drained batch, one per project event.
+
+    Connected by `app.factory.connect_services`, so the runtime never imports the component (the gateway).
+    """
+
+    queue: str
+    issue_job: str
+    project_job: str
+
+
+_consumers: dict[str, Consumer] = {}
+
+
+def add_consumer(name: str, consumer: Consumer) -> None:
+    _consumers[name] = consumer
+
+
+def _consumer_jobs(pipe, rows) -> None:
+    """Each consumer's job for a batch: the events as plain data, in order."""
+    events = [{"id": row.id, "kind": row.kind, "issue_id": row.issue_id, "record": row.record,
+               "actor_id": row.actor_id, "extra": dict(row.extra or {}),
+               "created_at": row.created_at.isoformat() if row.created_at else None} for row in rows]
+    for name, consumer in _consumers.items():
+        queue = get_queue(consumer.queue)
+        queue.enqueue_many([queue.prepare_data(
+            consumer.issue_job, args=(events,), job_id=job_id("events", name, rows[0].id, rows[-1].id),
+            timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+            retry=Retry(max=len(JOB_RETRY), interval=list(JOB_RETRY)))], pipeline=pipe)
+
+
 def drain() -> int:
     """Turn every outbox row into its job, oldest first, deleting the rows it enqueued; the number sent.
 
@@ -166,7 +201,7 @@ def drain() -> int:
         rows = sorted(db.session.execute(
             delete(IssueEvent).where(IssueEvent.id.in_(claimed.scalar_subquery()))
             .returning(IssueEvent.id, IssueEvent.kind, IssueEvent.issue_id, IssueEvent.record, IssueEvent.actor_id,
-                       IssueEvent.chain, IssueEvent.extra)
+                       IssueEvent.chain, IssueEvent.extra, IssueEvent.created_at)
         ).all())
         if not rows:
             db.session.rollback()
@@ -174,6 +209,7 @@ def drain() -> int:
         try:
             with queue.connection.pipeline() as pipe:
                 queue.enqueue_many([_job_data(queue, row) for row in rows], pipeline=pipe)
+                _consumer_jobs(pipe, rows)
                 pipe.execute()
         except Exception:
             db.session.rollback()
@@ -243,10 +279,14 @@ def workflow_updated(project_id: int, revision_id: int) -> None:
         activated = db.session.scalar(select(ConfigRevision.activated_at).where(ConfigRevision.id == revision_id))
         stamp = int(activated.timestamp() * 1000) if activated is not None else 0
         name = job_id("event", "workflow.updated", int(project_id), int(revision_id), stamp)
-        enqueue("default", PROJECT_JOB, "workflow.updated", int(project_id),
-                {"revision_id": int(revision_id), "activation": name},
+        extra = {"revision_id": int(revision_id), "activation": name}
+        enqueue("default", PROJECT_JOB, "workflow.updated", int(project_id), extra,
                 job_id=name, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
                 retry=Retry(max=len(JOB_RETRY), interval=list(JOB_RETRY)))
+        for consumer_name, consumer in _consumers.items():
+            enqueue(consumer.queue, consumer.project_job, "workflow.updated", int(project_id), extra,
+                    job_id=job_id(name, consumer_name), job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
+                    failure_ttl=FAILURE_TTL, retry=Retry(max=len(JOB_RETRY), interval=list(JOB_RETRY)))
     except Exception as error:  # noqa: BLE001 - the contract: a lost side effect is logged, never raised
         log.error("event not enqueued kind=workflow.updated project=%s revision=%s: %s", project_id, revision_id,
                   error)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import Select, String, cast, func, or_, select
 
 from app.extensions import db
 from app.models import Project, User
 from app.models.issues import Issue
 from app.services.errors import NotFound
-from app.services.projects import get_project
+from app.services.projects import get_project, visible_projects
 from app.services.runtime.access import project_user_role, require, runtime_actor
 from app.services.sync import configuration
 
@@ -51,13 +51,16 @@ def get_issue(actor: User, project_key: str, number_or_key: int | str) -> Issue:
     return issue
 
 
-def list_issues(actor: User, project: Project, *, state: str | None = None, issue_type: str | None = None,
-                assignee: str | int | None = None, label: str | None = None, text: str | None = None,
-                page: int = 1, per_page: int = 50) -> Page:
-    """The project's issues matching the filters, newest first, one page at a time."""
-    config = configuration.project_config(project)
-    require(runtime_actor(actor, project, config), "issue.read", "read issues")
-    query = select(Issue).where(Issue.project_id == project.id)
+def issue_query(actor: User, project: Project | None, *, state: str | None = None, issue_type: str | None = None,
+                assignee: str | int | None = None, label: str | None = None, text: str | None = None) -> Select:
+    """Issues matching the filters, in one project or in every project the actor may read issues of (unordered)."""
+    if project is not None:
+        require(runtime_actor(actor, project, configuration.project_config(project)), "issue.read", "read issues")
+        readable = [project.id]
+    else:
+        readable = [p.id for p in visible_projects(actor)
+                    if runtime_actor(actor, p, configuration.project_config(p)).can("issue.read")]
+    query = select(Issue).where(Issue.project_id.in_(readable))
     if state:
         query = query.where(Issue.state == state)
     if issue_type:
@@ -78,6 +81,14 @@ def list_issues(actor: User, project: Project, *, state: str | None = None, issu
         query = query.where(or_(Issue.title.ilike(f"%{_like(needle)}%", escape="\\"),
                                 Issue.key.ilike(f"%{_like(needle)}%", escape="\\"),
                                 Issue.description.ilike(f"%{_like(needle)}%", escape="\\")))
+    return query
+
+
+def list_issues(actor: User, project: Project, *, state: str | None = None, issue_type: str | None = None,
+                assignee: str | int | None = None, label: str | None = None, text: str | None = None,
+                page: int = 1, per_page: int = 50) -> Page:
+    """The project's issues matching the filters, newest first, one page at a time."""
+    query = issue_query(actor, project, state=state, issue_type=issue_type, assignee=assignee, label=label, text=text)
     per_page = max(1, min(int(per_page or 50), 200))
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     pages = max(1, math.ceil(total / per_page))

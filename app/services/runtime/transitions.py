@@ -208,7 +208,7 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
         raise Conflict(CONFLICT_MESSAGE)
     [(record_id,)], _ = add_history.execute({
         "issue_id": issue_id, "from_state": from_state, "to_state": to_state, "transition_id": chosen.id,
-        "actor_id": actor_id, "actor_kind": "automation" if as_automation else "user", "comment": comment, "at": now,
+        "actor_id": actor_id, "actor_kind": _actor_kind(actor, as_automation), "comment": comment, "at": now,
     })
     comment_id = None
     if comment:
@@ -231,6 +231,13 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
     return Moved(id=issue_id, key=issue.key, from_state=from_state, state=to_state, transition=chosen.id,
                  state_entry=issue.state_entry + 1, lock_version=issue.lock_version + 1, record_id=record_id, at=now,
                  resolved_at=now if final else None)
+
+
+def _actor_kind(actor: User | None, as_automation: bool) -> str:
+    """Who moved the issue, for its history: a person, an automation, or an extension (its own user)."""
+    if as_automation:
+        return "automation"
+    return "extension" if actor is not None and actor.kind == "extension" else "user"
 
 
 def _commit_keeping(actor: User | None) -> None:
