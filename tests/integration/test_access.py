@@ -3,7 +3,10 @@
 import pytest
 from werkzeug.routing import IntegerConverter
 
-PUBLIC = {"/login", "/signup", "/join/<token>", "/up", "/static/<path:filename>"}
+PUBLIC = {"/login", "/signup", "/join/<token>", "/up", "/static/<path:filename>",
+          # Public by design: the API's document and reference page, the keys that verify runtime tokens, and
+          # the OAuth token endpoint (its client credentials are the authentication).
+          "/api/v1/openapi.json", "/api/docs", "/.well-known/jwks.json", "/api/v1/oauth/token"}
 
 
 def concrete(rule) -> str:
