@@ -18,7 +18,7 @@ from app.services.gateway import extensions, tokens
 from app.services.gateway.credentials import Credential
 from app.services.gateway.representations import user_ref
 
-from . import schemas as s
+from . import extension_schemas as es, schemas as s
 from .core import RATE_WINDOW_S, endpoint, page_of, problem
 from .paging import listing_page, query_page
 from .projects import project_for
@@ -44,7 +44,7 @@ def _installation_for(cred: Credential, installation_id: int) -> ExtensionInstal
 
 
 @endpoint("/api/v1/extensions", "GET", summary="List extension installations", tags=EXTENSIONS,
-          scope="extensions:manage", query=s.ProjectFilterQuery, response=page_of(s.InstallationSchema),
+          scope="extensions:manage", query=s.ProjectFilterQuery, response=page_of(es.InstallationSchema),
           errors=(400,))
 def list_extensions(cred: Credential, query: dict):
     project = project_for(cred, query["project_key"]) if query["project_key"] else None
@@ -54,7 +54,7 @@ def list_extensions(cred: Credential, query: dict):
 
 
 @endpoint("/api/v1/extensions", "POST", summary="Install an extension from its manifest", tags=EXTENSIONS,
-          scope="extensions:manage", body=s.InstallSchema, response=s.InstalledSchema, status=201, errors=(409,))
+          scope="extensions:manage", body=es.InstallSchema, response=es.InstalledSchema, status=201, errors=(409,))
 def install_extension(cred: Credential, data: dict):
     """`manifest` is the extension.yaml text (docs or SDK shape); its key, OAuth client secret and webhook
     secret are in the response, once."""
@@ -68,7 +68,7 @@ def install_extension(cred: Credential, data: dict):
 
 
 @endpoint("/api/v1/extensions/<int:installation_id>/rotate", "POST", summary="Rotate an installation's key",
-          tags=EXTENSIONS, scope="extensions:manage", response=s.RotatedSchema)
+          tags=EXTENSIONS, scope="extensions:manage", response=es.RotatedSchema)
 def rotate_extension(cred: Credential, installation_id: int):
     """A new API key and OAuth client secret; the old ones stop working at once."""
     _installation_for(cred, installation_id)
@@ -110,7 +110,7 @@ def _basic_client() -> tuple[str | None, str | None]:
 
 
 @endpoint("/api/v1/oauth/token", "POST", summary="OAuth 2.0 client credentials", tags=AUTH, public=True,
-          body=s.TokenRequestSchema, form=True, response=s.TokenSchema, errors=(401,))
+          body=es.TokenRequestSchema, form=True, response=es.TokenSchema, errors=(401,))
 def oauth_token(cred: Credential | None, data: dict):
     """RFC 6749 §4.4, form-encoded: `grant_type=client_credentials` with the installation's client id and
     secret (in the body or HTTP Basic). The token is a runtime token with `src: oauth`, for 15 minutes."""
@@ -122,7 +122,7 @@ def oauth_token(cred: Credential | None, data: dict):
 
 
 @endpoint("/.well-known/jwks.json", "GET", summary="Keys that sign runtime tokens", tags=AUTH, public=True,
-          response=s.JwksSchema)
+          response=es.JwksSchema)
 def jwks(cred: Credential | None):
     """The current and the previous ES256 key (JWK Set, RFC 7517); extensions verify runtime tokens with them."""
     return tokens.jwks(), 200, {"Cache-Control": "public, max-age=300"}
@@ -132,7 +132,7 @@ def jwks(cred: Credential | None):
 
 
 @endpoint("/api/v1/ext/rate_limit", "GET", summary="The extension's rate limit", tags=CALLBACKS,
-          extension_only=True, response=s.RateLimitSchema)
+          extension_only=True, response=es.RateLimitSchema)
 def ext_rate_limit(cred: Credential):
     window = ratelimits.peek(redis_connection(), f"api:{cred.name}", current_app.config["KIKET_API_RATE_LIMIT"],
                              RATE_WINDOW_S)
@@ -141,7 +141,7 @@ def ext_rate_limit(cred: Credential):
 
 
 @endpoint("/api/v1/extensions/logs", "POST", summary="Write to the installation's log", tags=CALLBACKS,
-          extension_only=True, body=s.ExtLogSchema, response=s.AcceptedSchema, status=201)
+          extension_only=True, body=es.ExtLogSchema, response=es.AcceptedSchema, status=201)
 def ext_log(cred: Credential, data: dict):
     metadata = data["metadata"] or {}
     level = str(metadata.get("level") or data["level"])
@@ -150,14 +150,14 @@ def ext_log(cred: Credential, data: dict):
 
 
 @endpoint("/api/v1/extensions/metrics", "POST", summary="Record a metric point", tags=CALLBACKS,
-          extension_only=True, body=s.ExtMetricSchema, response=s.AcceptedSchema, status=201)
+          extension_only=True, body=es.ExtMetricSchema, response=es.AcceptedSchema, status=201)
 def ext_metric(cred: Credential, data: dict):
     row = extensions.add_metric(cred.installation, data["name"], data["value"], data["unit"])
     return {"id": row.id}, 201
 
 
 @endpoint("/api/v1/extensions/notifications", "POST", summary="Notify the project's admins", tags=CALLBACKS,
-          extension_only=True, scope="notifications:write", body=s.ExtNotificationSchema, response=s.NotifiedSchema,
+          extension_only=True, scope="notifications:write", body=es.ExtNotificationSchema, response=es.NotifiedSchema,
           status=201)
 def ext_notify(cred: Credential, data: dict):
     count = extensions.notify_admins(cred.installation, data["title"], data["body"], data["level"])
@@ -171,21 +171,21 @@ def _own(cred: Credential, extension_id: str) -> ExtensionInstallation:
 
 
 @endpoint("/api/v1/extensions/<extension_id>/secrets", "GET", summary="The installation's secret names",
-          tags=CALLBACKS, extension_only=True, response=s.SecretEntrySchema, many=True)
+          tags=CALLBACKS, extension_only=True, response=es.SecretEntrySchema, many=True)
 def ext_list_secrets(cred: Credential, extension_id: str):
     """A JSON list of `{key, created_at, updated_at}`; never values."""
     return extensions.secret_rows(_own(cred, extension_id))
 
 
 @endpoint("/api/v1/extensions/<extension_id>/secrets/<secret_key>", "GET", summary="One secret", tags=CALLBACKS,
-          extension_only=True, response=s.SecretValueSchema)
+          extension_only=True, response=es.SecretValueSchema)
 def ext_get_secret(cred: Credential, extension_id: str, secret_key: str):
     row, value = extensions.get_secret(_own(cred, extension_id), secret_key)
     return {"key": row.key, "value": value, "created_at": row.created_at, "updated_at": row.updated_at}
 
 
 @endpoint("/api/v1/extensions/<extension_id>/secrets", "POST", summary="Set a secret", tags=CALLBACKS,
-          extension_only=True, body=s.SecretWriteSchema, response=s.SecretEntrySchema, status=201)
+          extension_only=True, body=es.SecretWriteSchema, response=es.SecretEntrySchema, status=201)
 def ext_set_secret(cred: Credential, data: dict, extension_id: str):
     installation = _own(cred, extension_id)
     return extensions.set_secret(installation, data["secret"]["key"], data["secret"]["value"], cred.user.id), 201
@@ -199,7 +199,7 @@ def ext_delete_secret(cred: Credential, extension_id: str, secret_key: str):
 
 
 @endpoint("/api/v1/ext/telemetry", "POST", summary="Handler telemetry (best effort)", tags=CALLBACKS,
-          extension_only=True, body=s.TelemetrySchema, status=202)
+          extension_only=True, body=es.TelemetrySchema, status=202)
 def ext_telemetry(cred: Credential, data: dict):
     """Kept as a debug line of the installation's log; may be dropped."""
     extensions.add_log(cred.installation, f"telemetry {data.get('event') or ''}".strip(),
