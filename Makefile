@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements-installed
 PORT ?= 5000
+# The live process (websockets, gevent) listens next to the web process; pages connect to it directly.
+LIVE_PORT ?= $(shell expr $(PORT) + 1)
 export FLASK_APP := wsgi:app
 
 .PHONY: run test test-unit test-integration test-browser bench clean
@@ -24,7 +26,8 @@ run: $(STAMP)
 	$(BIN)/flask db upgrade
 	$(BIN)/flask kiket demo
 	@echo "Starting on http://127.0.0.1:$(PORT)  (Ctrl-C stops everything)"
-	@PATH="$(abspath $(BIN)):$$PATH" KIKET_WEB_PORT=$(PORT) $(BIN)/honcho start --port $(PORT) \
+	@PATH="$(abspath $(BIN)):$$PATH" KIKET_WEB_PORT=$(PORT) KIKET_LIVE_PORT=$(LIVE_PORT) \
+		KIKET_LIVE_URL=$${KIKET_LIVE_URL:-ws://127.0.0.1:$(LIVE_PORT)/live} $(BIN)/honcho start --port $(PORT) \
 		--procfile Procfile.embedded $(if $(REDIS_URL),$(filter-out redis,$(PROCESSES)))
 
 test: $(STAMP)

@@ -47,6 +47,16 @@ def database_url(raw: str | None, instance_path: str) -> str:
     return raw
 
 
+def parse_live_url(name: str, raw: str) -> str | None:
+    """A ws:// or wss:// URL (or a path starting with /), or None when unset."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not (raw.startswith(("ws://", "wss://", "http://", "https://")) and "//" in raw or raw.startswith("/")):
+        raise SettingsError(f"{name} must be a ws:// or wss:// URL such as ws://127.0.0.1:5001/live, or a path like /live")
+    return raw
+
+
 SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
 
 
@@ -123,6 +133,10 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         "REMEMBER_COOKIE_DURATION": timedelta(days=parse_int("KIKET_REMEMBER_DAYS", env("KIKET_REMEMBER_DAYS", "14"), minimum=1)),
         "WTF_CSRF_TIME_LIMIT": None,
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25},
+        # Where pages open their live socket. Unset: `/live` of the page's own origin (served by the web
+        # process, or by the live process when a proxy routes /live to it). `make run` points it at the
+        # live process's port, e.g. ws://127.0.0.1:5001/live.
+        "KIKET_LIVE_URL": parse_live_url("KIKET_LIVE_URL", env("KIKET_LIVE_URL", "")),
     }
 
 

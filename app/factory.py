@@ -38,7 +38,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.extensions["redis"] = Redis.from_url(app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=2)
 
     from app import models  # noqa: F401  (registers the tables with the metadata)
-    from app.blueprints import admin, auth, errors, health, hooks, issues, migrations, notifications, projects, repositories
+    from app.services import live as live_updates  # noqa: F401  (listens to commits: live updates)
+    from app.blueprints import (
+        admin, auth, boards, errors, health, hooks, issues, live, migrations, notifications, projects, repositories,
+    )
     from app.blueprints import account, api, extensions as extension_pages
     from app.blueprints.admin import rq as rq_admin
     from app.blueprints.auth import session as auth_session
@@ -64,6 +67,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     api.init_app(app)
     app.register_blueprint(account.bp)
     app.register_blueprint(extension_pages.bp)
+    app.register_blueprint(boards.bp)
+    app.register_blueprint(live.bp)
     rq_admin.init_app(app)
     app.cli.add_command(kiket_cli)
     app.cli.add_command(worker_command)

@@ -36,6 +36,8 @@ class Issue(db.Model):
     __table_args__ = (
         UniqueConstraint("project_id", "number"),
         Index("ix_issues_project_state", "project_id", "state"),
+        # Boards: the first cards of a column per (workflow, state, priority), in number order.
+        Index("ix_issues_board_order", "project_id", "workflow_id", "state", "priority", "number"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, clean_database, free_port, wait_for_port
+from tests.conftest import ROOT, clean_database
 
 PASSWORD = "correct horse battery"
 CHROMIUM_ARGS = [
@@ -34,19 +34,23 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def live_server(_schema, process_env):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "8", "--no-control-socket",
-         "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-        cwd=ROOT, env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, timeout=30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(20)
+def live_proxy(_schema, process_env):
+    """The live process (gevent, as in the Procfile) behind a relay tests can cut."""
+    from tests.support.live_servers import CuttableProxy, live_command, server
+
+    with server(live_command, process_env) as url:
+        proxy = CuttableProxy(int(url.rsplit(":", 1)[1]))
+        yield proxy
+        proxy.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(_schema, process_env, live_proxy):
+    """The web process; its pages open their live sockets on the live process, through the relay."""
+    from tests.support.live_servers import server, web_command
+
+    with server(web_command, process_env, KIKET_LIVE_URL=f"ws://127.0.0.1:{live_proxy.port}/live") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ def test_bell_counts_unread_and_the_list_marks_read(app, client, make_user, logi
     login()
 
     page = client.get("/projects").get_data(as_text=True)
-    assert 'id="bell"' in page and 'hx-trigger="load, every 30s"' in page
+    # No polling: the page's live socket refreshes the bell.
+    assert 'id="bell"' in page and 'every 30s' not in page and 'ws-connect="' in page
 
     bell = client.get("/notifications/bell", headers=HX)
     html = bell.get_data(as_text=True)

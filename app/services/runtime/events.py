@@ -35,6 +35,7 @@ from app.extensions import db
 from app.models.base import utcnow
 from app.models.issues import Issue, IssueEvent
 from app.queue import enqueue, get_queue, redis_connection
+from app.services import live
 from app.services.prepared import Prepared
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def _emit(kind: str, issue_id: int, record: str | int, actor_id: int | None, cha
         "extra": _plain(dict(extra or {})), "created_at": utcnow(),
     })
     db.session().info[_PENDING] = True
+    live.issue_touched(db.session(), issue_id, actor_id)
 
 
 @event.listens_for(Session, "after_commit")

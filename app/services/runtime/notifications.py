@@ -16,6 +16,7 @@ from app.extensions import db
 from app.models.accounts import User
 from app.models.base import utcnow
 from app.models.notifications import EmailOutbox, NOTIFICATION_LEVELS, Notification
+from app.services import live
 from app.services.errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,8 @@ def mark_read(user_id: int, ids: Iterable[int] | Literal["all"]) -> int:
             return 0
         query = query.where(Notification.id.in_(wanted))
     count = db.session.execute(query.values(read_at=utcnow()), execution_options={"synchronize_session": False}).rowcount
+    if count:
+        live.notify_user(db.session(), user_id)
     db.session.commit()
     return count
 

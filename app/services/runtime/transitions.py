@@ -28,7 +28,7 @@ from app.kiket.runtime.transitions import Verdict, evaluate_request, find_transi
 from app.models import Project, ProjectMembership, User
 from app.models.base import utcnow
 from app.models.issues import APPROVAL_DECISIONS, Approval, Attachment, ChecklistProgress, Comment, Issue, IssueTransition
-from app.services import audit
+from app.services import audit, live
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.prepared import Prepared
 from app.services.projects import role_from_membership
@@ -222,6 +222,7 @@ def apply_transition(issue_id: int, actor: User | None, *, transition: str | Non
         "key": issue.key, "from": from_state, "to": to_state, "transition": chosen.id, "record": record_id,
         "automation": as_automation, "lock_version": issue.lock_version + 1,
     })
+    live.issue_changed(db.session(), issue.project_id, issue_id, actor_id)
     events.issue_transitioned(issue_id, record_id, actor_id, chain=chain)
     if comment_id is not None:
         events.issue_commented(issue_id, comment_id, actor_id, chain=chain)

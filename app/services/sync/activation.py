@@ -36,6 +36,7 @@ from app.models import (
     WorkflowRepository,
 )
 from app.models.base import utcnow
+from app.services import live
 from app.services.errors import NotFound
 from app.services.sync import configuration, workflow_sources
 from app.services.sync.runs import enqueue_load, fatal_summary, finish, queue_wait_ms, record_failure
@@ -149,6 +150,8 @@ def activate(revision: ConfigRevision, config: km.ConfigRevision, *, kind: str, 
     revision.status = "active"
     revision.error = None
     revision.activated_at = utcnow()
+    # Boards and issue pages open on the project fetch their new shape once this commits.
+    live.project_changed(db.session(), project.id, "config")
     revision.workflow_versions = {wf.id: wf.version for wf in config.workflows.values()}
     if revision.repository is not None:
         revision.repository.active_revision_id = revision.id

@@ -35,6 +35,7 @@ from app.models import ConfigRevision, SyncRun, User
 from app.models.base import utcnow
 from app.models.repositories import SYNC_DONE, SYNC_IN_FLIGHT, SYNC_TRIGGERS
 from app.queue import enqueue, redis_connection
+from app.services import live
 from app.services.errors import Conflict, Invalid, NotFound
 from app.services.sync import configuration, git, workflow_sources
 from app.services.sync.config_sources import read_git_tree_files
@@ -315,3 +316,6 @@ def _publish(run: SyncRun) -> None:
     except RedisError as exc:
         # Live updates are a convenience: the dashboard also reads the run from the database.
         log.warning("could not publish sync status run=%s: %s", run.id, exc.__class__.__name__)
+    # The dashboards open anywhere (the sync may have started from the CLI, a push or another browser).
+    live.publish_soon([{"ch": f"org:{run.repository.project.organization_id}", "kind": "sync",
+                        "repository": run.repository_id, "run": run.id}])

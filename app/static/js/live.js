@@ -1,0 +1,61 @@
+// Live updates over the page's socket (htmx's ws extension swaps the fragments by id).
+// Every message starts with <!--live [init|reload] CHANNEL=SEQ ...-->: a skipped number means a message
+// was lost, so the page asks the server for everything again ("resync"); "reload" means the board's
+// shape changed and it is fetched again. While someone edits the issue, the issue is not swapped under
+// them: the notice saying who changed it shows instead.
+(function () {
+  "use strict";
+  var HEADER = /^\s*<!--live((?:\s+\S+)*)\s*-->/;
+  var last = {};
+
+  function editing(target) {
+    var active = document.activeElement;
+    if (active && target.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return true;
+    return !!target.querySelector("form.field-edit, form[data-editing], textarea:not(:placeholder-shown)");
+  }
+
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var match = HEADER.exec(event.detail.message || "");
+    if (!match) return;
+    var words = match[1].trim().split(/\s+/);
+    var init = words.indexOf("init") >= 0;
+    if (init) document.documentElement.dataset.live = "open";
+    var gap = false;
+    words.forEach(function (word) {
+      var pair = word.split("=");
+      if (pair.length !== 2) return;
+      var seq = parseInt(pair[1], 10);
+      if (!init && last[pair[0]] !== undefined && seq > last[pair[0]] + 1) gap = true;
+      if (init || last[pair[0]] === undefined || seq > last[pair[0]]) last[pair[0]] = seq;
+    });
+    if (gap && event.detail.socketWrapper) event.detail.socketWrapper.send("resync");
+    if (words.indexOf("reload") >= 0) {
+      var board = document.querySelector(".board[data-board]");
+      if (board) htmx.ajax("GET", window.location.href, {target: "#" + board.id, swap: "outerHTML"});
+      else if (event.detail.socketWrapper) event.detail.socketWrapper.send("resync");
+    }
+  });
+
+  // <html data-live="open"> once the socket's first message arrived (tests wait for it), "closed" while away.
+  document.addEventListener("htmx:wsOpen", function () { document.documentElement.dataset.live = "connecting"; });
+  document.addEventListener("htmx:wsClose", function (event) {
+    document.documentElement.dataset.live = "closed";
+    var close = event.detail && event.detail.event;
+    if (close && close.code === 1008) {
+      var notice = document.createElement("div");
+      notice.className = "notice live-stopped";
+      notice.setAttribute("role", "alert");
+      notice.textContent = "Live updates stopped: " + (close.reason || "you cannot see this page any more") +
+        " Reload the page.";
+      var main = document.querySelector("main");
+      if (main) main.insertBefore(notice, main.firstChild);
+    }
+  });
+
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.classList && target.classList.contains("issue") && editing(target)) {
+      event.preventDefault();
+    }
+  });
+})();
