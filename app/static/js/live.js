@@ -11,7 +11,9 @@
   function editing(target) {
     var active = document.activeElement;
     if (active && target.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return true;
-    return !!target.querySelector("form.field-edit, form[data-editing], textarea:not(:placeholder-shown)");
+    // An inline editor is open (issues/_field_form.html), or a comment is being written.
+    return !!target.querySelector("form.editing") || Array.prototype.some.call(
+      target.querySelectorAll("textarea"), function (area) { return area.value.trim() !== ""; });
   }
 
   document.addEventListener("htmx:wsBeforeMessage", function (event) {
