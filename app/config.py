@@ -88,6 +88,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
     redis_url = env("REDIS_URL") or None
     production = env("KIKET_ENV", "development") == "production"
     port = parse_int("PORT", env("PORT", "5000"), minimum=1)
+    # Under `make run` every process gets its own PORT from honcho; KIKET_WEB_PORT is the web process's.
+    web_port = parse_int("KIKET_WEB_PORT", env("KIKET_WEB_PORT") or str(port), minimum=1)
     return {
         "SQLALCHEMY_DATABASE_URI": database_url(env("DATABASE_URL"), instance_path),
         "REDIS_URL": redis_url or f"redis://127.0.0.1:{embedded_port}/0",
@@ -115,7 +117,7 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         "KIKET_AUTOMATION_RATE_LIMIT": parse_int("KIKET_AUTOMATION_RATE_LIMIT", env("KIKET_AUTOMATION_RATE_LIMIT", "60"), minimum=1),
         "KIKET_WEBHOOK_TIMEOUT": parse_int("KIKET_WEBHOOK_TIMEOUT", env("KIKET_WEBHOOK_TIMEOUT", "10"), minimum=1),
         # Where extensions call back and find the JWKS; the worker has no request to learn it from.
-        "KIKET_BASE_URL": parse_base_url("KIKET_BASE_URL", env("KIKET_BASE_URL") or f"http://127.0.0.1:{port}"),
+        "KIKET_BASE_URL": parse_base_url("KIKET_BASE_URL", env("KIKET_BASE_URL") or f"http://127.0.0.1:{web_port}"),
         # The `iss` of runtime tokens; the official SDKs expect kiket.dev.
         "KIKET_TOKEN_ISSUER": env("KIKET_TOKEN_ISSUER") or "kiket.dev",
         # API requests per minute and credential.

@@ -184,3 +184,96 @@ def test_openapi_document(client):
     assert "422" in create["responses"] and "429" in create["responses"]
     page = client.get("/api/docs")
     assert page.status_code == 200 and b"Create an issue" in page.data
+
+
+def test_issues_create_read_edit_and_conflict(client, owner, token):
+    project_service.create_project(owner, "BUG", "Bugs", "", "bug_tracking")
+    missing = client.post("/api/v1/issues", headers=auth(token), json={"projectKey": "BUG", "title": "Crash"})
+    assert missing.status_code == 422 and "fields.severity" in missing.get_json()["errors"]
+    created = client.post("/api/v1/issues", headers=auth(token), json={
+        "projectKey": "BUG", "title": "Crash", "fields": {"severity": "high"}, "labels": ["ui"],
+        "assignee": "owner@example.com", "priority": "high"})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    issue = created.get_json()
+    assert created.headers["Location"] == f"/api/v1/issues/{issue['key']}"
+    assert (issue["issueType"], issue["fields"], issue["assignee"]["email"]) == ("bug", {"severity": "high"},
+                                                                                  "owner@example.com")
+    edited = client.patch(f"/api/v1/issues/{issue['key']}", headers=auth(token),
+                          json={"title": "Crash on save", "lockVersion": issue["lockVersion"]})
+    assert edited.status_code == 200 and edited.get_json()["lockVersion"] == issue["lockVersion"] + 1
+    stale = client.patch(f"/api/v1/issues/{issue['key']}", headers=auth(token),
+                         json={"title": "Lost update", "lockVersion": issue["lockVersion"]})
+    assert stale.status_code == 409 and stale.mimetype == "application/problem+json"
+    assert client.get(f"/api/v1/issues/{issue['key']}", headers=auth(token)).get_json()["title"] == "Crash on save"
+    assert client.get("/api/v1/issues/BUG-999", headers=auth(token)).status_code == 404
+    assert client.get("/api/v1/issues/nonsense", headers=auth(token)).status_code == 404
+
+
+def test_transitions_with_every_gate_and_comments(client, token, project):
+    issue = client.post("/api/v1/issues", headers=auth(token), json={"projectKey": "ENG", "title": "Ship it"}).get_json()
+    key = issue["key"]
+    available = client.get(f"/api/v1/issues/{key}/transitions", headers=auth(token)).get_json()
+    assert available["state"] == "backlog"
+    start = next(t for t in available["transitions"] if t["to"] == "in_progress")
+    assert start["allowed"] and {g["gate"] for g in start["gates"]} >= {"permission", "required_fields"}
+    moved = client.post(f"/api/v1/issues/{key}/transitions", headers=auth(token), json={"to": "in_progress"})
+    assert moved.status_code == 200 and moved.get_json()["from"] == "backlog"
+    assert moved.get_json()["issue"]["state"] == "in_progress"
+    # Review needs an assignee: simulated, then refused with every failing gate's reason.
+    simulated = client.post(f"/api/v1/issues/{key}/transitions/simulate", headers=auth(token), json={"to": "review"})
+    assert simulated.status_code == 200 and simulated.get_json()["allowed"] is False
+    refused = client.post(f"/api/v1/issues/{key}/transitions", headers=auth(token), json={"to": "review"})
+    assert refused.status_code == 422 and refused.get_json()["type"].endswith("transition-blocked")
+    failing = [g for g in refused.get_json()["gates"] if not g["passed"]]
+    assert failing and all(g["reasons"] for g in failing)
+    assert client.post(f"/api/v1/issues/{key}/transitions", headers=auth(token), json={}).status_code == 422
+    comment = client.post(f"/api/v1/issues/{key}/comments", headers=auth(token), json={"body": "On it"})
+    assert comment.status_code == 201 and comment.get_json()["author"]["email"] == "owner@example.com"
+    listed = client.get(f"/api/v1/issues/{key}/comments", headers=auth(token)).get_json()
+    assert [c["body"] for c in listed["items"]] == ["On it"]
+
+
+def test_issue_pages_are_stable_while_issues_are_created(client, owner, token, project):
+    from app.services.runtime import issues
+
+    for n in range(7):
+        issues.create_issue(project, owner, issue_type="task", title=f"Issue {n}")
+    seen, cursor, inserted = [], None, 0
+    while True:
+        page = client.get("/api/v1/issues?projectKey=ENG&limit=3" + (f"&cursor={cursor}" if cursor else ""),
+                          headers=auth(token)).get_json()
+        seen += [i["title"] for i in page["items"]]
+        # Someone creates an issue between every two pages.
+        issues.create_issue(project, owner, issue_type="task", title=f"Late {inserted}")
+        inserted += 1
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == [f"Issue {n}" for n in reversed(range(7))]
+    filtered = client.get("/api/v1/issues?projectKey=ENG&q=late&limit=200", headers=auth(token)).get_json()
+    assert len(filtered["items"]) == inserted
+    assert client.get("/api/v1/issues?projectKey=ENG&colour=red", headers=auth(token)).status_code == 422
+
+
+def test_sync_runs_and_configuration(client, token, project, tmp_path):
+    from tests.support.sync_repos import bare_remote, file_url
+
+    remote = bare_remote(tmp_path, "engineering")
+    created = client.post("/api/v1/projects/ENG/repositories", headers=auth(token),
+                          json={"url": file_url(remote), "branch": "main"})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    repository = created.get_json()
+    assert repository["webhookSecret"]
+    assert "main" in client.get(f"/api/v1/repositories/{repository['id']}/branches", headers=auth(token)).get_json()["branches"]
+    run = client.post(f"/api/v1/repositories/{repository['id']}/sync", headers=auth(token), json={})
+    assert run.status_code == 202 and run.get_json()["status"] == "queued"
+    from tests.support.sync_repos import run_worker
+
+    run_worker(client.application)
+    done = client.get(f"/api/v1/sync_runs/{run.get_json()['id']}", headers=auth(token)).get_json()
+    assert done["status"] == "succeeded" and done["commit"]["sha"] and "fetch" in done["timings"]
+    workflows = client.get("/api/v1/projects/ENG/workflows", headers=auth(token)).get_json()
+    assert workflows["commitSha"] == done["commit"]["sha"]
+    assert all(w["provenance"]["path"] for w in workflows["items"])
+    boards = client.get("/api/v1/projects/ENG/boards", headers=auth(token)).get_json()["items"]
+    assert boards and boards[0]["columns"]

@@ -14,6 +14,18 @@ def test_defaults_embed_everything(tmp_path):
     assert settings["PORT"] == 5000
     assert (settings["KIKET_UP_MAX_QUEUE_DEPTH"], settings["KIKET_UP_MAX_QUEUE_AGE"]) == (50, 120)
     assert settings["KIKET_ALLOW_LOCAL_REMOTES"] is True
+    assert (settings["KIKET_BASE_URL"], settings["KIKET_TOKEN_ISSUER"]) == ("http://127.0.0.1:5000", "kiket.dev")
+    assert (settings["KIKET_API_RATE_LIMIT"], settings["KIKET_EXTENSIONS_ALLOW_LOOPBACK"]) == (1200, True)
+
+
+@pytest.mark.parametrize(("environ", "base_url"), [
+    ({"PORT": "8080"}, "http://127.0.0.1:8080"),
+    # A `make run` worker: honcho gave it its own PORT; the web process's is KIKET_WEB_PORT.
+    ({"PORT": "5100", "KIKET_WEB_PORT": "5000"}, "http://127.0.0.1:5000"),
+    ({"PORT": "5100", "KIKET_BASE_URL": "https://kiket.example.com/"}, "https://kiket.example.com"),
+])
+def test_base_url(tmp_path, environ, base_url):
+    assert load_settings(environ, str(tmp_path))["KIKET_BASE_URL"] == base_url
 
 
 def test_environment_overrides(tmp_path):
@@ -24,6 +36,7 @@ def test_environment_overrides(tmp_path):
     assert settings["REDIS_URL"] == "redis://cache:6379/2" and settings["KIKET_REDIS_EMBEDDED"] is False
     assert settings["PORT"] == 8080
     assert settings["KIKET_ALLOW_LOCAL_REMOTES"] is False and settings["SESSION_COOKIE_SECURE"] is True
+    assert settings["KIKET_EXTENSIONS_ALLOW_LOOPBACK"] is False
 
 
 @pytest.mark.parametrize(
@@ -42,6 +55,7 @@ def test_database_url_rewrites_postgres_for_psycopg(raw, expected):
     ("PORT", "http"), ("KIKET_UP_MAX_QUEUE_DEPTH", "-1"), ("KIKET_ALLOW_LOCAL_REMOTES", "maybe"),
     ("KIKET_REVISION_RETENTION", "0"), ("KIKET_MAX_ATTACHMENT_BYTES", "ten"), ("KIKET_WEBHOOK_ALLOW_PRIVATE", "sure"),
     ("KIKET_WEBHOOK_TIMEOUT", "0"), ("KIKET_AUTOMATION_RATE_LIMIT", "0"), ("KIKET_SMTP_URL", "http://mail.example.com"),
+    ("KIKET_BASE_URL", "kiket.example.com"), ("KIKET_API_RATE_LIMIT", "0"), ("KIKET_EXTENSIONS_ALLOW_LOOPBACK", "often"),
 ])
 def test_junk_values_are_errors(tmp_path, name, value):
     with pytest.raises(SettingsError, match=name):

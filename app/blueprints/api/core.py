@@ -23,7 +23,7 @@ from app.services import ratelimits
 from app.services.errors import Invalid, ServiceError
 from app.services.gateway import credentials, idempotency
 from app.services.gateway.credentials import Credential, Unauthorized
-from app.services.gateway.representations import CamelSchema
+from app.services.gateway.representations import CamelSchema, camel
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,19 @@ def problem(status: int, title: str, detail: str = "", *, slug: str | None = Non
     return response
 
 
+# Services name fields as the models do; the API's names are camelCase and its own.
+FIELD_NAMES = {"custom_fields": "fields", "assignee_id": "assignee", "parent_id": "parentKey"}
+
+
+def api_field(name: str) -> str:
+    """`custom_fields.severity` -> `fields.severity`, `issue_type` -> `issueType`."""
+    head, dot, rest = str(name).partition(".")
+    return (FIELD_NAMES.get(head) or camel(head)) + dot + rest
+
+
 def _errors(problems: dict[str, Any]) -> dict[str, list[str]]:
-    return {str(name): [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])] for name, msgs in problems.items()}
+    return {api_field(name): [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])]
+            for name, msgs in problems.items()}
 
 
 def service_problem(error: ServiceError) -> Response:
