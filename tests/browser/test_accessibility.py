@@ -55,6 +55,11 @@ PAGES = [
     ("organization defaults", "/admin/defaults"),
     ("email outbox", "/admin/outbox"),
     ("change password", "/account/password"),
+    ("API tokens", "/account/tokens"),
+    ("API reference", "/api/docs"),
+    ("project extensions", "/projects/ENG/extensions"),
+    ("an installed extension", "/projects/ENG/extensions/{installation}"),
+    ("an installed extension, a delivery open", "/projects/ENG/extensions/{installation}#open:#extension-deliveries summary"),
 ]
 
 
@@ -66,7 +71,9 @@ def content(_schema, tmp_path, fresh_install):
     from app.extensions import db
     from app.models import ConfigRevision, Issue, SyncRun
     from app.services import accounts, projects
+    from app.services.gateway import extensions
     from app.services.runtime import issue_page, seeding, transitions
+    from app.services.webhooks import delivery as webhook_delivery
 
     with _schema.app_context():
         owner = accounts.create_user("ada@example.com", PASSWORD, "owner", name="Ada Lovelace")
@@ -83,6 +90,10 @@ def content(_schema, tmp_path, fresh_install):
         issue = db.session.scalar(select(Issue).where(Issue.project_id == demo.id).order_by(Issue.number))
         transitions.add_comment(issue.id, owner, "Reproduced on **main**.")
         view = issue_page.issue_view(owner, issue)
+        installed = extensions.install(owner, project, EXTENSION, url="https://ext.example.com")
+        webhook_delivery.deliver(project.id, "https://ext.example.com/v/v1/webhooks/issue.created", "POST", {},
+                                 {"id": "evt_1"}, "issue.created", "whsec_example-secret-value",
+                                 installation_id=installed.installation.id, event_id="evt_1")
         ids = {
             "issue": issue.number,
             "transition": view.verdicts[0].transition.id,
@@ -90,10 +101,22 @@ def content(_schema, tmp_path, fresh_install):
             "failed_run": failed.id,
             "revision": db.session.get(type(repository), repository.id).active_revision_id,
             "older_revision": older,
+            "installation": installed.installation.id,
         }
         assert db.session.get(ConfigRevision, ids["revision"]) and db.session.get(SyncRun, failed.id)
         db.session.remove()
     return ids
+
+
+EXTENSION = """\
+name: Notes
+vendor: Acme
+scopes: {read: [issue], write: [comment]}
+configuration:
+  properties:
+    API_KEY: {secret: true}
+    REGION: {default: eu, description: Where the notes live}
+"""
 
 
 def audit(page) -> list[str]:

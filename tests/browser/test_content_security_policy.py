@@ -9,7 +9,8 @@ from tests.browser.conftest import PASSWORD, is_csp_violation, sign_in
 pytestmark = pytest.mark.browser
 
 PAGES = ["/projects", "/projects/ENG", "/projects/ENG/issues", "/projects/ENG/issues/new", "/projects/ENG/configuration",
-         "/repositories/", "/repositories/new", "/admin/", "/notifications", "/account/password", "/no-such-page"]
+         "/repositories/", "/repositories/new", "/admin/", "/notifications", "/account/password", "/no-such-page",
+         "/account/tokens", "/api/docs", "/projects/ENG/extensions"]
 
 
 def test_every_page_sends_the_policy_and_runs_under_it(new_page, _schema):

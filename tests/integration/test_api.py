@@ -277,3 +277,16 @@ def test_sync_runs_and_configuration(client, token, project, tmp_path):
     assert all(w["provenance"]["path"] for w in workflows["items"])
     boards = client.get("/api/v1/projects/ENG/boards", headers=auth(token)).get_json()["items"]
     assert boards and boards[0]["columns"]
+
+
+def test_a_board_with_its_columns_and_cards(client, owner, token, project):
+    from app.services.runtime import issues
+
+    issues.create_issue(project, owner, issue_type="task", title="On the board")
+    boards = client.get("/api/v1/projects/ENG/boards", headers=auth(token)).get_json()["items"]
+    board = client.get(f"/api/v1/projects/ENG/boards/{boards[0]['id']}", headers=auth(token))
+    assert board.status_code == 200, board.get_data(as_text=True)
+    columns = board.get_json()["columns"]
+    backlog = next(c for c in columns if "backlog" in c["states"])
+    assert backlog["count"] == 1 and backlog["cards"][0]["title"] == "On the board"
+    assert client.get("/api/v1/projects/ENG/boards/nope", headers=auth(token)).status_code == 404

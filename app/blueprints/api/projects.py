@@ -8,6 +8,7 @@ from app.extensions import db
 from app.kiket.diagnostics import Provenance
 from app.models import Project, SyncRun, WorkflowRepository
 from app.services import projects
+from app.services.boards import board as boards
 from app.services.sync import configuration, repositories, runs
 from app.services.errors import NotFound
 from app.services.gateway.credentials import Credential
@@ -177,3 +178,23 @@ def list_boards(cred: Credential, key: str):
     project = project_for(cred, key)
     config = configuration.project_config(project)
     return {"items": [_board_summary(b) for b in config.boards.values()]}
+
+
+@endpoint("/api/v1/projects/<key>/boards/<board_id>", "GET", summary="A board with its columns and cards",
+          tags=CONFIG, scope="issues:read", response=s.BoardSchema)
+def get_board(cred: Credential, key: str, board_id: str):
+    """The board materialized by the board service: every column with its count and its first cards
+    (across swimlanes), as the board page shows it."""
+    project = project_for(cred, key)
+    view = boards.board_view(cred.user, project, board_id)
+    columns = []
+    for column in view.columns:
+        cards = [card for cell in column.cells.values() for card in cell.cards]
+        columns.append({"key": column.layout.key, "name": column.layout.name, "states": list(column.layout.states),
+                        "wip_limit": column.layout.wip_limit, "count": column.count,
+                        "cards": [{"key": c.key, "title": c.title, "state": c.state, "issue_type": c.issue_type,
+                                   "priority": c.priority, "assignee": c.assignee_email, "labels": list(c.labels or [])}
+                                  for c in cards]})
+    board = view.layout.board
+    return {"id": board.id, "name": board.name, "workflow": board.workflow, "columns": columns,
+            "provenance": provenance(board.prov)}
