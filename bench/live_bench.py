@@ -161,7 +161,8 @@ def _run(name: str, dsn: str, redis_url: str, processes: list) -> None:
         db.session.remove()
     env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": redis_url, "SECRET_KEY": secret,
            "PYTHONPATH": os.getcwd(), "KIKET_LOG_LEVEL": "WARNING"}
-    live_process, live_port = _server(live_command, env)
+    debug = {"KIKET_LOG_LEVEL": "DEBUG"} if os.environ.get("KIKET_BENCH_LOG") else {}
+    live_process, live_port = _server(live_command, {**env, **debug})
     web_process, web_port = _server(lambda p: web_command(p, threads=8), env)
     processes += [live_process, web_process]
     web = f"http://127.0.0.1:{web_port}"

@@ -317,7 +317,7 @@ class Hub:
             return "", self._group_full(group)
         with group.lock:
             group.full = None
-            view = render.group_view(group)
+            view = render.group_view(group, issue_id)
             if view is None:
                 return "", ""
             try:

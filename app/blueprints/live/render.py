@@ -97,14 +97,18 @@ def without_org_access(organization_id: int, viewers: list[Viewer]) -> set[Viewe
 # Boards
 
 
-def group_view(group: BoardGroup):
-    """The group's board as its representative viewer sees it (None if that is no longer possible)."""
+def group_view(group: BoardGroup, issue_id: int | None = None):
+    """The group's board as its representative viewer sees it (None if that is no longer possible); with
+    `issue_id`, only the cells the issue was or is in are read (every count is)."""
     user = db.session.get(User, group.user_id)
     project = db.session.get(Project, group.project_id)
     if user is None or project is None:
         return None
+    only = None
+    if issue_id is not None:
+        only = {key for key, (ids, _) in group.cells.items() if issue_id in ids}
     try:
-        return boards.board_view(user, project, group.board_id, group.params)
+        return boards.board_view(user, project, group.board_id, group.params, only=only, issue_id=issue_id)
     except ServiceError:
         return None
 
@@ -126,9 +130,11 @@ def snapshot(view) -> tuple[dict, dict, dict]:
 def board_changes(view, issue_id: int, old_cells: dict, old_counts: dict, old_lanes: dict):
     """The smallest swaps turning what was sent into `view`: cards deleted and inserted after their new
     predecessor, the changed card replaced, and the heads whose figures changed. Raises NeedsReload."""
-    cells, counts, lanes = snapshot(view)
+    read, counts, lanes = snapshot(view)
     if set(counts) != set(old_counts) or set(lanes) != set(old_lanes):
         raise NeedsReload()
+    # The view holds the cells the issue was or is in; the others are as they were sent.
+    cells = {**old_cells, **read}
     by_key = {(c.layout.key, cell.lane): cell for c in view.columns for cell in c.cells.values()}
     cards = {card.id: card for cell in by_key.values() for card in cell.cards}
     deletes: list[int] = []
@@ -136,7 +142,7 @@ def board_changes(view, issue_id: int, old_cells: dict, old_counts: dict, old_la
     replaced: list[int] = []
     whole: list = []
     touched_columns = set()
-    for key in [k for k in cells if issue_id in cells[k][0] or issue_id in old_cells.get(k, ((), False))[0]]:
+    for key in [k for k in read if issue_id in read[k][0] or issue_id in old_cells.get(k, ((), False))[0]]:
         old_ids, old_more = old_cells.get(key, ([], False))
         new_ids, more = cells[key]
         touched_columns.add(key[0])

@@ -182,14 +182,27 @@ def _viewer(actor, project: Project, config: km.ConfigRevision) -> Actor:
 
 
 def board_view(actor, project: Project, board_id: str, params: ViewParams = ViewParams(),
-               now: datetime | None = None) -> BoardView:
-    """The whole board: every column's count and WIP figure, and its first PAGE cards (per lane)."""
+               now: datetime | None = None, *, only: set | None = None, issue_id: int | None = None) -> BoardView:
+    """The whole board: every column's count and WIP figure, and its first PAGE cards (per lane).
+
+    `only` (live updates): read the cards of these (column, lane) cells only, plus the cell `issue_id` is in
+    now; every count is still read. A handful of small statements instead of the whole board's.
+    """
     config, layout = _layout(project, board_id)
     runtime = _viewer(actor, project, config)
     plan = plan_for(config, layout, params, _me(actor))
     binds = {"project_id": project.id, "now": now or utcnow()}
     counts, buckets = read_counts(plan, binds)
-    cards = first_cards(plan, binds, buckets)
+    if only is None:
+        cards = first_cards(plan, binds, buckets)
+    else:
+        wanted = set(only)
+        if issue_id is not None:
+            moved = _issue_card(plan, layout, issue_id, binds["now"])
+            if moved is not None:
+                wanted.add((moved.column, moved.lane))
+        cards = [card for column_key, lane in sorted(wanted, key=str) if layout.column(column_key) is not None
+                 for card in _cell_cards(plan, project.id, layout.column(column_key), lane, 0, binds["now"])]
     add_badges(cards, plan, config, binds["now"])
     columns = []
     lane_keys = _lane_keys(plan, counts)
@@ -197,6 +210,8 @@ def board_view(actor, project: Project, board_id: str, params: ViewParams = View
         mine = {k: v for k, v in counts.items() if _in_column(layout, k[0], column)}
         view = ColumnView(column, count=sum(v[1] for v in mine.values()), wip_count=sum(v[0] for v in mine.values()))
         for lane in lane_keys:
+            if only is not None and (column.key, lane) not in wanted:
+                continue
             cell_cards = [c for c in cards if c.column == column.key and (lane is None or c.lane == lane)]
             count = sum(v[1] for k, v in mine.items() if lane is None or k[1] == lane)
             view.cells[lane] = Cell(column.key, lane, cell_cards, count)
@@ -207,8 +222,26 @@ def board_view(actor, project: Project, board_id: str, params: ViewParams = View
              for key, label, prov, value in _lane_list(plan, counts, config)]
     return BoardView(project=project, layout=layout, config=config, params=params, columns=columns, lanes=lanes,
                      lane_field=plan.lane_field, boards=board_list(config),
-                     revision_id=_revision_id(project.id), actor=runtime, can_move=runtime.can("issue.transition"),
+                     revision_id=_revision_id(project.id) if only is None else None, actor=runtime,
+                     can_move=runtime.can("issue.transition"),
                      field_labels=cached(config, ("labels",), lambda: field_labels(config)))
+
+
+def _cell_cards(plan: Plan, project_id: int, column, lane: str | None, offset: int, now: datetime) -> list[Card]:
+    """A page of one cell, in board order."""
+    query = card_select(plan, sa.literal(column.key).label("column_key")).where(
+        Issue.project_id == sa.bindparam("project_id"), plan.base, plan.view, state_filter(plan, column))
+    if lane is not None and plan.lane is not None:
+        query = query.where(plan.lane == lane)
+    query = query.order_by(plan.priority_rank, Issue.number).offset(offset).limit(PAGE)
+    rows = db.session.execute(query, {"now": now, "project_id": project_id}).mappings()
+    return [card_of(row, plan) for row in rows]
+
+
+def _issue_card(plan: Plan, layout: BoardLayout, issue_id: int, now: datetime) -> Card | None:
+    rows = db.session.execute(card_select(plan).where(plan.base, plan.view, Issue.id == issue_id),
+                              {"now": now}).mappings().all()
+    return card_of(rows[0], plan) if rows else None
 
 
 def cell_page(actor, project: Project, board_id: str, params: ViewParams, column_key: str, lane: str | None,
@@ -220,18 +253,12 @@ def cell_page(actor, project: Project, board_id: str, params: ViewParams, column
         raise NotFound(f"No column {column_key!r} on this board.")
     plan = plan_for(view.config, view.layout, params, _me(actor))
     binds = {"project_id": project.id, "now": now or utcnow()}
-    offset = max(0, int(offset))
-    query = card_select(plan, sa.literal(column.key).label("column_key")).where(
-        Issue.project_id == project.id, plan.base, plan.view, state_filter(plan, column))
-    if lane is not None and plan.lane is not None:
-        query = query.where(plan.lane == lane)
-    query = query.order_by(plan.priority_rank, Issue.number).offset(offset).limit(PAGE)
-    cards = [card_of(row, plan) for row in db.session.execute(query, {"now": binds["now"]}).mappings()]
+    cards = _cell_cards(plan, project.id, column, lane, max(0, int(offset)), binds["now"])
     add_badges(cards, plan, view.config, binds["now"])
     counts, _ = read_counts(plan, binds)
     count = sum(v[1] for k, v in counts.items() if _in_column(view.layout, k[0], column)
                 and (lane is None or k[1] == lane))
-    return view, Cell(column.key, lane, cards, count, offset)
+    return view, Cell(column.key, lane, cards, count, max(0, int(offset)))
 
 
 def board_view_shell(actor, project: Project, board_id: str, params: ViewParams = ViewParams()) -> BoardView:
