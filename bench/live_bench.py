@@ -45,7 +45,8 @@ def _pct(values, q):
 
 
 def clients(port: int, count: int, cookie: str, origin: str, query: str, seconds: float) -> None:
-    """Open `count` sockets, print "ready" once every one has its first message, then record arrivals of
+    """Open `count` sockets, print "ready N" once every one has its first message (or after a minute, N those
+    that have), then record arrivals of
     messages until `seconds` have passed since ready; print {seq: [arrival times]} as JSON."""
     selector = selectors.DefaultSelector()
     key = base64.b64encode(os.urandom(16)).decode()
@@ -62,7 +63,15 @@ def clients(port: int, count: int, cookie: str, origin: str, query: str, seconds
     arrivals: dict[int, list[float]] = {}
     buffers: dict[socket.socket, bytes] = {}
     deadline = None
+    # Sockets still without their first message after this are dropped (and counted out).
+    connect_by = time.time() + 60
     while deadline is None or time.time() < deadline:
+        if deadline is None and time.time() > connect_by:
+            print(f"ready {count - len(pending)}", flush=True)
+            for sock in pending:
+                selector.unregister(sock)
+            pending.clear()
+            deadline = time.time() + seconds
         for event, _ in selector.select(timeout=0.5):
             sock = event.fileobj
             try:
@@ -79,7 +88,7 @@ def clients(port: int, count: int, cookie: str, origin: str, query: str, seconds
                     pending.discard(sock)
                     buffers.pop(sock)
                     if not pending:
-                        print("ready", flush=True)
+                        print(f"ready {count}", flush=True)
                         deadline = time.time() + seconds
                 continue
             start = data.find(MARK)
@@ -180,7 +189,9 @@ def _run(name: str, dsn: str, redis_url: str, processes: list) -> None:
             [sys.executable, "-m", "bench.live_bench", "clients", str(live_port), str(count), cookie, web,
              "project=BENCH&board=kanban", str(seconds)],
             env=env, stdout=subprocess.PIPE, text=True)
-        assert client.stdout.readline().strip() == "ready"
+        ready = client.stdout.readline().split()
+        assert ready and ready[0] == "ready", ready
+        connected = int(ready[1])
         idle: list[float] = []
         _page_times(session, f"{web}{PAGE}", threading.Event(), idle, limit=150)
         rss = _rss_kb(live_process.pid)
@@ -211,8 +222,8 @@ def _run(name: str, dsn: str, redis_url: str, processes: list) -> None:
             print({s: len(t) for s, t in arrivals.items()}, sorted(commits))
         p50, p99 = statistics.median(latencies), _pct(latencies, 0.99)
         idle99, busy99 = _pct(idle, 0.99), _pct(busy, 0.99)
-        print(f"{count:>5} clients: commit -> client p50 {p50:6.1f} ms  p99 {p99:6.1f} ms "
-              f"({received} of {count * MOVES} messages) | page p99 idle {idle99:5.1f} ms, during fan-out "
+        print(f"{connected:>5} of {count} clients connected: commit -> client p50 {p50:6.1f} ms  p99 {p99:6.1f} ms "
+              f"({received} of {connected * MOVES} messages) | page p99 idle {idle99:5.1f} ms, during fan-out "
               f"{busy99:5.1f} ms ({busy99 / idle99:.2f}x) | live process RSS {rss / 1024:.0f} MiB"
               + (f" | goal p99 < 100 ms and page < 2x idle: "
                  f"{'met' if p99 < 100 and busy99 < 2 * idle99 else 'NOT met'}" if count == 1000 else ""))
