@@ -14,6 +14,7 @@ from app.models.gateway import (
 )
 from app.models.issues import (
     Approval,
+    ApprovalTimeout,
     Attachment,
     AutomationRun,
     ChecklistProgress,
@@ -42,7 +43,7 @@ __all__ = [
     "ConfigEvent", "ConfigLayer", "ConfigRevision", "GithubDelivery", "Invitation", "Organization",
     "OrganizationMembership", "Project", "ProjectMembership", "ProjectSeedMarker", "SyncRun", "User",
     "WorkflowRepository",
-    "Approval", "Attachment", "AuditEvent", "AutomationRun", "ChecklistProgress", "Comment", "EmailOutbox",
+    "Approval", "ApprovalTimeout", "Attachment", "AuditEvent", "AutomationRun", "ChecklistProgress", "Comment", "EmailOutbox",
     "Issue", "IssueEvent",
     "IssueTransition", "Notification", "ProjectCounter", "ProjectSecret", "SlaTimer", "Watcher",
     "WebhookDelivery",

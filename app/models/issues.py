@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -150,6 +150,20 @@ class Approval(db.Model):
     approver: Mapped[User | None] = relationship()
 
 
+class ApprovalTimeout(db.Model):
+    """An approval chain level that waited past its `timeout`: `approval.overdue` fired once for it (§16)."""
+
+    __tablename__ = "approval_timeouts"
+    __table_args__ = (UniqueConstraint("issue_id", "state", "state_entry", "level"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(64))
+    state_entry: Mapped[int] = mapped_column(Integer)
+    level: Mapped[int] = mapped_column(Integer)
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Watcher(db.Model):
     __tablename__ = "watchers"
     __table_args__ = (UniqueConstraint("issue_id", "user_id"),)
@@ -175,6 +189,11 @@ class IssueTransition(db.Model):
     actor_kind: Mapped[str] = mapped_column(String(16), default="user")
     comment: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A move an organization owner or admin forced past failing gates (§16): why, and what it skipped
+    # ([{"gate": "approval", "reasons": ["Needs 1 approval from ..."]}, ...]).
+    forced: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    force_reason: Mapped[str | None] = mapped_column(Text)
+    skipped_gates: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     actor: Mapped[User | None] = relationship()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -176,14 +176,22 @@ class ConfigLayer(db.Model):
 
 
 class ProjectSeedMarker(db.Model):
-    """Present once a project's seed issues were created, so a resync never creates them again."""
+    """Present once seed issues of one source were created in a project, so they are never created again.
+
+    `source` is "template" (a project created with its template's sample issues) or "repository:<id>"
+    (the first activation of that repository for the project, §16).
+    """
 
     __tablename__ = "project_seed_markers"
+    __table_args__ = (UniqueConstraint("project_id", "source"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(100))
     revision_id: Mapped[int | None] = mapped_column(ForeignKey("config_revisions.id", ondelete="SET NULL"))
     seeded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the seeding did: {"created": n, "skipped": [{"title": ..., "reason": ...}]}.
+    outcome: Mapped[dict | None] = mapped_column(JSON)
 
 
 class GithubDelivery(db.Model):
