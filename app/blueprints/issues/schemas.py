@@ -31,6 +31,14 @@ class TransitionSchema(Schema):
     lock_version = fields.Integer(load_default=None)
 
 
+class ForceSchema(Schema):
+    transition = fields.String(load_default=None, validate=validate.Length(max=100))
+    target = fields.String(load_default=None, validate=validate.Length(max=64))
+    reason = fields.String(required=True, validate=validate.Length(max=20_000),
+                           error_messages={"required": "Say why this transition is forced."})
+    lock_version = fields.Integer(load_default=None)
+
+
 class CommentSchema(Schema):
     body = fields.String(required=True, validate=validate.Length(max=20_000), error_messages={"required": "Write something first."})
 

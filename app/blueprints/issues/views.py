@@ -20,7 +20,8 @@ from app.services.runtime.effects import gated_runs
 from app.services.sync import configuration
 
 from .schemas import (
-    ApprovalSchema, ChecklistTickSchema, CommentSchema, IssueFilterSchema, IssueSchema, TransitionSchema, WatchSchema,
+    ApprovalSchema, ChecklistTickSchema, CommentSchema, ForceSchema, IssueFilterSchema, IssueSchema, TransitionSchema,
+    WatchSchema,
 )
 
 bp = Blueprint("issues", __name__)
@@ -300,6 +301,19 @@ def transition(key: str, number: int):
     return _mutate(issue, lambda: transitions.apply_transition(
         issue.id, current_user, transition=data["transition"], target=data["target"], comment=data["comment"],
         lock_version=data["lock_version"]))
+
+
+@bp.route("/projects/<key>/issues/<int:number>/force", methods=["POST"])
+def force(key: str, number: int):
+    """An organization owner or admin moves the issue past its failing gates, saying why (§16)."""
+    issue = _issue(key, number)
+
+    def forced():
+        data = _load(ForceSchema(), request.form)
+        transitions.force_transition(issue.id, current_user, reason=data["reason"], transition=data["transition"],
+                                     target=data["target"], lock_version=data["lock_version"])
+
+    return _mutate(issue, forced)
 
 
 @bp.route("/projects/<key>/issues/<int:number>/comments", methods=["POST"])

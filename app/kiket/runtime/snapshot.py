@@ -189,8 +189,9 @@ def to_context(
     fields = issue_fields(snapshot)
     context: dict[str, Any] = dict(fields)
     context.update(computed_fields(snapshot, now, workflow=workflow, calendar=calendar))
-    # `issue` repeats the fields so a path written `issue.x` in a template reads the same value.
+    # `issue` repeats the fields so a path written `issue.x` in a template reads the same value; `case` too (§16).
     context["issue"] = dict(fields)
+    context["case"] = context["issue"]
     context["now"] = plain(_aware(now).astimezone(timezone.utc))
     if event is not None:
         # A payload never shadows the issue's own fields.
@@ -223,7 +224,7 @@ def template_context(
         state = workflow.states.get(snapshot.status) if workflow is not None else None
         issue["status_label"] = state.label if state is not None else snapshot.status
         issue["url"] = issue_url
-        out["issue"] = issue
+        out["issue"] = out["case"] = issue
         minutes_alive = None
         if snapshot.created_at is not None:
             minutes_alive = int((now - _aware(snapshot.created_at)).total_seconds() // 60)

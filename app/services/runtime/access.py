@@ -44,7 +44,15 @@ def runtime_actor(user: User, project: Project, config: km.ConfigRevision, *, ro
             permissions |= role.permissions
         else:
             permissions |= BUILTIN_PERMISSIONS.get(name, frozenset())
-    return Actor(identity=user.email, roles=frozenset(roles), permissions=frozenset(permissions))
+    return Actor(identity=user.email, roles=frozenset(roles), permissions=frozenset(permissions),
+                 org_admin=is_org_admin(user, project))
+
+
+def is_org_admin(user: User | None, project: Project) -> bool:
+    """An owner or admin of the project's organization: stands in for roles nobody can hold, may force (§16)."""
+    membership = user.membership if user is not None else None
+    return membership is not None and membership.role in ("owner", "admin") and \
+        membership.organization_id == project.organization_id
 
 
 AUTOMATION_ACTOR = Actor(identity="automation", roles=frozenset(), permissions=frozenset({"*"}), is_automation=True)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.kiket import model as km
-from app.kiket.runtime.approvals import approval_status, can_decide
+from app.kiket.runtime.approvals import approval_status, can_decide, messages as approval_messages
 from app.kiket.runtime.checklists import checklist_progress, tickable_checklists
 from app.kiket.runtime.sla import SlaClock, state_clock
 from app.kiket.runtime.snapshot import Actor, ApprovalRecord, IssueSnapshot, to_context
@@ -48,6 +48,9 @@ class ApprovalView:
     decisions: list
     can_decide: bool
     why_not: str | None
+    # What the configuration tells the approvers, and chain levels skipped because their conditions do not hold.
+    messages: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ class IssueView:
     can_comment: bool
     can_transition: bool
     pinned_outdated: bool = False
+    # An organization owner or admin: may force a blocked transition, with a reason (§16).
+    can_force: bool = False
+    # The issue's state is not part of the workflow it runs on (its workflow or state was removed, §16).
+    stranded: bool = False
     fields: tuple[km.FieldDef, ...] = field(default_factory=tuple)
 
 
@@ -93,13 +100,13 @@ def _approval_view(issue: Issue, workflow: km.Workflow, snapshot: IssueSnapshot,
     if policy is None:
         return None
     status = approval_status(policy, snapshot.approvals, context)
-    record = ApprovalRecord(approver=runtime.identity, roles=runtime.roles)
+    record = ApprovalRecord(approver=runtime.identity, roles=runtime.roles, org_admin=runtime.org_admin)
     why = can_decide(policy, record, snapshot.approvals, context, may_approve=runtime.can("issue.approve"))
     decisions = list(db.session.scalars(select(Approval).where(
         Approval.issue_id == issue.id, Approval.state == issue.state, Approval.state_entry == issue.state_entry,
     ).order_by(Approval.at)))
     return ApprovalView(policy, status.satisfied, status.denied, status.approved_by, status.reasons, decisions,
-                        why is None, why)
+                        why is None, why, approval_messages(policy, context, snapshot.approvals), status.skipped)
 
 
 def history(issue: Issue) -> list[HistoryEntry]:
@@ -119,10 +126,17 @@ def history(issue: Issue) -> list[HistoryEntry]:
         text = f"created in {row.to_state}" if row.from_state is None else f"{row.from_state} → {row.to_state}"
         if row.transition_id:
             text += f" ({row.transition_id})"
-        out.append(HistoryEntry(row.at, "transition", who(row.actor_id, row.actor_kind), text))
+        if row.forced:
+            skipped = "; ".join(f"{g.get('gate')}: {' '.join(g.get('reasons') or [])}".strip()
+                                for g in row.skipped_gates or ())
+            text = f"forced {text}: {row.force_reason}" + (f" — skipped {skipped}" if skipped else "")
+        elif row.comment and row.actor_kind == "migration":
+            text += f": {row.comment}"
+        out.append(HistoryEntry(row.at, "forced" if row.forced else "transition", who(row.actor_id, row.actor_kind),
+                                text))
     for event in db.session.scalars(select(AuditEvent).where(AuditEvent.project_id == issue.project_id,
                                                              AuditEvent.issue_id == issue.id)):
-        if event.kind in ("issue.created", "issue.transitioned"):
+        if event.kind in ("issue.created", "issue.transitioned", "issue.forced"):
             continue
         out.append(HistoryEntry(event.created_at, event.kind, who(event.actor_id), _describe_event(event)))
     return sorted(out, key=lambda e: e.at)
@@ -193,7 +207,8 @@ def issue_view(actor: User, issue: Issue, *, now: datetime | None = None) -> Iss
         watchers=watchers, watching=any(w.id == actor.id for w in watchers), history=history(issue),
         document_options=type_docs + required_docs, members=members(project),
         can_update=runtime.can("issue.update"), can_comment=runtime.can("issue.comment"),
-        can_transition=runtime.can("issue.transition"),
+        can_transition=runtime.can("issue.transition"), can_force=runtime.org_admin,
+        stranded=issue.state not in workflow.states,
         pinned_outdated=active is not None and active.version != issue.workflow_version,
         fields=itype.fields if itype else (),
     )

@@ -1,4 +1,5 @@
-"""SLA timers per state entry (spec §8.3) and the 5-minute sweep that fires them and time-based automations (§10.2).
+"""SLA timers per state entry (spec §8.3) and the 5-minute sweep that fires them, overdue approval levels (§16)
+and time-based automations (§10.2).
 
 A timer row exists for each entry into a state with an SLA; its warning and breach moments are
 recomputed whenever the issue changes (rules are re-selected as fields change) and it stops when
@@ -11,18 +12,21 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.kiket.runtime.automations import needs_sweep, sweep_automations, sweep_key
 from app.kiket.runtime.events import Event
+from app.kiket.runtime.approvals import overdue
 from app.kiket.runtime.sla import SlaClock, due_events, sla_payload, state_clock
 from app.kiket.runtime.snapshot import to_context
 from app.models.base import utcnow
-from app.models.issues import Issue, SlaTimer
+from app.models.issues import ApprovalTimeout, Issue, SlaTimer
 from app.services.runtime import automation_runs
 from app.services.runtime.effects.automations import run_automations, sweep_cron
 from app.services.runtime.effects.scope import Scope, load_scope, snapshot_of
+from app.services.runtime.snapshots import active_policy
 from app.services.sync import configuration
 
 log = logging.getLogger(__name__)
@@ -94,6 +98,8 @@ class SweepResult:
     """What one sweep did."""
 
     sla_events: list[tuple[str, str]] = field(default_factory=list)
+    # (issue key, approval level name) of each `approval.overdue`.
+    approval_events: list[tuple[str, str]] = field(default_factory=list)
     automation_runs: list[tuple[str, str]] = field(default_factory=list)
     # (project key, automation id, local minute) of each `schedule.cron` run.
     cron_runs: list[tuple[str, str, str]] = field(default_factory=list)
@@ -105,10 +111,11 @@ def sweep(now: datetime | None = None) -> SweepResult:
     now = _aware(now or utcnow())
     result = SweepResult()
     _sweep_sla(now, result)
+    _sweep_approvals(now, result)
     _sweep_automations(now, result)
     result.cron_runs = sweep_cron(now)
-    log.info("sweep done sla_events=%d automation_runs=%d cron_runs=%d", len(result.sla_events),
-             len(result.automation_runs), len(result.cron_runs))
+    log.info("sweep done sla_events=%d approval_events=%d automation_runs=%d cron_runs=%d", len(result.sla_events),
+             len(result.approval_events), len(result.automation_runs), len(result.cron_runs))
     return result
 
 
@@ -147,6 +154,54 @@ def _sweep_sla(now: datetime, result: SweepResult) -> None:
             db.session.commit()
             if claimed == 1:
                 result.sla_events.append((issue.key, kind))
+
+
+def _timed_states(config) -> set[tuple[str, str]]:
+    """(workflow, state) pairs whose approval chain has a level with a timeout."""
+    found = set()
+    for workflow in config.workflows.values():
+        for state in workflow.states:
+            policy = active_policy(workflow, state)
+            if policy is not None and any(level.timeout_s for level in policy.levels):
+                found.add((workflow.id, state))
+    return found
+
+
+def _sweep_approvals(now: datetime, result: SweepResult) -> None:
+    """`approval.overdue` once per chain level that waited past its timeout (§16)."""
+    from app.services.runtime.events import _emit
+
+    for project, active in configuration.all_project_configs():
+        timed = _timed_states(active)
+        if not timed:
+            continue
+        issue_ids = list(db.session.scalars(select(Issue.id).where(
+            Issue.project_id == project.id, Issue.resolved_at.is_(None),
+            tuple_(Issue.workflow_id, Issue.state).in_(sorted(timed))).order_by(Issue.id)))
+        for issue_id in issue_ids:
+            scope = load_scope(issue_id, now)
+            if scope is None or scope.workflow is None:
+                continue
+            issue = scope.issue
+            policy = active_policy(scope.workflow, issue.state)
+            if policy is None:
+                continue
+            late = overdue(policy, snapshot_of(issue, scope.pinned).approvals, _context(scope),
+                           _aware(issue.state_entered_at), now)
+            if late is None:
+                continue
+            try:
+                db.session.add(ApprovalTimeout(issue_id=issue.id, state=issue.state, state_entry=issue.state_entry,
+                                               level=late.level, fired_at=now))
+                db.session.flush()
+            except IntegrityError:
+                db.session.rollback()  # fired already, by this sweep's predecessor or a concurrent one
+                continue
+            _emit("approval.overdue", issue.id, f"{issue.state_entry}-{late.level}", None, (),
+                  {"now": now.isoformat(), "approval": {"state": issue.state, "level": late.level + 1,
+                                                        "name": late.name, "due_at": late.due_at.isoformat()}})
+            db.session.commit()
+            result.approval_events.append((issue.key, late.name))
 
 
 def _sweep_automations(now: datetime, result: SweepResult) -> None:

@@ -20,7 +20,7 @@ from app.models import ConfigRevision, Project, User
 from app.models.issues import Approval, Attachment, ChecklistProgress, Issue, Watcher
 from app.services.errors import NotFound
 from app.services.prepared import Prepared
-from app.services.runtime.access import runtime_actor
+from app.services.runtime.access import is_org_admin, runtime_actor
 from app.services.sync import configuration
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,6 @@ def _approval_records(rows, project: Project, config: km.ConfigRevision) -> tupl
     return tuple(
         ApprovalRecord(approver=row.a or f"user:{row.user_id}",
                        roles=_roles_of(approvers.get(row.user_id), project, config), decision=row.b,
-                       at=row.at, reason=row.reason)
+                       at=row.at, reason=row.reason, org_admin=is_org_admin(approvers.get(row.user_id), project))
         for row in rows
     )

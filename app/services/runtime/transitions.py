@@ -1,4 +1,5 @@
-"""The one transition service: UI buttons, board drops, the API and automations all move issues through here.
+"""The one transition service: UI buttons, board drops, the API and automations all move issues through here,
+and organization owners and admins force blocked moves through `force_transition` (§16).
 
 Every gate of spec §8.8 is evaluated by the pure runtime; the change itself is a conditional UPDATE on
 `lock_version`, so of N concurrent writers exactly one wins and the others get a Conflict. The state
@@ -24,7 +25,7 @@ from app.kiket.runtime.approvals import can_decide
 from app.kiket.runtime.checklists import tickable_checklists
 from app.kiket.runtime.effects import checklist_completed, checklists_to_reset
 from app.kiket.runtime.snapshot import Actor, ApprovalRecord, to_context
-from app.kiket.runtime.transitions import Verdict, evaluate_request, find_transition
+from app.kiket.runtime.transitions import Verdict, evaluate_request, find_transition, force_refusal, skipped_gates
 from app.models import Project, ProjectMembership, User
 from app.models.base import utcnow
 from app.models.issues import APPROVAL_DECISIONS, Approval, Attachment, ChecklistProgress, Comment, Issue, IssueTransition
@@ -90,7 +91,8 @@ def _load_statement() -> Prepared:
     memberships = ProjectMembership.__table__
     assignee, reporter, parent = users.alias("assignee"), users.alias("reporter"), issues.alias("parent")
     return Prepared(
-        select(issues, projects.c.key.label("project_key"), projects.c.template.label("project_template"),
+        select(issues, projects.c.key.label("project_key"), projects.c.name.label("project_name"),
+               projects.c.template.label("project_template"),
                projects.c.organization_id.label("project_organization_id"), memberships.c.role.label("member_role"),
                assignee.c.email.label("assignee_email"), reporter.c.email.label("reporter_email"),
                parent.c.key.label("parent_key"))
@@ -114,8 +116,8 @@ def _load(actor: User | None, issue_id: int, *, as_automation: bool) -> tuple[_L
     if not rows or (actor is None and not as_automation):
         raise NotFound("No such issue that you can see.")
     values = dict(zip(load.names, rows[0]))
-    project = _Loaded(id=values["project_id"], key=values.pop("project_key"), template=values.pop("project_template"),
-                      organization_id=values.pop("project_organization_id"))
+    project = _Loaded(id=values["project_id"], key=values.pop("project_key"), name=values.pop("project_name"),
+                      template=values.pop("project_template"), organization_id=values.pop("project_organization_id"))
     role = values.pop("member_role")
     assignee, reporter, parent = values.pop("assignee_email"), values.pop("reporter_email"), values.pop("parent_key")
     issue = _Loaded(**values, project=project, assignee=_Loaded(email=assignee) if assignee else None,
@@ -241,6 +243,67 @@ def _actor_kind(actor: User | None, as_automation: bool) -> str:
     return "extension" if actor is not None and actor.kind == "extension" else "user"
 
 
+def force_transition(issue_id: int, actor: User, *, reason: str, transition: str | None = None,
+                     target: str | None = None, lock_version: int | None = None) -> Moved:
+    """Move an issue past the gates that block it (§16): organization owners and admins only, with a reason.
+
+    The move is the named transition (or the first declared one to `target`); every gate is evaluated as
+    usual and the failing ones are recorded as skipped, on the history row and in an `issue.forced` audit
+    event. A move nothing blocks is made as a normal transition, with the reason as its comment.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid({"reason": "Say why this transition is forced."})
+    if len(reason) > MAX_COMMENT:
+        raise Invalid({"reason": f"At most {MAX_COMMENT} characters."})
+    issue, role = _load(actor, issue_id, as_automation=False)
+    config = configuration.project_config(issue.project)
+    runtime = runtime_actor(actor, issue.project, config, role=role)
+    if lock_version is not None and int(lock_version) != issue.lock_version:
+        raise Conflict(CONFLICT_MESSAGE)
+    now = utcnow()
+    verdict = _evaluate(issue, config, runtime, transition=transition, target=target, comment=None, now=now)
+    if verdict.allowed:
+        db.session.rollback()
+        return apply_transition(issue_id, actor, transition=verdict.transition.id, comment=reason,
+                                lock_version=lock_version)
+    refusal = force_refusal(verdict, runtime)
+    if refusal is not None:
+        db.session.rollback()
+        if not runtime.org_admin:
+            raise Forbidden(refusal)
+        raise TransitionBlocked(verdict)
+    chosen = verdict.transition
+    skipped = [{"gate": g.gate, "reasons": list(g.reasons)} for g in skipped_gates(verdict)]
+    workflow = issue_workflow(issue, config)
+    from_state, to_state = issue.state, chosen.target
+    final = workflow.states[to_state].kind == "final" or to_state in workflow.finals
+    move = _write_statements()[0]
+    _, moved = move.execute({"issue_id": issue_id, "expected": issue.lock_version, "to_state": to_state, "now": now,
+                             "resolved_at": now if final else None})
+    if moved != 1:
+        db.session.rollback()
+        raise Conflict(CONFLICT_MESSAGE)
+    record_id = db.session.execute(insert(IssueTransition).returning(IssueTransition.id).values(
+        issue_id=issue_id, from_state=from_state, to_state=to_state, transition_id=chosen.id, actor_id=actor.id,
+        actor_kind=_actor_kind(actor, False), at=now, forced=True, force_reason=reason, skipped_gates=skipped)).scalar_one()
+    resets = checklists_to_reset(workflow, to_state, chosen)
+    if resets:
+        db.session.connection().execute(ChecklistProgress.__table__.delete().where(
+            ChecklistProgress.issue_id == issue_id, ChecklistProgress.checklist_id.in_(resets)))
+    audit.record(issue.project_id, "issue.forced", actor.id, issue_id, {
+        "key": issue.key, "from": from_state, "to": to_state, "transition": chosen.id, "record": record_id,
+        "reason": reason, "skipped": skipped, "lock_version": issue.lock_version + 1,
+    })
+    events.issue_transitioned(issue_id, record_id, actor.id)
+    db.session.commit()
+    log.info("issue forced key=%s %s->%s via=%s actor=%s skipped=%s", issue.key, from_state, to_state, chosen.id,
+             actor.email, ",".join(g["gate"] for g in skipped))
+    return Moved(id=issue_id, key=issue.key, from_state=from_state, state=to_state, transition=chosen.id,
+                 state_entry=issue.state_entry + 1, lock_version=issue.lock_version + 1, record_id=record_id, at=now,
+                 resolved_at=now if final else None)
+
+
 def _commit_keeping(actor: User | None) -> None:
     """Commit, expiring every object in the session but the actor and its memberships, as a request holds them.
 
@@ -317,7 +380,7 @@ def decide_approval(issue_id: int, actor: User, decision: str, reason: str | Non
         raise Invalid({"decision": "Nothing needs approval in this state."})
     snapshot = snapshot_of(issue, config)
     context = to_context(snapshot, utcnow(), actor=runtime, workflow=workflow)
-    why = can_decide(policy, ApprovalRecord(approver=runtime.identity, roles=runtime.roles), snapshot.approvals,
+    why = can_decide(policy, ApprovalRecord(approver=runtime.identity, roles=runtime.roles, org_admin=runtime.org_admin), snapshot.approvals,
                      context, may_approve=runtime.can("issue.approve"))
     if why is not None:
         raise Forbidden(why)

@@ -97,10 +97,12 @@ def run_issue_event(kind: str, issue_id: int, record: str, actor_id: int | None,
         if state is not None:
             hooks = [(kind, a) for a in sla_hook_actions(state, kind)]
         emitted.append(Event(kind, None, {"sla": extra.get("sla") or {}}, chain))
+    elif kind == "approval.overdue":
+        emitted.append(Event(kind, None, {"approval": extra.get("approval") or {}}, chain))
     else:
         raise ValueError(f"unknown issue event kind {kind!r}")
 
-    if kind != "sla.warning" and kind != "sla.breach":
+    if kind not in ("sla.warning", "sla.breach", "approval.overdue"):
         sla.sync_timer(scope)
     outcomes = run_hooks(scope, hooks, emitted[0] if emitted else None, chain) if hooks else []
     if entered is not None and workflow is not None and entered == issue.state and requests_approval(workflow, entered):

@@ -22,6 +22,7 @@ from app.models.issues import Approval, Attachment, ChecklistProgress, Issue, Wa
 from app.models.projects import Project, ProjectMembership
 from app.models.repositories import ConfigRevision
 from app.queue import redis_connection
+from app.services.runtime.access import is_org_admin
 from app.services.sync import configuration
 from app.services.webhooks.secrets import secrets_for
 
@@ -135,7 +136,8 @@ def snapshot_of(issue: Issue, revision: km.ConfigRevision) -> IssueSnapshot:
         ticks.setdefault(row.checklist_id, {})[row.item_id] = bool(row.checked)
     approvals = tuple(
         ApprovalRecord(approver=email_of(row.approver) or "", roles=team_roles(revision, email_of(row.approver)),
-                       decision=row.decision, at=row.at, reason=row.reason)
+                       decision=row.decision, at=row.at, reason=row.reason,
+                       org_admin=is_org_admin(row.approver, issue.project))
         for row in db.session.scalars(select(Approval).where(
             Approval.issue_id == issue.id, Approval.state == issue.state, Approval.state_entry == issue.state_entry)
             .order_by(Approval.at, Approval.id)))
