@@ -87,3 +87,8 @@ def _print_result(run: SyncRun) -> None:
     click.echo(f"Sync run {run.id}: {run.status} at {commit}" + (f" ({timings})" if timings else ""))
     if run.error:
         click.echo(f"Reason: {run.error}", err=True)
+    if run.status == "held":
+        for stranded in (run.summary or {}).get("stranded", []):
+            click.echo(f"Held: {stranded['count']} issues of workflow {stranded['workflow']} would have no place in "
+                       "this revision; a project owner or admin confirms the activation on the sync run's page.",
+                       err=True)

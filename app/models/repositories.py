@@ -13,9 +13,11 @@ from app.models.accounts import Organization, User
 from app.models.base import UTCDateTime, utcnow
 from app.models.projects import Project
 
-SYNC_STATUSES = ("queued", "fetching", "validating", "writing", "loading", "active", "failed", "unchanged")
+SYNC_STATUSES = ("queued", "fetching", "validating", "writing", "loading", "active", "failed", "unchanged", "held",
+                 "superseded")
 SYNC_IN_FLIGHT = ("queued", "fetching", "validating", "writing", "loading")
-SYNC_DONE = ("active", "failed", "unchanged")
+# `held`: validated, but it would strand issues, so it waits for an owner or admin to confirm the activation.
+SYNC_DONE = ("active", "failed", "unchanged", "held", "superseded")
 SYNC_TRIGGERS = ("ui", "cli", "webhook", "api")
 REVISION_STATUSES = ("pending", "active", "superseded", "rejected")
 LAYER_KINDS = ("project_override", "organization_default")
@@ -139,7 +141,7 @@ class ConfigEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    # activated, rolled_back, rejected, override_saved, default_saved
+    # activated, rolled_back, rejected, override_saved, default_saved, activation_confirmed
     kind: Mapped[str] = mapped_column(String(32))
     revision_id: Mapped[int | None] = mapped_column(ForeignKey("config_revisions.id", ondelete="SET NULL"))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

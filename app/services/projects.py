@@ -62,8 +62,8 @@ def create_project(actor: User, key: str, name: str, description: str, template:
     """Create a project from a bundled template; the creator becomes its owner.
 
     `seed` (the runtime's `seeding.seed_issues_once`, for sample issues) runs in the same transaction once
-    the project has its id: the template's seed issues are created with it (spec §5), and the seed marker
-    then keeps a later repository's seeds from being added too.
+    the project has its id: the template's seed issues are created with it (spec §5). A repository connected
+    later still adds its own seed issues on its first activation (§16).
     """
     if actor.membership is None:
         raise Forbidden("Join an organization first.")

@@ -25,7 +25,8 @@ def seed_calls(monkeypatch):
     from app.services.runtime import seeding
 
     calls = []
-    monkeypatch.setattr(seeding, "create_seed_issues", lambda project, seeds: calls.append((project.key, len(seeds))))
+    monkeypatch.setattr(seeding, "create_seed_issues",
+                        lambda project, seeds, config: calls.append((project.key, len(seeds))) or {"created": 0})
     return calls
 
 
@@ -392,7 +393,7 @@ def test_a_failing_load_rolls_back_everything_and_keeps_the_previous_revision(ap
 
     remote = bare_remote(tmp_path, "engineering")
     project, repository = connect(owner, remote)
-    monkeypatch.setattr(seeding, "create_seed_issues", lambda project, seeds: 1 / 0)
+    monkeypatch.setattr(seeding, "create_seed_issues", lambda project, seeds, config: 1 / 0)
     team = "team:\n  members:\n    - {user: someone@example.com, roles: [member]}\n"
     layers.save_layer_file(owner, "team.yaml", team, project=project)
 

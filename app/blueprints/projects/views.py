@@ -11,7 +11,7 @@ from app.kiket import bundled
 from app.kiket.diagram import layout_workflow
 from app.services import projects
 from app.services.errors import Invalid, NotFound
-from app.services.runtime import seeding
+from app.services.runtime import seeding, stranded
 from app.services.sync import configuration, layers, repositories
 from app.services.webhooks import secrets
 
@@ -62,9 +62,14 @@ def create():
 def show(key: str):
     project = projects.get_project(current_user, key)
     template = next((t for t in bundled.list_templates() if t.key == project.template), None)
+    config = configuration.project_config(project)
+    role = projects.project_role(current_user, project)
     return render_template(
-        "projects/show.html", project=project, template=template, role=projects.project_role(current_user, project),
+        "projects/show.html", project=project, template=template, role=role,
         can_manage_secrets=secrets.can_manage(current_user, project),
+        # The file's own name or key, told and never applied (§16), and issues with no place to run.
+        identity_notes=[d for d in config.diagnostics if d.code in ("project_name_mismatch", "project_key_mismatch")],
+        stranded=stranded.stranded_workflows(project) if role in ("owner", "admin") else [],
     )
 
 

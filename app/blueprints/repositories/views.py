@@ -113,11 +113,23 @@ def history(repository_id: int):
     return render_view("repositories/show.html", "repositories/_history.html", **_show_context(repository_id))
 
 
+@bp.route("/runs/<int:run_id>/confirm", methods=["POST"])
+def confirm(run_id: int):
+    """Activate a revision held because it strands issues (§16)."""
+    sync_run = runs.confirm_activation(run_id, current_user)
+    target = url_for("repositories.show", repository_id=sync_run.repository_id)
+    if is_htmx():
+        return "", 204, {"HX-Redirect": target}
+    return redirect(target, 303)
+
+
 @bp.route("/runs/<int:run_id>")
 def run(run_id: int):
     sync_run = runs.get_sync_run(run_id)
-    repositories.get_repository(sync_run.repository_id, current_user)  # project access check
-    return render_template("repositories/run.html", run=sync_run, repository=sync_run.repository)
+    repository = repositories.get_repository(sync_run.repository_id, current_user)  # project access check
+    return render_template("repositories/run.html", run=sync_run, repository=repository,
+                           seeds=runs.seed_outcome(sync_run),
+                           can_manage=repositories.can_manage(current_user, repository.project))
 
 
 def _source_page(lines: list[str], path: str, diagnostics: list[dict], commit_sha: str | None, back: str, back_label: str):
@@ -138,13 +150,19 @@ def run_source(run_id: int, path: str):
 
 @bp.route("/revisions/<int:revision_id>")
 def revision(revision_id: int):
+    return _revision_page(revision_id)
+
+
+def _revision_page(revision_id: int, status: int = 200, would_strand=None):
     rev = revisions.get_revision(revision_id, current_user)
     config = configuration.revision_config(rev)
+    if would_strand is None and request.args.get("confirm_rollback"):
+        would_strand = revisions.stranded_by(revision_id, current_user)
     return render_template(
         "repositories/revision.html", revision=rev, config=config,
         files=revisions.revision_files(revision_id, current_user),
-        can_manage=repositories.can_manage(current_user, rev.project),
-    )
+        can_manage=repositories.can_manage(current_user, rev.project), would_strand=would_strand or [],
+    ), status
 
 
 @bp.route("/revisions/<int:revision_id>/source/<path:path>")
@@ -179,10 +197,20 @@ def diff():
 @bp.route("/revisions/<int:revision_id>/rollback", methods=["POST"])
 def rollback(revision_id: int):
     rev = revisions.get_revision(revision_id, current_user)
-    revisions.rollback(rev.project, revision_id, current_user)
-    if rev.repository_id is None:
+    try:
+        revisions.rollback(rev.project, revision_id, current_user, confirm=bool(request.form.get("confirm")))
+    except revisions.WouldStrand as refusal:
+        # Told before the rollback (§16): how many issues it would strand, and a button to go on anyway.
+        if is_htmx():
+            return "", 204, {"HX-Redirect": url_for("repositories.revision", revision_id=revision_id,
+                                                    confirm_rollback=1)}
+        return _revision_page(revision_id, 409, refusal.stranded)
+    if request.form.get("confirm"):
+        target = url_for("migrations.index", key=rev.project.key)
+    elif rev.repository_id is None:
         return redirect(url_for("repositories.revision", revision_id=revision_id), 303)
-    target = url_for("repositories.show", repository_id=rev.repository_id)
+    else:
+        target = url_for("repositories.show", repository_id=rev.repository_id)
     if is_htmx():
         return "", 204, {"HX-Redirect": target}
     return redirect(target, 303)

@@ -1,4 +1,5 @@
-"""Seed issues of a project's first activated configuration (spec §5), created once per project ever.
+"""Seed issues (spec §5, §16): a repository's, once when it is first activated for the project; a template's, once
+when a project is created with sample issues.
 
 `seed_issues_once` listens to activations (connected by the app factory) and is what a project
 created with sample issues calls; it runs inside the caller's transaction.
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.kiket import model as km
 from app.kiket.model import SeedIssue
-from app.models import Project, ProjectSeedMarker
+from app.models import ConfigRevision, Project, ProjectSeedMarker
 from app.services.projects import project_role
 from app.services.runtime import events, issues
 from app.services.runtime.fields import MAX_TITLE, check_priority, clean_labels, user_by_email, validate_custom_fields
@@ -24,38 +25,44 @@ log = logging.getLogger(__name__)
 
 
 def seed_issues_once(project: Project, revision: km.ConfigRevision | None = None, revision_id: int | None = None) -> bool:
-    """Create the seed issues of a project's first activated configuration, once ever; True when it ran.
+    """Create the seed issues of one source once ever; True when it ran.
 
-    Runs inside the caller's transaction (the activation, or the project's creation): the marker row and
-    the issues commit together. Without `revision`, the project's active configuration.
+    The source is the repository of `revision_id` (its first activation for the project, whether or not the
+    template's sample issues exist, §16), else the project's template (a project created with sample issues).
+    Runs inside the caller's transaction (the activation, or the project's creation): the marker row, with
+    what was created and why anything was skipped, commits together with the issues.
     """
-    seeded = db.session.scalar(select(ProjectSeedMarker.id).where(ProjectSeedMarker.project_id == project.id))
+    row = db.session.get(ConfigRevision, revision_id) if revision_id is not None else None
+    source = f"repository:{row.repository_id}" if row is not None and row.repository_id is not None else "template"
+    seeded = db.session.scalar(select(ProjectSeedMarker.id).where(ProjectSeedMarker.project_id == project.id,
+                                                                  ProjectSeedMarker.source == source))
     if seeded is not None:
         return False
-    db.session.add(ProjectSeedMarker(project_id=project.id, revision_id=revision_id))
-    db.session.flush()
     revision = revision if revision is not None else configuration.project_config(project)
-    create_seed_issues(project, revision.project.seed_issues)
+    outcome = create_seed_issues(project, revision.project.seed_issues, revision)
+    db.session.add(ProjectSeedMarker(project_id=project.id, source=source, revision_id=revision_id, outcome=outcome))
+    db.session.flush()
     return True
 
 
-def create_seed_issues(project: Project, seeds: Sequence[SeedIssue]) -> None:
-    """Create the project's seed issues in the current transaction (must not commit).
+def create_seed_issues(project: Project, seeds: Sequence[SeedIssue], config: km.ConfigRevision) -> dict:
+    """Create the seed issues in the current transaction (must not commit); returns what was created and skipped.
 
     `status` must be a state of the type's workflow (types without one use the default workflow);
-    an invalid entry is logged and skipped, never failing the activation.
+    an invalid entry is skipped with its reason, never failing the activation.
     """
-    if not seeds:
-        return
-    config = configuration.project_config(project)
     created = 0
+    skipped = []
     for index, seed in enumerate(seeds):
         reason = _create_one(project, config, seed)
         if reason is None:
             created += 1
         else:
+            skipped.append({"title": seed.title, "reason": reason})
             log.warning("seed issue %d of project=%s skipped (%r): %s", index + 1, project.key, seed.title, reason)
-    log.info("seed issues for project=%s: %d of %d created", project.key, created, len(seeds))
+    if seeds:
+        log.info("seed issues for project=%s: %d of %d created", project.key, created, len(seeds))
+    return {"created": created, "skipped": skipped}
 
 
 def _create_one(project: Project, config, seed: SeedIssue) -> str | None:

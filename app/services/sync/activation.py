@@ -164,8 +164,8 @@ def activate(revision: ConfigRevision, config: km.ConfigRevision, *, kind: str, 
 
 
 def _apply_project(project: Project, settings: km.Project) -> None:
-    if settings.name:
-        project.name = settings.name.strip()[:120]
+    # The app owns the project's name and key: a different one in the file is told (project_name_mismatch),
+    # never applied.
     if settings.description is not None:
         project.description = settings.description.strip()
 

@@ -97,8 +97,12 @@ def load_files(project: Project, files: dict[str, bytes], source: km.Source, *, 
     Team members are not matched against accounts here: the activation turns unknown emails into invitations.
     """
     layers = layers if layers is not None else lower_layers(project)
+    # A bundled template's own key and name (KANBAN, "Kanban") are not the project's: only a repository's
+    # differing ones are worth telling (project_key_mismatch, project_name_mismatch).
+    own = not (source.repo or "").startswith("template:")
     return load_revision(files, source=source, lower_layers=layers.inputs, config_path=config_path,
-                         bundled_template=project.template, project_key=project.key, skipped=skipped)
+                         bundled_template=project.template, project_key=project.key if own else None,
+                         project_name=project.name if own else None, skipped=skipped)
 
 
 def template_source(project: Project) -> tuple[dict[str, bytes], km.Source]:
@@ -168,13 +172,13 @@ def _marker_statement() -> Prepared:
 
 
 def _template_key(project: Project, layers_version: str) -> tuple:
-    return ("template", project.id, project.template, project.key, layers_version)
+    return ("template", project.id, project.template, project.key, project.name, layers_version)
 
 
 def _revision_key(revision_id: int, repository_id: int, commit_sha: str, project: Project,
                   layers_version: str) -> tuple:
-    return ("revision", revision_id, repository_id, commit_sha, project.id, project.key, project.template,
-            layers_version)
+    return ("revision", revision_id, repository_id, commit_sha, project.id, project.key, project.name,
+            project.template, layers_version)
 
 
 def all_project_configs() -> Iterator[tuple[Project, km.ConfigRevision]]:

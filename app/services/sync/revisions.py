@@ -13,7 +13,7 @@ from app.models import ConfigRevision, Project, User
 from app.models.issues import Issue
 from app.services.errors import Conflict, Invalid, NotFound
 from app.services.projects import project_role
-from app.services.sync import configuration, git, workflow_sources
+from app.services.sync import configuration, git, stranding, workflow_sources
 from app.services.sync.activation import activate, announce, load_stored
 from app.services.sync.config_sources import ConfigSourceError, read_git_tree_files
 from app.services.sync.repositories import get_repository, require_manage
@@ -86,8 +86,28 @@ def run_source(sync_run_id: int, path: str, actor: User | None = None) -> list[s
     return tree.files[path].decode("utf-8", "replace").splitlines()
 
 
-def rollback(project: Project, revision_id: int, actor: User | None) -> ConfigRevision:
-    """Activate an earlier revision of the project again, from its canonical copy (recorded as `rolled_back`)."""
+class WouldStrand(Conflict):
+    """A rollback that would leave issues on a workflow or state the older revision lacks: confirm it first."""
+
+    def __init__(self, stranded: list[stranding.Stranded]):
+        super().__init__("Rolling back would leave " + "; ".join(s.describe() for s in stranded) + ".")
+        self.stranded = stranded
+
+
+def stranded_by(revision_id: int, actor: User | None = None) -> list[stranding.Stranded]:
+    """The issues activating this revision again would strand (for the rollback's confirmation)."""
+    revision = get_revision(revision_id, actor)
+    try:
+        return stranding.stranded_issues(revision.project_id, configuration.revision_config(revision))
+    except configuration.ConfigUnavailable:
+        return []
+
+
+def rollback(project: Project, revision_id: int, actor: User | None, *, confirm: bool = False) -> ConfigRevision:
+    """Activate an earlier revision of the project again, from its canonical copy (recorded as `rolled_back`).
+
+    When it would strand issues (§16), it raises `WouldStrand` unless `confirm` says the actor read how many.
+    """
     require_manage(actor, project)
     revision = db.session.get(ConfigRevision, revision_id)
     if revision is None or revision.project_id != project.id:
@@ -100,6 +120,10 @@ def rollback(project: Project, revision_id: int, actor: User | None) -> ConfigRe
     if isinstance(config, str):
         db.session.rollback()
         raise Conflict(f"Revision {revision.short_sha} cannot be activated again: {config}")
+    stranded = stranding.stranded_issues(project.id, config)
+    if stranded and not confirm:
+        db.session.rollback()
+        raise WouldStrand(stranded)
     previous = configuration.active_revision(project.id)
     activate(revision, config, kind="rolled_back", actor_id=actor.id if actor else None)
     db.session.commit()

@@ -5,7 +5,8 @@
 2. `sync_repository` (the job): fetch → resolve the branch → stop as `unchanged` if that commit is the
    active revision → read `.kiket/` from git's object store → validate → write the canonical copy
    atomically → a pending `ConfigRevision` → enqueue `jobs.configuration.load_project_configuration`,
-   which activates it (`app.services.sync.activation`).
+   which activates it (`app.services.sync.activation`). A revision that would strand issues (on a
+   workflow or in a state it lacks) is `held` instead, until an owner or admin confirms it.
 
 Every status change of a run is published on the Redis channel `kiket:sync:<repository id>` as JSON
 `{"repository_id", "sync_run_id", "status", "revision_id"}` (ids and status only, never HTML).
@@ -31,13 +32,13 @@ from sqlalchemy import select
 from app.extensions import db
 from app.kiket import model as km
 from app.kiket.filecache import FileCache
-from app.models import ConfigRevision, SyncRun, User
+from app.models import ConfigEvent, ConfigRevision, ProjectSeedMarker, SyncRun, User
 from app.models.base import utcnow
 from app.models.repositories import SYNC_DONE, SYNC_IN_FLIGHT, SYNC_TRIGGERS
 from app.queue import enqueue, redis_connection
 from app.services import live
 from app.services.errors import Conflict, Invalid, NotFound
-from app.services.sync import configuration, git, workflow_sources
+from app.services.sync import configuration, git, stranding, workflow_sources
 from app.services.sync.config_sources import read_git_tree_files
 from app.services.sync.repositories import get_repository, require_manage
 
@@ -72,6 +73,17 @@ def get_sync_run(sync_run_id: int) -> SyncRun:
     if run is None:
         raise NotFound(f"No sync run {sync_run_id}.")
     return run
+
+
+def seed_outcome(run: SyncRun) -> dict | None:
+    """What the run's activation did with the repository's seed issues: {created, skipped: [{title, reason}]}.
+
+    None when the activation created none because the repository had been activated before (or not yet).
+    """
+    if run.revision_id is None:
+        return None
+    marker = db.session.scalar(select(ProjectSeedMarker).where(ProjectSeedMarker.revision_id == run.revision_id))
+    return marker.outcome or {"created": 0, "skipped": []} if marker is not None else None
 
 
 def request_sync(repository_id: int, branch: str | None = None, trigger: str = "ui",
@@ -236,8 +248,17 @@ def sync_repository(sync_run_id: int) -> SyncRun:
         db.session.add(revision)
         db.session.flush()
         run.revision_id = revision.id
-        run.load_job_id = load_job_id(revision.id)
         run.timings = dict(timings)
+        stranded = stranding.stranded_issues(project.id, result.revision)
+        if stranded:
+            # Told before activation (§16): the revision waits for an owner or admin to confirm it.
+            run.summary = revision.summary = {**run.summary, "stranded": stranding.summary(stranded)}
+            _supersede_held(repository.id, run.id)
+            finish(run, "held", followup=False)
+            log.info("sync run=%s repo=%s commit=%s held: %s", run.id, repository.id, sha[:10],
+                     "; ".join(s.describe() for s in stranded))
+            return run
+        run.load_job_id = load_job_id(revision.id)
         _advance(run, "loading")
         enqueue_load(revision.id)
         log.info("sync run=%s repo=%s commit=%s validated in %s", run.id, repository.id, sha[:10], timings)
@@ -246,6 +267,35 @@ def sync_repository(sync_run_id: int) -> SyncRun:
         db.session.rollback()
         record_failure(sync_run_id, exc, timings)
         raise
+
+
+def _supersede_held(repository_id: int, newer_run_id: int) -> None:
+    """Older runs still waiting for confirmation give way to a newer one (their revisions stay unused)."""
+    for held in db.session.scalars(select(SyncRun).where(SyncRun.repository_id == repository_id,
+                                                         SyncRun.status == "held", SyncRun.id != newer_run_id)):
+        held.status = "superseded"
+        pending = db.session.get(ConfigRevision, held.revision_id) if held.revision_id else None
+        if pending is not None and pending.status == "pending":
+            pending.status = "superseded"
+
+
+def confirm_activation(sync_run_id: int, actor: User | None) -> SyncRun:
+    """Activate a revision held because it strands issues, once an owner or admin has read how many (§16)."""
+    run = get_sync_run(sync_run_id)
+    repository = get_repository(run.repository_id, actor)
+    require_manage(actor, repository.project)
+    revision = db.session.get(ConfigRevision, run.revision_id) if run.revision_id else None
+    if run.status != "held" or revision is None or revision.status != "pending":
+        raise Conflict("This sync run is not waiting for confirmation any more.")
+    db.session.add(ConfigEvent(project_id=repository.project_id, kind="activation_confirmed", revision_id=revision.id,
+                               actor_id=actor.id if actor else None,
+                               detail={"commit": revision.commit_sha, "stranded": run.summary.get("stranded", [])}))
+    run.load_job_id = load_job_id(revision.id)
+    run.finished_at = None
+    _advance(run, "loading")
+    enqueue_load(revision.id)
+    log.info("sync run=%s confirmed by %s", run.id, actor.email if actor else "the system")
+    return run
 
 
 def load_job_id(revision_id: int) -> str:
