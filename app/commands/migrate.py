@@ -1,4 +1,5 @@
-"""`flask kiket migrate PROJECT_KEY WORKFLOW_ID [--map old=new …] [--apply]`: preview, then move pinned issues."""
+"""`flask kiket migrate PROJECT_KEY WORKFLOW_ID [--map old=new …] [--apply]`: preview, then move pinned issues, or
+map the issues of a workflow the active configuration lacks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models.projects import Project
 from app.services.errors import ServiceError
-from app.services.runtime import workflow_migration
+from app.services.runtime import stranded, workflow_migration
+from app.services.sync import configuration
 
 
 def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -25,7 +27,8 @@ def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.command("migrate")
 @click.argument("project_key")
 @click.argument("workflow_id")
-@click.option("--map", "mapping", multiple=True, metavar="OLD=NEW", help="Target state for a removed state.")
+@click.option("--map", "mapping", multiple=True, metavar="OLD=NEW",
+              help="Target state for a removed state (type:OLD=NEW for an issue type of a removed workflow).")
 @click.option("--apply", "do_apply", is_flag=True, help="Move the issues (default: preview only).")
 @with_appcontext
 def migrate_command(project_key: str, workflow_id: str, mapping: tuple[str, ...], do_apply: bool) -> None:
@@ -34,6 +37,9 @@ def migrate_command(project_key: str, workflow_id: str, mapping: tuple[str, ...]
     if project is None:
         raise click.ClickException(f"No project {project_key}.")
     choices = _parse_map(mapping)
+    if workflow_id not in configuration.project_config(project).workflows:
+        _stranded(project, workflow_id, choices, do_apply)
+        return
     try:
         plan = workflow_migration.preview(project, workflow_id, choices)
     except ServiceError as error:
@@ -61,3 +67,28 @@ def migrate_command(project_key: str, workflow_id: str, mapping: tuple[str, ...]
                                                           if result.conflicts else "") + ".")
     if result.conflicts:
         raise SystemExit(1)
+
+
+def _stranded(project: Project, workflow_id: str, pairs: dict[str, str], do_apply: bool) -> None:
+    """Issues on a workflow the active configuration lacks: `--map state=target`, `--map type:old=new`."""
+    try:
+        plan = stranded.preview(project, workflow_id)
+        choices = {k: v for k, v in pairs.items() if k.startswith("type:")}
+        choices.update({f"map:{group.workflow.id}:{source}": target for source, target in pairs.items()
+                        if not source.startswith("type:") for group in plan.targets})
+        plan = stranded.preview(project, workflow_id, choices)
+        click.echo(f"{project.key} {workflow_id}: not in the active configuration, {plan.total} issue(s) to map")
+        for row in plan.types:
+            click.echo(f"  type {row.source} -> {row.target}: {row.count} ({row.reason})")
+        for group in plan.targets:
+            for row in group.rows:
+                click.echo(f"    {row.source} -> {group.workflow.id}.{row.target}: {row.count} [{', '.join(row.keys)}] "
+                           f"({row.reason})")
+        if not do_apply:
+            click.echo("Preview only; add --apply to map them.")
+            return
+        result = stranded.apply(project, workflow_id, choices, None)
+    except ServiceError as error:
+        problems = getattr(error, "problems", None) or {}
+        raise click.ClickException("; ".join(problems.values()) if problems else error.detail) from None
+    click.echo(f"Mapped {len(result.moved)} issue(s) onto the active configuration.")

@@ -7,33 +7,24 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tests.browser.conftest import PASSWORD, reload_until, sign_in
-from tests.support.issue_events import make_issue
+from tests.support.fixture_projects import template_project_with_issues
 from tests.support.sync_repos import bare_remote, file_url
 
 pytestmark = pytest.mark.browser
-STATES = ("backlog", "in_progress", "review", "done")
 
 
 @pytest.fixture
 def template_project(new_page, _schema, tmp_path):
     """Ada's project ENG on the kanban template with its sample issues plus one, one in each template state."""
-    from app.services import accounts, projects
-    from app.services.runtime import seeding
+    from app.services import accounts
 
     with _schema.app_context():
         from app.extensions import db
-        from app.models import Issue
 
         ada = accounts.create_user("ada@example.com", PASSWORD, "owner", name="Ada")
-        project = projects.create_project(ada, "ENG", "Platform", "", "kanban", seed=seeding.seed_issues_once)
-        make_issue(project, "Ship the release notes", issue_type="task", state="review", emit=False)
-        issues = list(db.session.scalars(select(Issue).where(Issue.project_id == project.id).order_by(Issue.id)))
-        for index, issue in enumerate(issues):
-            issue.state = STATES[index % len(STATES)]
-        db.session.commit()
-        ids = [issue.id for issue in issues]
+        _, states = template_project_with_issues(ada)
         db.session.remove()
-    return ids, file_url(bare_remote(tmp_path, "engineering"))
+    return list(states), file_url(bare_remote(tmp_path, "engineering"))
 
 
 def test_connecting_a_repository_maps_every_template_issue_onto_a_live_state(new_page, worker, _schema,

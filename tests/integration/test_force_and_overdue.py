@@ -155,3 +155,34 @@ def test_an_approval_level_is_overdue_once_past_its_timeout(app, owner):
                              .where(IssueEvent.kind == "approval.overdue")) <= 1
     run_default(app)
     assert db.session.get(Issue, issue.id).labels == ["late-Manager"]
+
+
+GUARDED = """workflow: {id: spend, name: Spend}
+states:
+  draft: {type: initial}
+  approved: {type: final}
+transitions:
+  - from: draft
+    to: approved
+    name: Approve
+    conditions: "custom_fields.budget > 0 and custom_fields.budget <= 5000"
+"""
+
+
+def test_a_guard_on_a_field_no_type_declares_makes_it_an_editable_field(app, owner):
+    from app.services import projects
+    from app.services.runtime import issue_page, issues, transitions
+    from app.services.runtime.transitions import TransitionBlocked
+    from app.services.sync import configuration
+
+    project = projects.create_project(owner, "SPD", "Spend", "", "kanban")
+    save_override(owner, project, "issue_types.yaml", "issue_types:\n  - {key: expense, workflow: spend}\n")
+    save_override(owner, project, "workflows/spend.yaml", GUARDED)
+    config = configuration.project_config(project)
+    assert [(f.key, f.type, f.inferred) for f in config.issue_types["expense"].fields] == [("budget", "number", True)]
+    issue = issues.create_issue(project, owner, issue_type="expense", title="New laptop")
+    assert "budget" in {f.key for f in issue_page.issue_view(owner, issue).fields}
+    with pytest.raises(TransitionBlocked):
+        transitions.apply_transition(issue.id, owner, transition="Approve")
+    issues.update_issue(issue.id, owner, issue.lock_version, custom_fields={"budget": "1200"})
+    assert transitions.apply_transition(issue.id, owner, transition="Approve").state == "approved"

@@ -7,11 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.fixture_projects import sync_again
+from tests.support.fixture_projects import KANBAN_STATES, sync_again, template_project_with_issues
 from tests.support.issue_events import make_issue
 from tests.support.sync_repos import bare_remote, file_url, push_change, run_worker
-
-KANBAN_STATES = ("backlog", "in_progress", "review", "done")
 
 
 @pytest.fixture
@@ -19,18 +17,10 @@ def template_project(app, owner):
     """ENG on the kanban template with its sample issues, spread over every template state."""
     from app.extensions import db
     from app.models import Issue
-    from app.services import projects
-    from app.services.runtime import seeding
 
-    project = projects.create_project(owner, "ENG", "Platform team", "", "kanban", seed=seeding.seed_issues_once)
-    make_issue(project, "One more for review", issue_type="task", state="review", emit=False)
-    issues = list(db.session.scalars(select(Issue).where(Issue.project_id == project.id).order_by(Issue.id)))
-    for index, issue in enumerate(issues):
-        issue.state = KANBAN_STATES[index % len(KANBAN_STATES)]
-    db.session.commit()
-    states = {i.id: i.state for i in issues}
+    project, states = template_project_with_issues(owner)
     assert set(states.values()) == set(KANBAN_STATES)
-    return project, issues, states
+    return project, [db.session.get(Issue, i) for i in states], states
 
 
 def connect(owner, project, remote):
@@ -168,3 +158,22 @@ def test_seeds_come_once_per_repository(app, owner, tmp_path):
     assert sync_again(app, repository.id).status == "active"
     assert db.session.scalar(select(func.count()).select_from(Issue).where(Issue.project_id == project.id)) == 6
     assert [m.source for m in db.session.scalars(select(ProjectSeedMarker))] == [f"repository:{repository.id}"]
+
+
+def test_the_migrate_command_maps_a_stranded_workflow(app, owner, tmp_path, template_project):
+    from app.extensions import db
+    from app.models import Issue
+    from app.services.sync import runs
+
+    project, issues, states = template_project
+    repository = connect(owner, project, bare_remote(tmp_path, "engineering"))
+    runs.confirm_activation(sync_again(app, repository.id).id, owner)
+    run_worker(app)
+    runner = app.test_cli_runner()
+    preview = runner.invoke(args=["kiket", "migrate", "ENG", "kanban", "--map", "done=wont_fix"])
+    assert preview.exit_code == 0 and "done -> bug.wont_fix" in preview.output and "Preview only" in preview.output
+    applied = runner.invoke(args=["kiket", "migrate", "ENG", "kanban", "--map", "done=wont_fix", "--apply"])
+    assert applied.exit_code == 0, applied.output
+    assert f"Mapped {len(issues)} issue(s)" in applied.output
+    db.session.expire_all()
+    assert {db.session.get(Issue, i).state for i, s in states.items() if s == "done"} == {"wont_fix"}

@@ -87,3 +87,24 @@ def write_custom_fields(issue_id: int, **values) -> None:
     issue = db.session.get(Issue, issue_id)
     issue.custom_fields = {**(issue.custom_fields or {}), **values}
     db.session.commit()
+
+
+KANBAN_STATES = ("backlog", "in_progress", "review", "done")
+
+
+def template_project_with_issues(owner, key: str = "ENG") -> tuple:
+    """A project on the kanban template with its sample issues plus one, spread over every template state;
+    (project, {issue id: state})."""
+    from app.extensions import db
+    from app.models.issues import Issue
+    from app.services import projects
+    from app.services.runtime import seeding
+    from tests.support.issue_events import make_issue
+
+    project = projects.create_project(owner, key, "Platform team", "", "kanban", seed=seeding.seed_issues_once)
+    make_issue(project, "Ship the release notes", issue_type="task", state="review", emit=False)
+    issues = list(db.session.scalars(select(Issue).where(Issue.project_id == project.id).order_by(Issue.id)))
+    for index, issue in enumerate(issues):
+        issue.state = KANBAN_STATES[index % len(KANBAN_STATES)]
+    db.session.commit()
+    return project, {issue.id: issue.state for issue in issues}

@@ -38,10 +38,12 @@ def seed_issues_once(project: Project, revision: km.ConfigRevision | None = None
                                                                   ProjectSeedMarker.source == source))
     if seeded is not None:
         return False
-    revision = revision if revision is not None else configuration.project_config(project)
-    outcome = create_seed_issues(project, revision.project.seed_issues, revision)
-    db.session.add(ProjectSeedMarker(project_id=project.id, source=source, revision_id=revision_id, outcome=outcome))
+    # The marker first: its unique (project, source) row stops a concurrent activation before any issue.
+    marker = ProjectSeedMarker(project_id=project.id, source=source, revision_id=revision_id)
+    db.session.add(marker)
     db.session.flush()
+    revision = revision if revision is not None else configuration.project_config(project)
+    marker.outcome = create_seed_issues(project, revision.project.seed_issues, revision)
     return True
 
 
