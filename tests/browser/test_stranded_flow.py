@@ -72,6 +72,7 @@ def test_connecting_a_repository_maps_every_template_issue_onto_a_live_state(new
         db.session.remove()
     for number in numbers:
         ada.goto(f"/projects/ENG/issues/{number}")
+        expect(ada.locator("html")).to_have_attribute("data-live", "open")
         expect(ada.locator(".issue-side")).to_contain_text("Bug Tracking")
         expect(ada.locator("section.transitions form.transition, .blocked-transition").first).to_be_visible()
         expect(ada.locator(".notice.held")).to_have_count(0)

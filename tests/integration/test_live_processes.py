@@ -103,7 +103,11 @@ def test_the_repositories_dashboard_shows_syncs_started_anywhere(app, kanban, se
                                         actor=db.session.query(User).filter_by(email="owner@example.com").one())
     ws = connect(live, owner, "repos=1", origin=web)
     receive_until(ws, lambda m: "<!--live init" in m)
-    runs.request_sync(repository.id, branch=None, trigger="cli")
+    run = runs.request_sync(repository.id, branch=None, trigger="cli")
+    run_worker(app)
+    # KAN's card has no workflow in the deals repository: the sync waits for confirmation (§16).
+    receive_until(ws, lambda m: f'id="repository-{repository.id}"' in m and ">held<" in m)
+    runs.confirm_activation(run.id, None)
     run_worker(app)
     row = receive_until(ws, lambda m: f'id="repository-{repository.id}"' in m and ">active<" in m)
     assert "<!--live org:" in row

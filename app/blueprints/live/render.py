@@ -228,10 +228,11 @@ def sync_status(viewer: Viewer, repository_id: int) -> str:
         return ""
     recent = runs.list_sync_runs(repository.id)
     run = recent[0] if recent else None
-    html = render_template("repositories/_sync_status.html", repository=repository, run=run, oob=True)
+    can_manage = repositories.can_manage(user, repository.project)
+    html = render_template("repositories/_sync_status.html", repository=repository, run=run, oob=True,
+                           can_manage=can_manage)
     if run is not None and not run.in_flight:
         # A finished run also changes the history (runs and revisions), as the page's own poll would show.
         html += render_template("repositories/_history.html", repository=repository, runs=recent,
-                                revisions=revisions.list_revisions(repository.project_id),
-                                can_manage=repositories.can_manage(user, repository.project))
+                                revisions=revisions.list_revisions(repository.project_id), can_manage=can_manage)
     return html

@@ -93,7 +93,8 @@ def sync_now(repository_id: int):
     data = load_form(SyncSchema(), request.form)
     run = runs.request_sync(repository_id, data["branch"], trigger="ui", actor=current_user)
     if is_htmx():
-        return render_template("repositories/_sync_status.html", repository=run.repository, run=run)
+        return render_template("repositories/_sync_status.html", repository=run.repository, run=run,
+                               can_manage=repositories.can_manage(current_user, run.repository.project))
     return redirect(url_for("repositories.show", repository_id=repository_id), 303)
 
 
