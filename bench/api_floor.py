@@ -13,9 +13,12 @@ import threading
 
 from flask import Blueprint, Response, current_app
 
+from app.extensions import csrf
 from app.factory import create_app
 
 floor = Blueprint("bench_floor", __name__)
+# Like the API: no session, so no CSRF token.
+csrf.exempt(floor)
 _local = threading.local()
 
 

@@ -1,7 +1,8 @@
 """Rate limits in Redis: fixed windows counted with INCR, shared by every process (API credentials, logins).
 
 A window is `window_s` seconds aligned to the epoch, so every process agrees on when it resets; its
-counter expires with it. One round trip per hit (INCR and EXPIRE in one transaction).
+counter expires with it. One round trip per hit: a script counts and, on the window's first hit, sets
+the expiry.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ from dataclasses import dataclass
 from redis import Redis
 
 PREFIX = "kiket:ratelimit:"
+_HIT = """
+local used = redis.call('INCRBY', KEYS[1], ARGV[1])
+if used == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return used
+"""
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,10 @@ def _slot(key: str, window_s: int, now: float) -> tuple[str, int]:
 def hit(redis: Redis, key: str, limit: int, window_s: int, *, cost: int = 1, now: float | None = None) -> Window:
     """Count `cost` against `key`'s current window; `allowed` is False once the count passes `limit`."""
     name, reset_in = _slot(key, window_s, time.time() if now is None else now)
-    with redis.pipeline() as pipe:
-        pipe.incrby(name, cost)
-        pipe.expire(name, window_s + 1)
-        used, _ = pipe.execute()
+    script = getattr(redis, "_kiket_rate_script", None)
+    if script is None:
+        script = redis._kiket_rate_script = redis.register_script(_HIT)
+    used = script(keys=[name], args=[cost, window_s + 1])
     return Window(limit=limit, used=int(used), window_s=window_s, reset_in=max(1, reset_in))
 
 

@@ -218,7 +218,7 @@ def test_transitions_with_every_gate_and_comments(client, token, project):
     assert start["allowed"] and {g["gate"] for g in start["gates"]} >= {"permission", "required_fields"}
     moved = client.post(f"/api/v1/issues/{key}/transitions", headers=auth(token), json={"to": "in_progress"})
     assert moved.status_code == 200 and moved.get_json()["from"] == "backlog"
-    assert moved.get_json()["issue"]["state"] == "in_progress"
+    assert (moved.get_json()["to"], moved.get_json()["lockVersion"]) == ("in_progress", issue["lockVersion"] + 1)
     # Review needs an assignee: simulated, then refused with every failing gate's reason.
     simulated = client.post(f"/api/v1/issues/{key}/transitions/simulate", headers=auth(token), json={"to": "review"})
     assert simulated.status_code == 200 and simulated.get_json()["allowed"] is False

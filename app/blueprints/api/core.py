@@ -7,6 +7,7 @@ rate limit (anonymous ones against their address); every error is RFC 7807 `appl
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -195,6 +196,12 @@ def init_app(app: Flask) -> None:
         return response
 
 
+@functools.cache
+def _schema(schema: type[Schema], many: bool = False) -> Schema:
+    """One instance per schema: building a marshmallow schema costs more than using it."""
+    return schema(many=many)
+
+
 def _parse_body(ep: Endpoint) -> dict | Response:
     if ep.form:
         data: Any = request.form.to_dict()
@@ -213,13 +220,13 @@ def _parse_body(ep: Endpoint) -> dict | Response:
             return problem(422, "Invalid input", "The body must be a JSON object.", slug="invalid",
                            errors={"_schema": ["Must be a JSON object."]})
     try:
-        return ep.body().load(data)
+        return _schema(ep.body).load(data)
     except ValidationError as error:
         return validation_problem(error)
 
 
 def _parse_query(ep: Endpoint) -> dict | Response:
-    schema = ep.query()
+    schema = _schema(ep.query)
     args = {k: v for k, v in request.args.items() if k in {f.data_key or n for n, f in schema.fields.items()}}
     unknown = sorted(set(request.args) - set(args))
     try:
@@ -237,7 +244,7 @@ def _render(ep: Endpoint, result: Any) -> Response:
         return result
     payload, status, headers = (*result, {})[:3] if isinstance(result, tuple) else (result, ep.status, {})
     if ep.response is not None and payload is not None:
-        payload = ep.response(many=ep.many).dump(payload)
+        payload = _schema(ep.response, ep.many).dump(payload)
     body = b"" if payload is None else json.dumps(payload, ensure_ascii=False, default=str).encode()
     response = Response(body, status, mimetype="application/json" if payload is not None else None)
     response.headers.update(headers)

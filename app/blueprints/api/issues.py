@@ -21,6 +21,17 @@ from .projects import project_for
 ISSUES = "Issues"
 
 
+def issue_id_for(cred: Credential, key: str) -> int:
+    """The id of an issue by key in the credential's organization (and project), in one query; the service
+    that acts on it checks the credential's access (strangers get NotFound from it)."""
+    membership = cred.user.membership
+    issue_id = issue_queries.issue_id_by_key(membership.organization_id if membership else None, key,
+                                             project_id=cred.project_id)
+    if issue_id is None:
+        raise NotFound(f"No issue {key!r} that you can see.")
+    return issue_id
+
+
 def issue_for(cred: Credential, key: str) -> Issue:
     """An issue by key (`ENG-42`) the credential may read (NotFound otherwise)."""
     project_key, _, number = key.rpartition("-")
@@ -153,15 +164,14 @@ def list_transitions(cred: Credential, key: str):
           scope="issues:transition", body=s.TransitionRequestSchema, response=s.TransitionResultSchema,
           errors=(409,))
 def perform_transition(cred: Credential, data: dict, key: str):
-    """Move the issue by `transition` (id or name) or `to` (a state); every failing gate is reported (422)."""
+    """Move the issue by `transition` (id or name) or `to` (a state); every failing gate is reported (422).
+    The answer says what moved; `GET /api/v1/issues/{key}` has the whole issue."""
     if data["to"] is None and data["transition"] is None:
         raise Invalid({"to": "Give `to` (a state) or `transition` (an id or name)."})
-    issue_id = issue_for(cred, key).id
-    moved = transitions.apply_transition(issue_id, cred.user, transition=data["transition"], target=data["to"],
-                                         comment=data["comment"], lock_version=data["lock_version"])
-    issue = db.session.get(Issue, moved.id)
-    return {"from_": moved.from_state, "to": moved.state, "transition": moved.transition,
-            "issue": issue_values(issue)}
+    moved = transitions.apply_transition(issue_id_for(cred, key), cred.user, transition=data["transition"],
+                                         target=data["to"], comment=data["comment"], lock_version=data["lock_version"])
+    return {"key": moved.key, "from_": moved.from_state, "to": moved.state, "transition": moved.transition,
+            "lock_version": moved.lock_version, "state_entered_at": moved.at, "resolved_at": moved.resolved_at}
 
 
 @endpoint("/api/v1/issues/<key>/transitions/simulate", "POST", summary="Dry-run a transition",

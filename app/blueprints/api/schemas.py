@@ -299,10 +299,13 @@ class SimulationSchema(CamelSchema):
 
 
 class TransitionResultSchema(CamelSchema):
+    key = fields.String(required=True)
     from_ = fields.String(required=True, data_key="from")
     to = fields.String(required=True)
     transition = fields.String(required=True)
-    issue = fields.Nested(IssueSchema, required=True)
+    lock_version = fields.Integer(required=True)
+    state_entered_at = fields.DateTime(required=True)
+    resolved_at = fields.DateTime(required=True, allow_none=True)
 
 
 # Webhooks

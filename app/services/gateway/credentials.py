@@ -8,23 +8,28 @@ so the services' own permission checks apply; scopes only narrow what that user 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 from app.kiket.extensions import ALL_SCOPES, SCOPES
-from app.models import User
+from app.models import OrganizationMembership, User
 from app.models.base import utcnow
 from app.models.gateway import ApiKey, ExtensionInstallation
 from app.services.errors import Forbidden, Invalid, NotFound, ServiceError
+from app.services.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +135,43 @@ def revoke_personal_token(user: User, key_id: int) -> ApiKey:
     return key
 
 
-def _key_from(token: str) -> ApiKey:
+class _Key(NamedTuple):
+    id: int
+    kind: str
+    installation_id: int | None
+    scopes: list[str]
+    secret_hash: str
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+_KEY_COLUMNS = ("id", "kind", "installation_id", "scopes", "secret_hash", "last_used_at", "revoked_at")
+
+
+@functools.cache
+def _key_statement() -> Prepared:
+    """A key with its user and the user's membership: every request reads all three, in one round trip."""
+    keys, users, members = ApiKey.__table__, User.__table__, OrganizationMembership.__table__
+    return Prepared(
+        select(*(keys.c[name] for name in _KEY_COLUMNS), *(c.label(f"u_{c.key}") for c in users.c),
+               *(c.label(f"m_{c.key}") for c in members.c))
+        .select_from(keys.join(users, users.c.id == keys.c.user_id)
+                     .outerjoin(members, members.c.user_id == users.c.id))
+        .where(keys.c.id == bindparam("key_id")))
+
+
+def _attach(model: type, values: dict) -> Any:
+    """The row as a persistent object of the session, without a query (the session's own one if it has it)."""
+    found = db.session.identity_map.get(db.session.identity_key(model, (values["id"],)))
+    if found is not None:
+        return found
+    obj = model(**values)
+    make_transient_to_detached(obj)
+    db.session.add(obj)
+    return obj
+
+
+def _key_from(token: str) -> tuple[_Key, User]:
     prefix = next((p for p in PREFIXES if token.startswith(p)), None)
     if prefix is None:
         raise Unauthorized("The credential is not a Kiket API key or runtime token.")
@@ -139,15 +180,25 @@ def _key_from(token: str) -> ApiKey:
         key_id = _serializer().loads(signed)
     except BadSignature:
         raise Unauthorized("The API key is not valid.") from None
-    key = db.session.get(ApiKey, key_id) if isinstance(key_id, int) else None
-    if key is None or key.kind != PREFIXES[prefix] or not hmac.compare_digest(key.secret_hash, digest(secret)):
+    statement = _key_statement()
+    rows, _ = statement.execute({"key_id": key_id}) if isinstance(key_id, int) else ([], 0)
+    if not rows:
+        raise Unauthorized("The API key is not valid.")
+    values = [dict(zip(statement.names, row)) for row in rows]
+    key = _Key(*(values[0][name] for name in _KEY_COLUMNS))
+    if key.kind != PREFIXES[prefix] or not hmac.compare_digest(key.secret_hash, digest(secret)):
         raise Unauthorized("The API key is not valid.")
     if key.revoked_at is not None:
         raise Unauthorized("The API key was revoked.")
-    return key
+    user = _attach(User, {k[2:]: v for k, v in values[0].items() if k.startswith("u_")})
+    if "memberships" not in user.__dict__:
+        set_committed_value(user, "memberships", [
+            _attach(OrganizationMembership, {k[2:]: v for k, v in row.items() if k.startswith("m_")})
+            for row in values if row["m_id"] is not None])
+    return key, user
 
 
-def _touch(key: ApiKey) -> None:
+def _touch(key: _Key) -> None:
     now = utcnow()
     if key.last_used_at is not None and now - key.last_used_at < LAST_USED_EVERY:
         return
@@ -158,13 +209,12 @@ def _touch(key: ApiKey) -> None:
 
 def from_api_key(token: str) -> Credential:
     """The credential of a personal or extension key."""
-    key = _key_from(token)
+    key, user = _key_from(token)
     _touch(key)
-    user = db.session.get(User, key.user_id)
     if key.kind == "personal":
         return Credential("personal", user, frozenset(key.scopes), f"key:{key.id}", key_id=key.id)
     installation = db.session.get(ExtensionInstallation, key.installation_id)
-    if installation is None or user is None:
+    if installation is None:
         raise Unauthorized("The extension of this key is no longer installed.")
     return Credential("extension", user, frozenset(installation.scopes), f"ext:{installation.id}", key_id=key.id,
                       installation=installation)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import Select, String, cast, func, or_, select
+from sqlalchemy import Select, String, bindparam, cast, func, or_, select
 
 from app.extensions import db
 from app.models import Project, User
 from app.models.issues import Issue
 from app.services.errors import NotFound
+from app.services.prepared import Prepared
 from app.services.projects import get_project, visible_projects
 from app.services.runtime.access import project_user_role, require, runtime_actor
 from app.services.sync import configuration
@@ -33,6 +35,22 @@ def load_issue(actor: User | None, issue_id: int, *, as_automation: bool = False
     if not as_automation:
         project_user_role(actor, issue.project)
     return issue
+
+
+@functools.cache
+def _issue_id_statement() -> Prepared:
+    return Prepared(select(Issue.id, Issue.project_id).join(Project, Project.id == Issue.project_id).where(
+        Issue.key == bindparam("key"), Project.organization_id == bindparam("organization_id")))
+
+
+def issue_id_by_key(organization_id: int | None, key: str, *, project_id: int | None = None) -> int | None:
+    """The id of the organization's issue with this key (`ENG-42`), in one prepared query; no access check:
+    the caller hands it to a service that checks the actor's (the API's transition hot path)."""
+    if organization_id is None:
+        return None
+    rows, _ = _issue_id_statement().execute({"key": key.strip().upper(), "organization_id": organization_id})
+    found = [issue_id for issue_id, in_project in rows if project_id is None or in_project == project_id]
+    return found[0] if found else None
 
 
 def get_issue(actor: User, project_key: str, number_or_key: int | str) -> Issue:
