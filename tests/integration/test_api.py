@@ -7,6 +7,8 @@ import threading
 
 import pytest
 
+from sqlalchemy import select
+
 from app.extensions import db
 from app.services import projects as project_service
 from app.services.gateway import credentials
@@ -227,6 +229,16 @@ def test_transitions_with_every_gate_and_comments(client, token, project):
     failing = [g for g in refused.get_json()["gates"] if not g["passed"]]
     assert failing and all(g["reasons"] for g in failing)
     assert client.post(f"/api/v1/issues/{key}/transitions", headers=auth(token), json={}).status_code == 422
+    # An owner may force it, with a reason; the history keeps both.
+    unreasoned = client.post(f"/api/v1/issues/{key}/transitions", headers=auth(token), json={"to": "review", "force": True})
+    assert unreasoned.status_code == 422 and "reason" in unreasoned.get_json()["errors"]
+    forced = client.post(f"/api/v1/issues/{key}/transitions", headers=auth(token),
+                         json={"to": "review", "force": True, "reason": "Assignee is on leave; reviewing anyway"})
+    assert forced.status_code == 200 and forced.get_json()["to"] == "review"
+    from app.models import IssueTransition
+
+    row = db.session.scalar(select(IssueTransition).where(IssueTransition.forced.is_(True)))
+    assert row.force_reason == "Assignee is on leave; reviewing anyway" and row.skipped_gates
     comment = client.post(f"/api/v1/issues/{key}/comments", headers=auth(token), json={"body": "On it"})
     assert comment.status_code == 201 and comment.get_json()["author"]["email"] == "owner@example.com"
     listed = client.get(f"/api/v1/issues/{key}/comments", headers=auth(token)).get_json()

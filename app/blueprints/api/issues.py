@@ -161,15 +161,23 @@ def list_transitions(cred: Credential, key: str):
 
 
 @endpoint("/api/v1/issues/<key>/transitions", "POST", summary="Transition an issue", tags=ISSUES,
-          scope="issues:transition", body=s.TransitionRequestSchema, response=s.TransitionResultSchema,
+          scope="issues:transition", body=s.TransitionPerformSchema, response=s.TransitionResultSchema,
           errors=(409,))
 def perform_transition(cred: Credential, data: dict, key: str):
     """Move the issue by `transition` (id or name) or `to` (a state); every failing gate is reported (422).
+    With `force: true` and a `reason`, an organization owner or admin moves it past the gates that block it;
+    the history and the audit log record the reason and every gate skipped.
     The answer says what moved; `GET /api/v1/issues/{key}` has the whole issue."""
     if data["to"] is None and data["transition"] is None:
         raise Invalid({"to": "Give `to` (a state) or `transition` (an id or name)."})
-    moved = transitions.apply_transition(issue_id_for(cred, key), cred.user, transition=data["transition"],
-                                         target=data["to"], comment=data["comment"], lock_version=data["lock_version"])
+    if data["force"]:
+        moved = transitions.force_transition(issue_id_for(cred, key), cred.user, reason=data["reason"] or "",
+                                             transition=data["transition"], target=data["to"],
+                                             lock_version=data["lock_version"])
+    else:
+        moved = transitions.apply_transition(issue_id_for(cred, key), cred.user, transition=data["transition"],
+                                             target=data["to"], comment=data["comment"],
+                                             lock_version=data["lock_version"])
     return {"key": moved.key, "from_": moved.from_state, "to": moved.state, "transition": moved.transition,
             "lock_version": moved.lock_version, "state_entered_at": moved.at, "resolved_at": moved.resolved_at}
 

@@ -291,6 +291,13 @@ class TransitionRequestSchema(CamelSchema):
     lock_version = fields.Integer(load_default=None)
 
 
+class TransitionPerformSchema(TransitionRequestSchema):
+    force = fields.Boolean(load_default=False, metadata={
+        "description": "Organization owners and admins: move past the gates that block it (needs `reason`)"})
+    reason = fields.String(load_default=None, validate=validate.Length(max=20_000),
+                           metadata={"description": "Why the move is forced; recorded with the gates it skipped"})
+
+
 class SimulationSchema(CamelSchema):
     allowed = fields.Boolean(required=True)
     transition = fields.String(required=True, allow_none=True)
