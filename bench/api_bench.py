@@ -27,11 +27,8 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from bench.transitions_bench import _server_url, _with_db
 
 CLIENTS = 8
 ISSUES_PER_CLIENT = 4
@@ -171,69 +168,51 @@ def _drive(port: int, requests_per_client: list[list[tuple[str, bytes, dict]]]) 
 
 
 def main() -> None:
-    import psycopg
     from redis import Redis
 
-    server = _server_url()
+    from bench.scratch import scratch_copies, scratch_database
+
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/10"
-    base = f"kiket_apibench_{uuid.uuid4().hex[:10]}"
-    admin = _with_db(server, urlsplit(server).path.lstrip("/") or "postgres")
-    copies: list[str] = []
-
-    def copy() -> str:
-        name = f"{base}_{len(copies)}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name} TEMPLATE {base}")
-        copies.append(name)
-        return _with_db(server, name)
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {base}")
     processes: list[subprocess.Popen] = []
     floor_file = tempfile.NamedTemporaryFile(suffix=".pickle", delete=False).name
-    try:
-        Redis.from_url(redis_url).flushdb()
-        token, keys = _prepare(_with_db(server, base), redis_url)
-        plans = [_plan(k) for k in keys]
-        recorded = _record(copy(), redis_url, token, plans)
-        statements = sum(len(r) for per_client in recorded for r in per_client[WARMUP:]) / (CLIENTS * ROUNDS)
-        with open(floor_file, "wb") as handle:
-            pickle.dump(recorded, handle)
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-        services, floors = [], []
-        for _ in range(RUNS):
-            process, port = _serve(copy(), redis_url, None)
-            processes.append(process)
-            services.append(_drive(port, [[(f"/api/v1/issues/{key}/transitions", json.dumps({"to": target}).encode(),
-                                            headers) for key, target in plan] for plan in plans]))
-            process.terminate()
-            process.wait(20)
-            process, port = _serve(copy(), redis_url, floor_file)
-            processes.append(process)
-            floors.append(_drive(port, [[(f"/bench/floor/{c}/{n}", b"", {}) for n in range(WARMUP + ROUNDS)]
-                                        for c in range(CLIENTS)]))
-            process.terminate()
-            process.wait(20)
-        service, floor = max(services), max(floors)
-        ratio = service / floor
-        print(f"PostgreSQL scratch databases {base}_*; gunicorn -k gthread --threads 32 --workers {WORKERS}; "
-              f"{CLIENTS} clients × {ROUNDS} transitions (after {WARMUP} each to warm up), best of {RUNS} runs; "
-              f"{statements:.1f} SQL statements per request")
-        print(f"floor (a bare endpoint replaying each request's statements with psycopg): {floor:8.1f} /s")
-        print(f"POST /api/v1/issues/{{key}}/transitions (key, rate limit, gates, audit, outbox): {service:8.1f} /s")
-        print(f"all runs: floor {', '.join(f'{f:.0f}' for f in floors)}; api {', '.join(f'{a:.0f}' for a in services)}")
-        print(f"ratio api/floor: {ratio:.2f}x (goal >= {GOAL}x): {'met' if ratio >= GOAL else 'NOT met'}")
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(20)
-        os.unlink(floor_file)
-        Redis.from_url(redis_url).flushdb()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for name in [*copies, base]:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with scratch_database() as (base, base_url), scratch_copies(base) as copy:
+        try:
+            Redis.from_url(redis_url).flushdb()
+            token, keys = _prepare(base_url, redis_url)
+            plans = [_plan(k) for k in keys]
+            recorded = _record(copy(), redis_url, token, plans)
+            statements = sum(len(r) for per_client in recorded for r in per_client[WARMUP:]) / (CLIENTS * ROUNDS)
+            with open(floor_file, "wb") as handle:
+                pickle.dump(recorded, handle)
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            api_requests = [[(f"/api/v1/issues/{key}/transitions", json.dumps({"to": target}).encode(), headers)
+                             for key, target in plan] for plan in plans]
+            floor_requests = [[(f"/bench/floor/{c}/{n}", b"", {}) for n in range(WARMUP + ROUNDS)]
+                              for c in range(CLIENTS)]
+            services, floors = [], []
+            for _ in range(RUNS):
+                for rates, requests, floor_path in ((services, api_requests, None), (floors, floor_requests, floor_file)):
+                    process, port = _serve(copy(), redis_url, floor_path)
+                    processes.append(process)
+                    rates.append(_drive(port, requests))
+                    process.terminate()
+                    process.wait(20)
+            service, floor = max(services), max(floors)
+            ratio = service / floor
+            print(f"PostgreSQL scratch databases {base}_*; gunicorn -k gthread --threads 32 --workers {WORKERS}; "
+                  f"{CLIENTS} clients × {ROUNDS} transitions (after {WARMUP} each to warm up), best of {RUNS} runs; "
+                  f"{statements:.1f} SQL statements per request")
+            print(f"floor (a bare endpoint replaying each request's statements with psycopg): {floor:8.1f} /s")
+            print(f"POST /api/v1/issues/{{key}}/transitions (key, rate limit, gates, audit, outbox): {service:8.1f} /s")
+            print(f"all runs: floor {', '.join(f'{f:.0f}' for f in floors)}; api {', '.join(f'{a:.0f}' for a in services)}")
+            print(f"ratio api/floor: {ratio:.2f}x (goal >= {GOAL}x): {'met' if ratio >= GOAL else 'NOT met'}")
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait(20)
+            os.unlink(floor_file)
+            Redis.from_url(redis_url).flushdb()
 
 
 if __name__ == "__main__":

@@ -24,3 +24,27 @@ def scratch_database():
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def scratch_copies(template: str):
+    """Yield `copy()`, which creates a fresh copy of the database `template` and returns its URL; all dropped."""
+    import psycopg
+
+    server = _server_url()
+    admin = _with_db(server, urlsplit(server).path.lstrip("/") or "postgres")
+    names: list[str] = []
+
+    def copy() -> str:
+        name = f"{template}_{len(names)}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        names.append(name)
+        return _with_db(server, name)
+
+    try:
+        yield copy
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for name in names:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
