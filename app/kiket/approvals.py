@@ -14,7 +14,7 @@ from typing import Any
 from app.kiket.conditions import All, Condition, parse_condition
 from app.kiket.durations import parse_duration
 from app.kiket.model import ApprovalGroup, ApprovalLevel, ApprovalPolicy, Approver
-from app.kiket.reader import FileContext, humanize, join, type_name
+from app.kiket.reader import FileContext, humanize, join, looks_like_gate, type_name
 
 MODES = ("sequential", "parallel", "any", "quorum")
 APPROVAL_KEYS = frozenset({"type", "mode", "required", "approvers", "chain", "conditional", "conditions", "when",
@@ -66,7 +66,7 @@ class ApprovalReader:
         """Metadata is free-form, except that a gate hiding in it must not pass unnoticed."""
         meta = node.get("metadata")
         if isinstance(meta, dict):
-            self.ctx.extra(meta, join(ptr, "metadata"), {"message"} | {k for k in meta if not _gate_like(k)},
+            self.ctx.extra(meta, join(ptr, "metadata"), {"message"} | {k for k in meta if not looks_like_gate(k)},
                            "the metadata", gate=owner)
 
     def _when(self, node: dict, ptr: str) -> Condition | None:
@@ -275,12 +275,6 @@ class ApprovalReader:
         ordered = tuple(level for _, _, level in sorted(levels, key=lambda entry: (entry[0], entry[1])))
         return ApprovalPolicy(mode="chain", required=len(ordered), approvers=(), prov=ctx.locate(ptr),
                               levels=ordered, when=when, message=message)
-
-
-def _gate_like(key: Any) -> bool:
-    from app.kiket.reader import looks_like_gate
-
-    return looks_like_gate(key)
 
 
 def _and(first: Condition | None, second: Condition | None) -> Condition | None:
