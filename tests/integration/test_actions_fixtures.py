@@ -297,7 +297,8 @@ def test_scrum_recipes_gated_by_approval_request_approvals_once_approved(app, ow
     story = make_issue(project, "Payments revamp", issue_type="UserStory", state="in_progress", reporter=owner,
                        priority="critical", custom_fields={"ai_risk_score": 0.9})
     run_default(app)
-    issues.update_issue(story.id, owner, story.lock_version, due_date=date.today())
+    # Overdue since yesterday, so hours_until_due <= 8 holds whatever the time of day.
+    issues.update_issue(story.id, owner, story.lock_version, due_date=date.today() - timedelta(days=1))
     run_default(app)
     breach, risk = automation_run("sla_breach_escalation", story), automation_run("high_risk_issue_alert", story)
     assert (breach.outcome, risk.outcome) == ("awaiting_approval", "awaiting_approval")

@@ -67,7 +67,8 @@ def test_scrum_recipes_that_require_approval_wait_for_an_approval(app, make_user
     issue = make_issue(project, "Risky", issue_type="Task", state="in_progress", reporter=owner, priority="high")
     run_default(app)
     issue = db.session.get(Issue, issue.id)
-    issues.update_issue(issue.id, owner, issue.lock_version, due_date=date.today())
+    # Overdue since yesterday, so hours_until_due <= 8 holds whatever the time of day.
+    issues.update_issue(issue.id, owner, issue.lock_version, due_date=date.today() - timedelta(days=1))
     run_default(app)
     run = next(r for r in runs("sla_breach_escalation") if r.issue_id == issue.id)
     assert run.trigger_event == "issue.updated" and run.outcome == "awaiting_approval"
