@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import threading
-
-import pytest
-
 from sqlalchemy import select
 
 from app.extensions import db
 from app.services import projects as project_service
 from app.services.gateway import credentials
-
-
-@pytest.fixture
-def project(owner):
-    return project_service.create_project(owner, "ENG", "Engineering", "", "kanban")
-
-
-@pytest.fixture
-def token(owner, project):
-    _, value = credentials.create_personal_token(owner, "tests", ["*"])
-    return value
-
-
-def auth(value: str) -> dict:
-    return {"Authorization": f"Bearer {value}"}
+from tests.support.api import auth, project, token  # noqa: F401  (fixtures)
 
 
 def scoped(user, *scopes: str) -> str:

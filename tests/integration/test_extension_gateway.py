@@ -20,8 +20,9 @@ from app.models.base import utcnow
 from app.models.gateway import ExtensionInstallation, ExtensionLog
 from app.services import projects as project_service
 from app.services.runtime import events
-from app.services.gateway import credentials, tokens
+from app.services.gateway import tokens
 from jobs.webhooks import deliver_webhook
+from tests.support.api import auth, project, run_webhooks, token  # noqa: F401  (fixtures)
 from tests.support.example_extension import ExampleExtension
 
 SECRET = "whsec_example-extension-secret"
@@ -46,34 +47,12 @@ def extension(live):
     ext.stop()
 
 
-@pytest.fixture
-def project(owner):
-    return project_service.create_project(owner, "ENG", "Engineering", "", "kanban")
-
-
-@pytest.fixture
-def token(owner, project):
-    return credentials.create_personal_token(owner, "tests", ["*"])[1]
-
-
-def auth(value: str) -> dict:
-    return {"Authorization": f"Bearer {value}"}
-
-
 def install(client, token, extension, **extra) -> dict:
     response = client.post("/api/v1/extensions", headers=auth(token), json={
         "projectKey": "ENG", "manifest": extension.manifest(), "secret": SECRET,
         "secrets": {"VENDOR_TOKEN": "vendor-token-value"}, **extra})
     assert response.status_code == 201, response.get_data(as_text=True)
     return response.get_json()
-
-
-def run_webhooks(app) -> None:
-    """Dispatch the outbox, then work off the `webhooks` queue here, as the worker would."""
-    events.drain()
-    SimpleWorker([Queue("webhooks", connection=app.extensions["redis"])],
-                 connection=app.extensions["redis"]).work(burst=True)
-    db.session.expire_all()
 
 
 def create_issue(client, token, title="Printer on fire") -> dict:

@@ -8,37 +8,14 @@ import json
 import socket
 
 import pytest
-from rq import Queue, SimpleWorker
 
 from app.extensions import db
-from app.services import projects as project_service
-from app.services.runtime import events
 from app.services.webhooks import delivery as webhook_delivery
 from app.services.gateway import credentials
+from tests.support.api import auth, project, run_webhooks, token  # noqa: F401  (fixtures)
 from tests.support.receiver import receiver  # noqa: F401  (the fixture)
 
 SECRET = "subscription-secret-0123456789"
-
-
-@pytest.fixture
-def project(owner):
-    return project_service.create_project(owner, "ENG", "Engineering", "", "kanban")
-
-
-@pytest.fixture
-def token(owner, project):
-    return credentials.create_personal_token(owner, "tests", ["*"])[1]
-
-
-def auth(value: str) -> dict:
-    return {"Authorization": f"Bearer {value}"}
-
-
-def run_webhooks(app) -> None:
-    events.drain()
-    SimpleWorker([Queue("webhooks", connection=app.extensions["redis"])],
-                 connection=app.extensions["redis"]).work(burst=True)
-    db.session.expire_all()
 
 
 def subscribe(client, token, url, events=("issue.created", "issue.transitioned"), **extra):
