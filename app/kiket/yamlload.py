@@ -9,6 +9,7 @@ import yaml
 
 from app.kiket.diagnostics import Diagnostic, Provenance, Severity
 from app.kiket.filecache import active_cache, blob_id
+from app.kiket.yamlfast import parse_simple
 from app.kiket.yamlscan import MAX_DEPTH, MAX_NODES, check_structure
 
 try:  # libyaml's parser when available: composing in C is what keeps large trees fast
@@ -304,7 +305,9 @@ def parse_yaml(
     return doc
 
 
-def _parse_yaml(data: bytes, path: str, prov: Provenance, interpreted: bool, require_mapping: bool) -> YamlDocument:
+def _parse_yaml(data: bytes, path: str, prov: Provenance, interpreted: bool, require_mapping: bool,
+                fast: bool = True) -> YamlDocument:
+    """`parse_yaml` without the cache; `fast=False` always composes with libyaml (to compare both readers)."""
     failure: Severity = "fatal" if interpreted else "warning"
     base = prov if prov.path == path else Provenance(
         layer=prov.layer, repo=prov.repo, branch=prov.branch, commit_sha=prov.commit_sha, path=path
@@ -342,6 +345,9 @@ def _parse_yaml(data: bytes, path: str, prov: Provenance, interpreted: bool, req
     if limit is not None:
         problem = (_too_deep if limit.code == "yaml_too_deep" else _too_many_nodes)(limit.line, limit.column)
         return fail(problem.code, problem.message, problem.hint, problem.line, problem.column, extra=notes, text=text)
+    simple = parse_simple(text) if fast else None
+    if simple is not None:
+        return YamlDocument(path, simple[0], simple[1], notes, text, ok=True)
     loader = _FastLoader(text)
     try:
         root = loader.get_single_node()
