@@ -50,7 +50,11 @@ def slugify(text: str) -> str:
 def join(pointer: str, *tokens: Any) -> str:
     """Extend a JSON pointer by tokens."""
     for token in tokens:
-        pointer = f"{pointer}/{escape_pointer_token(str(token))}"
+        if type(token) is not str:
+            token = str(token)
+        if "~" in token or "/" in token:
+            token = escape_pointer_token(token)
+        pointer = f"{pointer}/{token}"
     return pointer
 
 
@@ -94,9 +98,12 @@ class FileContext:
 
     def pick(self, node: Mapping[str, Any], pointer: str, key: str, *aliases: str, default: Any = None) -> tuple[Any, str]:
         """Value of `key` or its first present alias (canonical wins, warning) and its pointer."""
+        for alias in aliases:
+            if alias in node:
+                break
+        else:  # no alias present: the common case
+            return (node[key] if key in node else default), join(pointer, key)
         present = [name for name in (key, *aliases) if name in node]
-        if not present:
-            return default, join(pointer, key)
         chosen = present[0]
         if len(present) > 1:
             self.diag("alias_conflict",

@@ -386,11 +386,12 @@ def _parse_yaml(data: bytes, path: str, prov: Provenance, interpreted: bool, req
 def locator(doc: YamlDocument, prov: Provenance) -> Callable[[str], Provenance]:
     """A `locate(pointer) -> Provenance` function for one document."""
     cache: dict[str, Provenance] = {}
+    marks = doc.marks
 
     def locate(pointer: str) -> Provenance:
         found = cache.get(pointer)
         if found is None:
-            position = doc.position(pointer)
+            position = marks.get(pointer) or doc.position(pointer)
             line, column = position if position else (None, None)
             found = prov.at(line=line, column=column, pointer=pointer)
             cache[pointer] = found
