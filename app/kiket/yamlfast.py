@@ -36,8 +36,7 @@ MAX_FAST_DEPTH = 50
 MAX_KEY_LENGTH = 1000  # libyaml refuses simple keys past 1024 characters
 # Characters outside printable text, tabs, carriage returns and YAML 1.1's other line breaks.
 _UNSAFE = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
-# Lines the subset never holds at their start: directives and document markers.
-_MARKERS = re.compile(r"^(?:%|---|\.\.\.)", re.MULTILINE)
+_SAFE_ASCII = bytes(range(0x20, 0x7f)) + b"\n"
 # First character of a plain scalar: never an indicator (`-` is checked apart).
 _PLAIN_START = frozenset("?:,[]{}#&*!|>'\"%@`")
 _QUOTE_OR_FLOW = frozenset("'\"[{")
@@ -53,7 +52,10 @@ def parse_simple(text: str) -> tuple[Any, dict[str, tuple[int, int]]] | None:
     """(data, marks) as the composing loader would build them, or None when the text is not plain enough."""
     if "\r" in text:
         text = text.replace("\r\n", "\n")  # one line break, as libyaml reads it; a lone \r stays unsafe
-    if _UNSAFE.search(text) is not None or _MARKERS.search(text) is not None:
+    if text.isascii():
+        if text.encode("ascii").translate(None, _SAFE_ASCII):
+            return None
+    elif _UNSAFE.search(text) is not None:
         return None
     try:
         return _Reader(text).document()
@@ -79,6 +81,8 @@ class _Reader:
                     if stripped and stripped[0] != "#":
                         append((number, len(line) - len(stripped), line))
                 elif first != "#":
+                    if first in "%-." and (first == "%" or line.startswith(("---", "..."))):
+                        raise _Decline  # a directive or a document marker
                     append((number, 0, line))
         self.lines = lines
         self.marks: dict[str, tuple[int, int]] = {}
