@@ -38,7 +38,7 @@ class RawColumn:
     extra: dict
 
 
-@dataclass
+@dataclass(frozen=True)
 class RawBoard:
     """A board as its file declares it; references are resolved after merging."""
 

@@ -51,6 +51,10 @@ class Provenance:
         _setattr(copy, "__dict__", fields)
         return copy
 
+    def in_file(self, path: str) -> Provenance:
+        """The same source and layer, at another file (no position)."""
+        return Provenance(self.layer, self.repo, self.branch, self.commit_sha, path, record=self.record)
+
     @property
     def template(self) -> str | None:
         """The bundled template this comes from (its own layer, or a project running on the template alone)."""

@@ -65,6 +65,24 @@ class FileCache:
             self.hits += 1
             return found[0]
 
+    def recall(self, key: Hashable) -> Any:
+        """Like `get`, for results derived from files (resolution steps): not counted as file hits or misses."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            self._entries.move_to_end(key)
+            return found[0]
+
+    def blob_id(self, data: bytes) -> str:
+        """`blob_id(data)`, remembered for the same bytes object (a sync hands the loader the blobs it cached)."""
+        found = self.recall(("blob_id", id(data)))
+        if found is not None and found[0] is data:
+            return found[1]
+        sha = blob_id(data)
+        self.put(("blob_id", id(data)), (data, sha))
+        return sha
+
     def put(self, key: Hashable, value: Any, size: int = 0) -> None:
         """Keep `value`, which stands for `size` bytes of source, evicting the least recently used."""
         with self._lock:

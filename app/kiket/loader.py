@@ -88,6 +88,7 @@ class LayerConfig:
     issue_types: dict[str, IssueType] = field(default_factory=dict)
     issue_types_file: bool = False
     workflows: dict[str, Workflow] = field(default_factory=dict)
+    workflow_ids: dict[str, str] = field(default_factory=dict)  # lowercase id -> id, for duplicates
     boards: dict[str, RawBoard] = field(default_factory=dict)
     automations: dict[str, Automation] = field(default_factory=dict)
     recipe_dirs: dict[str, tuple[str, Provenance]] = field(default_factory=dict)
@@ -197,8 +198,7 @@ def normalize_layer(layer: Layer, files: Mapping[str, bytes], base: Provenance, 
     interpreted_stems: dict[str, str] = {}
     for path, rel, data in selected:
         kind, detail = classify(rel) if rel else ("preserved", "analytics")
-        prov = Provenance(layer=base.layer, repo=base.repo, branch=base.branch, commit_sha=base.commit_sha,
-                          path=path, record=base.record)
+        prov = base.in_file(path)
         if kind in ("project", "team", "issue_types", "workflow", "recipe", "automation", "board"):
             stem = path.rsplit(".", 1)[0]
             if stem in interpreted_stems:
@@ -302,12 +302,13 @@ def _normalize_file(result: LayerConfig, ctx: FileContext, kind: str, detail: st
     elif kind == "workflow":
         workflow = normalize_workflow(ctx, version)
         if workflow is not None:
-            clash = next((key for key in result.workflows if key.lower() == workflow.id.lower()), None)
+            clash = result.workflow_ids.get(workflow.id.lower())
             if clash is not None:
                 ctx.diag("duplicate_workflow", f"Workflow '{workflow.id}' is defined twice (also in "
                          f"{result.workflows[clash].prov.path}).", "Give each workflow its own id.", "")
             else:
                 result.workflows[workflow.id] = workflow
+                result.workflow_ids[workflow.id.lower()] = workflow.id
     elif kind in ("automation", "recipe"):
         scope = "project" if kind == "automation" else f"@dir:{detail}"
         for automation in normalize_automation_file(ctx, scope, kind == "recipe"):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Callable, Hashable, Mapping
 
 from app.kiket.boards import fallback_board, resolve_board, resolve_issue_type_ref, resolve_workflow_ref
 from app.kiket.calendar import BusinessHours
 from app.kiket.diagnostics import Diagnostic, Provenance
+from app.kiket.filecache import active_cache
 from app.kiket.loader import LoadOptions
 from app.kiket.merge import MergedConfig
 from app.kiket.conditions import All, Any as AnyOf, Compare, Not, UNARY_OPERATORS, normalize_path
@@ -51,11 +52,60 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+class _Reuse:
+    """Results of resolving one element, kept in the active FileCache for the next load (a re-sync).
+
+    A result is reused when it was computed from the same objects (files the cache gave back unchanged
+    come back as the same objects) and the same values (signatures of the revision's names); the
+    diagnostics it reported are replayed in their place. Without an active cache everything is computed.
+    """
+
+    def __init__(self, out: list[Diagnostic]) -> None:
+        self.cache = active_cache()
+        self.out = out
+
+    def signature(self, make: Callable[[], Hashable]) -> Hashable:
+        """`make()`, one object per distinct value so that keys holding it compare by identity (None uncached)."""
+        if self.cache is None:
+            return None
+        value = make()
+        found = self.cache.recall(("resolve.signature", value))
+        if found is None:
+            self.cache.put(("resolve.signature", value), value)
+            return value
+        return found
+
+    def __call__(self, step: str, objects: tuple, values: tuple, compute: Callable[[], Any]) -> Any:
+        cache = self.cache
+        if cache is None:
+            return compute()
+        key = (step, *map(id, objects), *values)
+        found = cache.recall(key)
+        if found is not None and all(a is b for a, b in zip(found[0], objects)):
+            self.out.extend(found[2])
+            return found[1]
+        first = len(self.out)
+        result = compute()
+        cache.put(key, (objects, result, tuple(self.out[first:])))
+        return result
+
+
+def _workflow_names(workflows: Mapping[str, Workflow]) -> frozenset:
+    """What resolving a workflow reference reads: keys and file stems (see boards.resolve_workflow_ref)."""
+    return frozenset((key, (wf.prov.path or "").rsplit("/", 1)[-1].rsplit(".", 1)[0]) for key, wf in workflows.items())
+
+
+def _type_names(types: Mapping[str, IssueType]) -> frozenset:
+    """What resolving an issue type reference reads: keys and labels (see boards.resolve_issue_type_ref)."""
+    return frozenset((key, itype.label) for key, itype in types.items())
+
+
 class _Resolver:
     def __init__(self, merged: MergedConfig, options: LoadOptions) -> None:
         self.m = merged
         self.options = options
         self.out: list[Diagnostic] = []
+        self.reuse = _Reuse(self.out)
 
     def diag(self, code: str, severity: str, message: str, hint: str, prov: Provenance) -> None:
         self.out.append(Diagnostic(code, severity, message, hint, prov))  # type: ignore[arg-type]
@@ -140,36 +190,42 @@ class _Resolver:
         return actions if len(kept) == len(actions) and isinstance(actions, tuple) else tuple(kept)
 
     def workflows(self, workflows: dict[str, Workflow], types: Mapping[str, IssueType]) -> dict[str, Workflow]:
-        result = {}
-        for key, wf in workflows.items():
-            states_set = set(wf.states)
-            states = {}
-            changed = False
-            for skey, state in wf.states.items():
-                hooks = {name: self.check_actions(acts, states_set, workflows, types) for name, acts in state.hooks.items()}
-                sla = state.sla
-                if sla is not None:
-                    on_warning = self.check_actions(sla.on_warning, states_set, workflows, types)
-                    on_breach = self.check_actions(sla.on_breach, states_set, workflows, types)
-                    if on_warning is not sla.on_warning or on_breach is not sla.on_breach:
-                        sla = replace(sla, on_warning=on_warning, on_breach=on_breach)
-                if hooks != dict(state.hooks) or sla != state.sla:
-                    changed = True
-                    state = replace(state, hooks=hooks, sla=sla)
-                states[skey] = state
-            transitions = []
-            for transition in wf.transitions:
-                actions = self.check_actions(transition.actions, states_set, workflows, types)
-                if actions != transition.actions:
-                    changed = True
-                    transition = replace(transition, actions=actions)
-                transitions.append(transition)
-            result[key] = replace(wf, states=states, transitions=tuple(transitions)) if changed else wf
-        return result
+        names = self.reuse.signature(lambda: (_workflow_names(workflows), _type_names(types)))
+        return {key: self.reuse("resolve.workflow", (wf,), (names,),
+                                lambda wf=wf: self.workflow_actions(wf, workflows, types))
+                for key, wf in workflows.items()}
+
+    def workflow_actions(self, wf: Workflow, workflows: Mapping[str, Workflow],
+                         types: Mapping[str, IssueType]) -> Workflow:
+        """The workflow without its actions whose references do not resolve (each reported)."""
+        states_set = set(wf.states)
+        states = {}
+        changed = False
+        for skey, state in wf.states.items():
+            hooks = {name: self.check_actions(acts, states_set, workflows, types) for name, acts in state.hooks.items()}
+            sla = state.sla
+            if sla is not None:
+                on_warning = self.check_actions(sla.on_warning, states_set, workflows, types)
+                on_breach = self.check_actions(sla.on_breach, states_set, workflows, types)
+                if on_warning is not sla.on_warning or on_breach is not sla.on_breach:
+                    sla = replace(sla, on_warning=on_warning, on_breach=on_breach)
+            if hooks != dict(state.hooks) or sla != state.sla:
+                changed = True
+                state = replace(state, hooks=hooks, sla=sla)
+            states[skey] = state
+        transitions = []
+        for transition in wf.transitions:
+            actions = self.check_actions(transition.actions, states_set, workflows, types)
+            if actions != transition.actions:
+                changed = True
+                transition = replace(transition, actions=actions)
+            transitions.append(transition)
+        return replace(wf, states=states, transitions=tuple(transitions)) if changed else wf
 
     def automations(self, workflows: Mapping[str, Workflow], types: Mapping[str, IssueType]) -> dict[str, Any]:
         result = {}
-        all_states = {s for wf in workflows.values() for s in wf.states}
+        all_states = frozenset(s for wf in workflows.values() for s in wf.states)
+        names = self.reuse.signature(lambda: (_workflow_names(workflows), _type_names(types), all_states))
         for key, automation in self.m.automations.items():
             scope = automation.scope
             if scope.startswith("@dir:"):
@@ -185,14 +241,24 @@ class _Resolver:
                     self.diag("fuzzy_reference", "warning", f"Recipe directory '{directory}' matched workflow "
                               f"'{found}' by {how}.", f"Rename the directory to '{found}'.", prov)
                 scope = found
-            states = set(workflows[scope].states) if scope != "project" else all_states
-            actions = self.check_actions(automation.actions, states, workflows, types)
-            if not actions:
-                self.diag("missing_actions", "error", f"Automation '{key}' has no valid actions left; it is dropped.",
-                          "Fix its actions.", automation.prov)
-                continue
-            result[key] = replace(automation, scope=scope, actions=actions)
+            inputs = (automation,) if scope == "project" else (automation, workflows[scope])
+            kept = self.reuse("resolve.automation", inputs, (scope, names),
+                              lambda key=key, automation=automation, scope=scope: self.automation_actions(
+                                  key, automation, scope, all_states, workflows, types))
+            if kept is not None:
+                result[key] = kept
         return result
+
+    def automation_actions(self, key: str, automation: Any, scope: str, all_states: frozenset,
+                           workflows: Mapping[str, Workflow], types: Mapping[str, IssueType]) -> Any:
+        """The automation in its resolved scope without its unresolvable actions; None when none is left."""
+        states = set(workflows[scope].states) if scope != "project" else all_states
+        actions = self.check_actions(automation.actions, states, workflows, types)
+        if not actions:
+            self.diag("missing_actions", "error", f"Automation '{key}' has no valid actions left; it is dropped.",
+                      "Fix its actions.", automation.prov)
+            return None
+        return replace(automation, scope=scope, actions=actions)
 
     def refs(self, types: Mapping[str, IssueType], workflows: Mapping[str, Workflow], extensions: set[str]) -> None:
         roles = self.m.roles
@@ -258,44 +324,25 @@ class _Resolver:
     def mark_undeclared(self, workflows: dict[str, Workflow]) -> dict[str, Workflow]:
         """Flag approvers and transition roles that name no role, for the runtime's owner/admin fallback."""
         roles = self.m.roles
-
-        def policy(p: ApprovalPolicy | None) -> ApprovalPolicy | None:
-            if p is None or not any(a.kind == "role" and a.ref not in roles for a in p.all_approvers()):
-                return p
-
-            def mark(approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
-                return tuple(replace(a, undeclared=True) if a.kind == "role" and a.ref not in roles else a
-                             for a in approvers)
-
-            levels = tuple(replace(level, approvers=mark(level.approvers),
-                                   groups=tuple(replace(g, approvers=mark(g.approvers)) for g in level.groups))
-                           for level in p.levels)
-            return replace(p, approvers=mark(p.approvers), levels=levels)
-
-        result = {}
-        for key, wf in workflows.items():
-            states = {k: replace(st, approval=policy(st.approval)) if policy(st.approval) is not st.approval else st
-                      for k, st in wf.states.items()}
-            transitions = []
-            for t in wf.transitions:
-                undeclared = tuple(r for r in t.allowed_roles if r.lstrip("@") not in roles)
-                approval = policy(t.approval)
-                if undeclared or approval is not t.approval:
-                    t = replace(t, undeclared_roles=undeclared, approval=approval)
-                transitions.append(t)
-            result[key] = replace(wf, states=states, transitions=tuple(transitions))
-        return result
+        names = self.reuse.signature(lambda: frozenset(roles))
+        return {key: self.reuse("resolve.undeclared", (wf,), (names,), lambda wf=wf: _mark_undeclared(wf, roles))
+                for key, wf in workflows.items()}
 
     def infer_fields(self, types: dict[str, IssueType], workflows: Mapping[str, Workflow]) -> dict[str, IssueType]:
         """Gates on custom fields no bound issue type declares: inferred, editable fields so they can pass (§16)."""
+        bound_types: dict[str | None, list[str]] = {}
+        for key, itype in types.items():
+            bound_types.setdefault(itype.workflow, []).append(key)
         for wf in workflows.values():
-            bound = [key for key, itype in types.items() if itype.workflow == wf.id]
+            bound = bound_types.get(wf.id)
             if not bound:
                 continue
             declared = {f.key for key in bound for f in types[key].fields}
             wanted: dict[str, tuple[list[Any], Transition]] = {}
-            for t in wf.transitions:
-                for name, values in gate_fields(t).items():
+            gates = self.reuse("resolve.gate_fields", (wf,), (), lambda wf=wf: [(t, gate_fields(t))
+                                                                                for t in wf.transitions])
+            for t, fields in gates:
+                for name, values in fields.items():
                     if name not in declared:
                         entry = wanted.setdefault(name, ([], t))
                         entry[0].extend(values)
@@ -376,6 +423,40 @@ class _Resolver:
         return tuple(kept)
 
 
+def _mark_undeclared(wf: Workflow, roles: Mapping[str, Any]) -> Workflow:
+    def policy(p: ApprovalPolicy | None) -> ApprovalPolicy | None:
+        if p is None or not any(a.kind == "role" and a.ref not in roles for a in p.all_approvers()):
+            return p
+
+        def mark(approvers: tuple[Approver, ...]) -> tuple[Approver, ...]:
+            return tuple(replace(a, undeclared=True) if a.kind == "role" and a.ref not in roles else a
+                         for a in approvers)
+
+        levels = tuple(replace(level, approvers=mark(level.approvers),
+                               groups=tuple(replace(g, approvers=mark(g.approvers)) for g in level.groups))
+                       for level in p.levels)
+        return replace(p, approvers=mark(p.approvers), levels=levels)
+
+    states = {k: replace(st, approval=policy(st.approval)) if policy(st.approval) is not st.approval else st
+              for k, st in wf.states.items()}
+    transitions = []
+    for t in wf.transitions:
+        undeclared = tuple(r for r in t.allowed_roles if r.lstrip("@") not in roles)
+        approval = policy(t.approval)
+        if undeclared or approval is not t.approval:
+            t = replace(t, undeclared_roles=undeclared, approval=approval)
+        transitions.append(t)
+    return replace(wf, states=states, transitions=tuple(transitions))
+
+
+def _board_inputs(raw: Any, workflows: Mapping[str, Workflow]) -> tuple:
+    """The board file and the workflows resolving it reads (all of them when it names none)."""
+    names = [name for name, _ in raw.filter_workflows] + ([raw.workflow[0]] if raw.workflow is not None else [])
+    if not names:
+        return (raw, *workflows.values())
+    return (raw, *(workflows.get(resolve_workflow_ref(name, workflows)[0] or "") for name in names))
+
+
 def resolve_revision(merged: MergedConfig, source: Source, options: LoadOptions) -> tuple[ConfigRevision, list[Diagnostic]]:
     """Resolve references of a merged configuration into a ConfigRevision."""
     r = _Resolver(merged, options)
@@ -398,8 +479,10 @@ def resolve_revision(merged: MergedConfig, source: Source, options: LoadOptions)
                        merged.project_provs.get("extensions_required", Provenance()))
     r.refs(types, workflows, extensions)
     boards: dict[str, Board] = {}
+    names = r.reuse.signature(lambda: (_workflow_names(workflows), _type_names(types)))
     for key, raw in merged.boards.items():
-        board = resolve_board(raw, workflows, types, default, r.out)
+        board = r.reuse("resolve.board", _board_inputs(raw, workflows), (names, default),
+                        lambda raw=raw: resolve_board(raw, workflows, types, default, r.out))
         if board is not None:
             boards[key] = board
     shown = {wf for board in boards.values() for wf in board.workflows}

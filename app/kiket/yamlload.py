@@ -8,7 +8,7 @@ from typing import Any, Callable
 import yaml
 
 from app.kiket.diagnostics import Diagnostic, Provenance, Severity
-from app.kiket.filecache import active_cache, blob_id
+from app.kiket.filecache import active_cache
 from app.kiket.yamlfast import parse_simple
 from app.kiket.yamlscan import MAX_DEPTH, MAX_NODES, check_structure
 
@@ -297,7 +297,8 @@ def parse_yaml(
     cache = active_cache()
     if cache is None:
         return _parse_yaml(data, path, prov, interpreted, require_mapping)
-    key = ("yaml", blob_id(data), path, prov.layer, prov.repo, prov.branch, prov.record, interpreted, require_mapping)
+    key = ("yaml", cache.blob_id(data), path, prov.layer, prov.repo, prov.branch, prov.record, interpreted,
+           require_mapping)
     doc = cache.get(key)
     if doc is None:
         doc = replace(_parse_yaml(data, path, prov, interpreted, require_mapping), cache_key=key)

@@ -119,3 +119,32 @@ def test_collection_is_paused_during_a_load_and_resumes_after():
         assert not gc.isenabled()  # a caller that had turned it off keeps it off
     finally:
         gc.enable()
+
+
+# Edits applied one after the other, each loaded through the same cache: each changes what resolving another,
+# unchanged file reads (the states a board shows, the roles a transition names, names that resolve references).
+_EDITS = [
+    (".kiket/workflows/flow007.yaml", b"transitions:\n", b"  s20:\n    type: active\ntransitions:\n"),
+    (".kiket/workflows/flow008.yaml", b"    name: Advance 1\n", b"    name: Advance 1\n    roles: [auditor]\n"),
+    (".kiket/project.yaml", b"  default_workflow: flow000\n", b"  default_workflow: flow000\n  team: {roles: [auditor]}\n"),
+    (".kiket/issue_types.yaml", b"label: Type 7,", b"label: Flow 3,"),
+    (".kiket/boards/board010.yaml", b"workflow: flow010\n", b"workflow: FLOW010\n"),
+    (".kiket/workflows/flow011.yaml", b"{action: add_label, label: moved}",
+     b"{action: create_issue, title: Follow-up, workflow: flow909}"),
+    (".kiket/workflows/flow009.yaml", b"  id: flow009\n", b"  id: flow909\n"),
+]
+
+
+def test_resolution_reused_through_the_cache_follows_every_change():
+    wanted = ("project", "issue_types", "auto00", "recipe00", *(f"{kind}{n:03}" for kind in ("flow", "board")
+                                                               for n in range(13)))
+    files = {path: data for path, data in generate().items() if any(name in path for name in wanted)}
+    cache = FileCache()
+    with cache.active():
+        load_revision(files)
+    for path, old, new in _EDITS:
+        assert old in files[path]
+        files = {**files, path: files[path].replace(old, new, 1)}
+        with cache.active():
+            warm = _outcome(load_revision(files))
+        assert warm == _outcome(load_revision(files)), path
