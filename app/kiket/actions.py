@@ -112,12 +112,14 @@ def normalize_action(ctx: FileContext, node: Any, pointer: str, workflow: str | 
 def _templates(ctx: FileContext, params: dict, pointer: str, kind: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
 
-    def visit(value: Any, ptr: str, top: str, depth: int) -> None:
+    def visit(value: Any, tokens: tuple, top: str, depth: int) -> None:
+        # The pointer is only written out for a template: most values hold none.
         if depth > 16:
             return
         if isinstance(value, str):
             if not TEMPLATE_MARK.search(value):
                 return
+            ptr = join(pointer, *tokens)
             if ENV_IN_TEMPLATE.search(value) and not (kind == "webhook" and top in WEBHOOK_ENV_PARAMS):
                 ctx.diag("env_outside_webhook",
                          "${env.NAME} only works in a webhook's url, headers and body; here it renders empty.",
@@ -127,10 +129,10 @@ def _templates(ctx: FileContext, params: dict, pointer: str, kind: str) -> dict[
             found[ptr[len(pointer):] or "/"] = template
         elif isinstance(value, dict):
             for key, item in value.items():
-                visit(item, join(ptr, key), top, depth + 1)
+                visit(item, (*tokens, key), top, depth + 1)
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                visit(item, join(ptr, index), top, depth + 1)
+                visit(item, (*tokens, index), top, depth + 1)
 
     for key, value in params.items():
         if key in ("conditions", "condition", "when"):
@@ -141,7 +143,7 @@ def _templates(ctx: FileContext, params: dict, pointer: str, kind: str) -> dict[
             ctx.extend(diags)
             found["/body"] = body
             continue
-        visit(value, join(pointer, key), key, 0)
+        visit(value, (key,), key, 0)
     return found
 
 

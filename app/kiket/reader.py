@@ -118,7 +118,7 @@ class FileContext:
         Under a gate-bearing element (`gate` names it), a key that looks like a gate is an `ignored_gate`
         error instead: the element is now less guarded than its author meant (§16).
         """
-        known_set = set(known)
+        known_set = known if isinstance(known, (set, frozenset)) else set(known)
         extra: dict[str, Any] = {}
         for key, value in node.items():
             if key not in known_set:

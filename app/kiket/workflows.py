@@ -644,6 +644,8 @@ class _WorkflowBuilder:
                 visit(node.item)
 
         visit(condition)
+        if not found:
+            return ()
         known = {cl for state in states.values() for cl in state.checklists}
         for node in found:
             if node.id not in known:
@@ -660,8 +662,12 @@ class _WorkflowBuilder:
         """Explicit approval_required wins; if no outgoing transition sets it, all are gated (§8.5)."""
         ctx = self.ctx
         result = list(transitions)
+        leaving: dict[str, list[int]] = {}
+        for index, transition in enumerate(result):
+            for source in states if transition.sources == "*" else transition.sources:
+                leaving.setdefault(source, []).append(index)
         for key, state in states.items():
-            outgoing = [i for i, t in enumerate(result) if t.sources == "*" or key in t.sources]
+            outgoing = leaving.get(key, [])
             if state.approval is not None:
                 if outgoing and all(result[i].approval_required is None for i in outgoing):
                     ctx.diag("approval_gates_all", f"State '{key}' requires approval and none of its transitions sets"
