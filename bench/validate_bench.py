@@ -172,21 +172,24 @@ def _resync(files: dict[str, bytes], runs: int) -> None:
                 load_revision(tree.files)
 
         def floor() -> None:
-            _git(repo, "ls-tree", "-r", "-z", "-l", "--full-tree", "main", "--", ".kiket")
+            _git(repo, "ls-tree", "-r", "-z", "--full-tree", "main", "--", ".kiket")
             yaml.load(current[CHANGED], Loader=yaml.CSafeLoader)
 
-        samples: dict[str, list[float]] = {"resync": [], "floor": []}
+        samples: dict[str, list[float]] = {"resync": [], "floor": [], "resync_cpu": [], "floor_cpu": []}
         for _ in range(runs):
             for name, work in (("resync", resync), ("floor", floor)):
                 change()
                 _clean()
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 work()
                 samples[name].append((time.perf_counter() - start) * 1000)
+                samples[f"{name}_cpu"].append((time.process_time() - cpu) * 1000)
         gc.unfreeze()
-    measured, floor_ms = (statistics.median(samples[name]) for name in ("resync", "floor"))
-    _line("re-sync, one file changed", measured, "(read the tree, parse and validate through the caches)")
-    _line("floor: ls-tree + C loader of it", floor_ms)
+    figures = {name: statistics.median(values) for name, values in samples.items()}
+    measured = figures["resync"]
+    _line("re-sync, one file changed", measured, "(read, parse, validate through the caches; CPU without git's)",
+          cpu=figures["resync_cpu"])
+    _line("floor: ls-tree + C loader of it", figures["floor"], cpu=figures["floor_cpu"])
     print(f"  goal < 50 ms  -> {_verdict(measured < 50)}")
 
 
