@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,8 @@ MAX_BLOB_BYTES = 8 * 1024 * 1024
 MAX_FILE_BYTES = 512 * 1024
 MAX_TREE_BYTES = 8 * 1024 * 1024
 MAX_TREE_FILES = 1000
+# Blobs a read lacks that are fetched in one streaming git process: at most this many times MAX_FILE_BYTES read.
+STREAM_BLOBS = 16
 
 
 class ConfigSourceError(Exception):
@@ -140,6 +143,16 @@ def read_git_tree_files(repo_path: str | os.PathLike, ref: str, config_path: str
                 known[sha] = data
     sizes = {sha: len(data) for sha, data in known.items()}
     unknown = list(dict.fromkeys(sha for _, sha in entries if sha not in known))
+    if 0 < len(unknown) <= STREAM_BLOBS:
+        for sha, data in _stream_blobs(repo_path, unknown).items():
+            if isinstance(data, int):
+                sizes[sha] = data
+            else:
+                known[sha] = data
+                sizes[sha] = len(data)
+                if blobs is not None:
+                    blobs.put(sha, data, len(data))
+        unknown = []
     if unknown:
         out = _git(repo_path, "cat-file", "--batch-check", input_bytes="".join(f"{sha}\n" for sha in unknown).encode())
         for line in out.decode().splitlines():
@@ -175,3 +188,48 @@ def read_git_tree_files(repo_path: str | os.PathLike, ref: str, config_path: str
     for path, sha in wanted:
         result.files[path] = known[sha]
     return result
+
+
+def _stream_blobs(repo_path: str | os.PathLike, shas: list[str]) -> dict[str, bytes | int]:
+    """Blobs by object id from one `git cat-file --batch`; one over the per-file limit is skipped unread, as its
+    size. For the few blobs a re-sync lacks: one git process instead of one for the sizes and one for the bytes."""
+    try:
+        proc = subprocess.Popen(["git", "-C", str(repo_path), "cat-file", "--batch"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_git_env())
+    except OSError as exc:
+        raise ConfigSourceError(f"git cat-file failed: {exc}") from exc
+    timer = threading.Timer(GIT_TIMEOUT_S, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("".join(f"{sha}\n" for sha in shas).encode())  # a few ids: within the pipe's buffer
+        proc.stdin.close()
+        found: dict[str, bytes | int] = {}
+        for sha in shas:
+            header = proc.stdout.readline().decode().split()
+            if len(header) != 3 or header[1] != "blob":
+                raise ConfigSourceError(f"git cat-file returned {' '.join(header) or 'nothing'} for {sha}")
+            size = int(header[2])
+            if size > MAX_FILE_BYTES:
+                remaining = size + 1
+                while remaining:
+                    chunk = proc.stdout.read(min(remaining, 1 << 16))
+                    if not chunk:
+                        raise ConfigSourceError("git cat-file stopped early")
+                    remaining -= len(chunk)
+                found[sha] = size
+            else:
+                data = proc.stdout.read(size + 1)
+                if len(data) != size + 1:
+                    raise ConfigSourceError("git cat-file stopped early")
+                found[sha] = data[:size]
+        if proc.wait() != 0:
+            raise ConfigSourceError(f"git cat-file failed: exit code {proc.returncode}")
+        return found
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

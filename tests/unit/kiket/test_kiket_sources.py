@@ -9,7 +9,8 @@ import pytest
 
 from app.kiket import load_revision
 from app.services.sync.config_sources import (
-    ConfigSourceError, read_directory, read_directory_tree, read_git_tree, read_git_tree_files, validate_ref,
+    STREAM_BLOBS, ConfigSourceError, read_directory, read_directory_tree, read_git_tree, read_git_tree_files,
+    validate_ref,
 )
 
 
@@ -63,7 +64,11 @@ def test_unknown_ref_and_missing_directory_raise_source_errors(repo, tmp_path):
         read_directory(tmp_path / "missing")
 
 
-def test_oversized_blobs_are_not_read_and_reject_the_revision(repo):
+@pytest.mark.parametrize("others", [0, STREAM_BLOBS + 4])  # blobs read in one stream, or sized first
+def test_oversized_blobs_are_not_read_and_reject_the_revision(repo, others):
+    for index in range(others):
+        (repo / ".kiket" / "boards" / f"b{index}.yaml").parent.mkdir(exist_ok=True)
+        (repo / ".kiket" / "boards" / f"b{index}.yaml").write_bytes(b"id: b%d\n" % index)
     (repo / ".kiket" / "big.yaml").write_bytes(b"a: " + b"x" * (600 * 1024) + b"\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "big")
