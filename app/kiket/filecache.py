@@ -21,12 +21,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import fields, is_dataclass
 from functools import wraps
+from operator import attrgetter
 from typing import Any, Callable, Hashable, Iterator, TypeVar
 
 _ACTIVE: ContextVar[FileCache | None] = ContextVar("kiket_file_cache", default=None)
 # FileContext fields that are outputs or derived, not inputs of a normalizer.
 _CONTEXT_OUTPUTS = frozenset({"doc", "prov", "diagnostics", "refs", "locate"})
-_INPUT_FIELDS: dict[type, tuple[str, ...]] = {}
+_INPUT_FIELDS: dict[type, Callable[[Any], Any]] = {}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,11 +127,11 @@ def per_file(normalizer: F) -> F:
         doc_key = getattr(ctx.doc, "cache_key", None)
         if cache is None or doc_key is None:
             return normalizer(ctx, *args)
-        names = _INPUT_FIELDS.get(type(ctx))
-        if names is None:
-            names = _INPUT_FIELDS[type(ctx)] = tuple(f.name for f in fields(ctx) if f.name not in _CONTEXT_OUTPUTS)
-        inputs = tuple(getattr(ctx, name) for name in names)
-        key = (normalizer.__module__, normalizer.__qualname__, doc_key, inputs, args)
+        inputs = _INPUT_FIELDS.get(type(ctx))
+        if inputs is None:
+            names = [f.name for f in fields(ctx) if f.name not in _CONTEXT_OUTPUTS]
+            inputs = _INPUT_FIELDS[type(ctx)] = attrgetter(*names) if names else lambda _: ()
+        key = (normalizer.__module__, normalizer.__qualname__, doc_key, inputs(ctx), args)
         try:
             found = cache.get(key)
         except TypeError:  # an unhashable input: nothing to key on
@@ -138,13 +139,14 @@ def per_file(normalizer: F) -> F:
         if found is None:
             first_diag, first_ref = len(ctx.diagnostics), len(ctx.refs)
             result = normalizer(ctx, *args)
-            found = (_private(result), tuple(ctx.diagnostics[first_diag:]), tuple(ctx.refs[first_ref:]))
+            found = (_private(result), tuple(ctx.diagnostics[first_diag:]), tuple(ctx.refs[first_ref:]),
+                     _immutable(result))
             cache.put(key, found, len(ctx.doc.text))
             return result
-        result, diagnostics, refs = found
+        result, diagnostics, refs, shared = found
         ctx.diagnostics.extend(diagnostics)
         ctx.refs.extend(refs)
-        return _private(result)
+        return result if shared else _private(result)
 
     return cached  # type: ignore[return-value]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.kiket.filecache import per_file
 from app.kiket.model import DocumentDef, FieldDef, IssueType
 from app.kiket.reader import FileContext, humanize, join, type_name
 
@@ -16,6 +17,7 @@ FIELD_KEYS = frozenset({"key", "label", "name", "type", "required", "options", "
                         "placeholder", "help"})
 
 
+@per_file
 def normalize_issue_types(ctx: FileContext) -> list[IssueType]:
     """Normalize an issue_types file; duplicates are reported by the caller (they are fatal)."""
     data = ctx.doc.data
