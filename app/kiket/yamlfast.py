@@ -39,7 +39,6 @@ _UNSAFE = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\
 _SAFE_ASCII = bytes(range(0x20, 0x7f)) + b"\n"
 # First character of a plain scalar: never an indicator (`-` is checked apart).
 _PLAIN_START = frozenset("?:,[]{}#&*!|>'\"%@`")
-_QUOTE_OR_FLOW = frozenset("'\"[{")
 # A plain scalar inside a flow collection runs up to `, [ ] { } :` or `#` (a comment ends the line: declined).
 _flow_plain_end = re.compile(r"[^,\[\]{}:#]+").match
 
@@ -160,20 +159,7 @@ class _Reader:
                         continue
                 result[key] = None
                 continue
-            first = line[at]
-            if first in _QUOTE_OR_FLOW:
-                result[key] = self.inline(line, at, child, depth, number)
-            else:
-                if first in _PLAIN_START or (first == "-" and (at + 1 == length or line[at + 1] == " ")):
-                    raise _Decline
-                comment = line.find(" #", at)
-                text = line[at:] if comment == -1 else line[at:comment]
-                if text[-1] == " ":
-                    text = text.rstrip(" ")
-                if ": " in text or text[-1] == ":":
-                    raise _Decline
-                value = self.scalars.get(text, _MISSING)
-                result[key] = self.plain(text) if value is _MISSING else value
+            result[key] = self.inline(line, at, child, depth, number)
             index += 1
         return result, index
 
@@ -249,8 +235,10 @@ class _Reader:
             if first in _PLAIN_START or (first == "-" and (at + 1 == len(line) or line[at + 1] == " ")):
                 raise _Decline
             comment = line.find(" #", at)
-            text = (line[at:] if comment == -1 else line[at:comment]).rstrip(" ")
-            if ": " in text or text.endswith(":"):
+            text = line[at:] if comment == -1 else line[at:comment]
+            if text[-1] == " ":
+                text = text.rstrip(" ")
+            if ": " in text or text[-1] == ":":
                 raise _Decline
             return self.plain(text)
         length = len(line)
@@ -267,69 +255,34 @@ class _Reader:
         """A flow collection that closes on this line; (value, position after it)."""
         if depth > MAX_FAST_DEPTH:
             raise _Decline
-        marks, scalars = self.marks, self.scalars
+        marks = self.marks
         depth += 1
         if line[at] == "[":
             items: list[Any] = []
-            at += 1
-            while line[at] == " ":
-                at += 1
+            at = _skip(line, at + 1)
             if line[at] == "]":
                 return items, at + 1
             while True:
                 child = f"{pointer}/{len(items)}"
                 marks[child] = (number, at + 1)
-                first = line[at]
-                if first in _QUOTE_OR_FLOW:
-                    value, at = self.flow_node(line, at, child, depth, number)
-                else:
-                    if first in _PLAIN_START or first == "-":
-                        raise _Decline
-                    end = _flow_plain_end(line, at).end()
-                    text = line[at:end]
-                    if text[-1] == " ":
-                        text = text.rstrip(" ")
-                    value = scalars.get(text, _MISSING)
-                    if value is _MISSING:
-                        value = self.plain(text)
-                    at = end
+                value, at = self.flow_node(line, at, child, depth, number)
+                if line[at] == ":":
+                    raise _Decline  # a single-pair mapping inside a flow sequence
                 items.append(value)
-                while line[at] == " ":
-                    at += 1
-                closing = line[at]
-                if closing == "]":
-                    return items, at + 1
-                if closing != ",":
-                    raise _Decline
-                at += 1
-                while line[at] == " ":
-                    at += 1
-                if line[at] == "]":
-                    raise _Decline  # a trailing comma
+                at = _next_entry(line, at, "]")
+                if at < 0:
+                    return items, -at
         result: dict[str, Any] = {}
-        at += 1
-        while line[at] == " ":
-            at += 1
+        at = _skip(line, at + 1)
         if line[at] == "}":
             return result, at + 1
         while True:
             start = at
-            first = line[at]
-            if first == "'" or first == '"':
+            if line[at] == "'" or line[at] == '"':
                 key, at = _quoted(line, at)
-                while line[at] == " ":
-                    at += 1
+                at = _skip(line, at)
             else:
-                if first in _PLAIN_START or first == "-":
-                    raise _Decline
-                at = _flow_plain_end(line, at).end()
-                key = line[start:at]
-                if key[-1] == " ":
-                    key = key.rstrip(" ")
-                    if not key:
-                        raise _Decline
-                if key == "<<":
-                    raise _Decline
+                key, at = self.flow_node(line, at, pointer, depth, number, key=True)
             if line[at] != ":" or line[at + 1] != " " or key in result:
                 raise _Decline
             child = f"{pointer}/{key}" if "/" not in key and "~" not in key else f"{pointer}/{_escape(key)}"
@@ -337,42 +290,41 @@ class _Reader:
             at += 2
             while line[at] == " ":
                 at += 1
-            first = line[at]
-            if first in _QUOTE_OR_FLOW:
-                result[key], at = self.flow_node(line, at, child, depth, number)
-            else:
-                if first in _PLAIN_START or first == "-":
-                    raise _Decline
-                end = _flow_plain_end(line, at).end()
-                text = line[at:end]
-                if text[-1] == " ":
-                    text = text.rstrip(" ")
-                value = scalars.get(text, _MISSING)
-                result[key] = self.plain(text) if value is _MISSING else value
-                at = end
-            while line[at] == " ":
-                at += 1
-            closing = line[at]
-            if closing == "}":
-                return result, at + 1
-            if closing != ",":
-                raise _Decline
-            at += 1
-            while line[at] == " ":
-                at += 1
-            if line[at] == "}":
-                raise _Decline
+            result[key], at = self.flow_node(line, at, child, depth, number)
+            at = _next_entry(line, at, "}")
+            if at < 0:
+                return result, -at
 
-    def flow_node(self, line: str, at: int, pointer: str, depth: int, number: int) -> tuple[Any, int]:
-        """A quoted scalar or a nested flow collection inside a flow collection."""
+    def flow_node(self, line: str, at: int, pointer: str, depth: int, number: int,
+                  key: bool = False) -> tuple[Any, int]:
+        """A value inside a flow collection (a plain key's text with `key`); (value, position after it).
+
+        A plain scalar runs up to `, [ ] { } :` or `#`; the caller judges what stops it.
+        """
         first = line[at]
-        if first == "[" or first == "{":
-            return self.flow(line, at, pointer, depth, number)
-        return _quoted(line, at)
+        if not key:
+            if first == "[" or first == "{":
+                return self.flow(line, at, pointer, depth, number)
+            if first == "'" or first == '"':
+                return _quoted(line, at)
+        if first in _PLAIN_START or first == "-":
+            raise _Decline
+        end = _flow_plain_end(line, at).end()
+        text = line[at:end]
+        if text[-1] == " ":
+            text = text.rstrip(" ")
+        if key:
+            if text == "<<":
+                raise _Decline
+            return text, end
+        return self.plain(text), end
 
     def plain(self, text: str) -> Any:
         """A plain scalar's value by YAML 1.1's implicit rules, as `yamlload._scalar` builds it."""
-        value: Any = text
+        value: Any = self.scalars.get(text, _MISSING)
+        if value is not _MISSING:
+            return value
+        value = text
         resolvers = _IMPLICIT.get(text[:1])
         if resolvers:
             for tag, regexp in resolvers:
@@ -388,6 +340,29 @@ class _Reader:
 
 
 _MISSING = object()
+
+
+def _skip(line: str, at: int) -> int:
+    """The first position from `at` that is not a space (an IndexError past the end: the caller declines)."""
+    while line[at] == " ":
+        at += 1
+    return at
+
+
+def _next_entry(line: str, at: int, closer: str) -> int:
+    """After a value in a flow collection: the next entry's position, or minus the position after `closer`."""
+    while line[at] == " ":
+        at += 1
+    if line[at] == closer:
+        return -(at + 1)
+    if line[at] != ",":
+        raise _Decline
+    at += 1
+    while line[at] == " ":
+        at += 1
+    if line[at] == closer:
+        raise _Decline  # a trailing comma
+    return at
 
 
 def _is_entry(line: str, column: int) -> bool:
