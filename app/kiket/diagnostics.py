@@ -53,7 +53,11 @@ class Provenance:
 
     def in_file(self, path: str) -> Provenance:
         """The same source and layer, at another file (no position)."""
-        return Provenance(self.layer, self.repo, self.branch, self.commit_sha, path, record=self.record)
+        fields = self.__dict__.copy()
+        fields.update(path=path, line=None, column=None, pointer="", generated=False, derived_from=None)
+        copy = _new(Provenance)
+        _setattr(copy, "__dict__", fields)
+        return copy
 
     @property
     def template(self) -> str | None:

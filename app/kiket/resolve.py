@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from operator import is_
 from typing import Any, Callable, Hashable, Mapping
 
 from app.kiket.boards import fallback_board, resolve_board, resolve_issue_type_ref, resolve_workflow_ref
@@ -81,7 +82,7 @@ class _Reuse:
             return compute()
         key = (step, *map(id, objects), *values)
         found = cache.recall(key)
-        if found is not None and all(a is b for a, b in zip(found[0], objects)):
+        if found is not None and all(map(is_, found[0], objects)):
             self.out.extend(found[2])
             return found[1]
         first = len(self.out)

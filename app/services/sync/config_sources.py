@@ -115,8 +115,9 @@ def read_git_tree_files(repo_path: str | os.PathLike, ref: str, config_path: str
     """Like `read_git_tree`, also returning skipped symlinks (120000) and submodules (160000).
 
     With `blobs`, a cache of blob bytes by object id, only blobs not in it are read from git (and added).
-    Sizes come from the cache or from `cat-file --batch-check` of the other blobs: `ls-tree -l` opens every
-    blob of the tree for its size, which cost a re-sync of a 1,000-file tree most of its reading time.
+    Sizes come from the cache, or with the few blobs a re-sync lacks (`_stream_blobs`), or from
+    `cat-file --batch-check`: `ls-tree -l` opens every blob of the tree for its size, which cost a re-sync
+    of a 1,000-file tree most of its reading time.
     """
     ref = validate_ref(ref)
     listing = _git(repo_path, "ls-tree", "-r", "-z", "--full-tree", "--end-of-options", f"{ref}^{{commit}}", "--",
