@@ -55,7 +55,7 @@ def _spelling(ctx: FileContext, node: dict, pointer: str) -> tuple[str | None, d
             others = [k for k in ("action", "type", "kind") if k != key and isinstance(node.get(k), str)]
             if others and key == "action" and others == ["type"] and node["type"] in KNOWN_ACTIONS:
                 ctx.diag("alias_conflict", f"The action gives both 'action' and 'type'; 'action: {node[key]}' is used.",
-                         "Keep one of them.", join(pointer, "type"))
+                         "Keep one of them.", f"{pointer}/type")
             params = {k: v for k, v in node.items() if k != key}
             return node[key], params, pointer
     if "extension" in node:
@@ -165,19 +165,19 @@ def _principal_ref(ctx: FileContext, value: Any, pointer: str, context: str) -> 
 def _check_notify(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str | None:
     recipients = p.get("recipients")
     if isinstance(recipients, dict):
-        _role_refs(ctx, recipients.get("roles"), join(ptr, "recipients", "roles"), "notify recipients")
+        _role_refs(ctx, recipients.get("roles"), f"{ptr}/recipients/roles", "notify recipients")
         for key in ("user", "users"):
             for index, user in enumerate(ctx.listing(recipients.get(key), join(ptr, "recipients", key), "users")):
                 if isinstance(user, str) and user.startswith("@"):
                     ctx.ref("role_or_user", user[1:], join(ptr, "recipients", key), "notify recipients")
     elif recipients is not None and not isinstance(recipients, (list, str)):
         ctx.diag("invalid_value", f"recipients should be a mapping (user, users, roles, fields), not {type_name(recipients)}.",
-                 "Write e.g. `recipients: {roles: [qa]}`.", join(ptr, "recipients"))
+                 "Write e.g. `recipients: {roles: [qa]}`.", f"{ptr}/recipients")
     level = p.get("level")
     if level is not None:
         if not isinstance(level, str) or level not in LEVELS:
             ctx.diag("invalid_value", f"Notification level {level!r} is not info, success, warning or critical; info is used.",
-                     "Use info, success, warning or critical.", join(ptr, "level"))
+                     "Use info, success, warning or critical.", f"{ptr}/level")
             p["level"] = "info"
         else:
             p["level"] = LEVELS[level]
@@ -187,7 +187,7 @@ def _check_notify(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str | 
             return "has a channel that is not text"
         if channel not in CORE_CHANNELS:
             prefix = channel.split(":", 1)[0]
-            ctx.ref("channel", prefix, join(ptr, "channel"), channel)
+            ctx.ref("channel", prefix, f"{ptr}/channel", channel)
     if not any(p.get(k) for k in ("message", "template", "body", "title")):
         return "has no message or template"
     return None
@@ -200,7 +200,7 @@ def _check_webhook(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str |
     method = p.get("method", "POST")
     if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
         ctx.diag("invalid_value", f"HTTP method {method!r} is not GET, POST, PUT, PATCH or DELETE; POST is used.",
-                 "Use one of GET, POST, PUT, PATCH, DELETE.", join(ptr, "method"))
+                 "Use one of GET, POST, PUT, PATCH, DELETE.", f"{ptr}/method")
         p["method"] = "POST"
     else:
         p["method"] = method.upper()
@@ -208,7 +208,7 @@ def _check_webhook(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str |
         try:
             p["timeout_s"] = parse_duration(p["timeout"]) if not isinstance(p["timeout"], int) else p["timeout"]
         except ValueError as exc:
-            ctx.diag("invalid_duration", f"Webhook timeout: {exc}; 10s is used.", "Write e.g. `10s`.", join(ptr, "timeout"))
+            ctx.diag("invalid_duration", f"Webhook timeout: {exc}; 10s is used.", "Write e.g. `10s`.", f"{ptr}/timeout")
             p["timeout_s"] = 10
     return None
 
@@ -218,7 +218,7 @@ def _check_transition(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> st
     if not isinstance(target, str) or not target:
         return "has no target state (`to:`)"
     p["to"] = target
-    ctx.ref("state", target, join(ptr, "to"), "transition action", wf)
+    ctx.ref("state", target, f"{ptr}/to", "transition action", wf)
     return None
 
 
@@ -226,13 +226,13 @@ def _check_assign(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str | 
     target = p.get("to", p.get("user", p.get("role")))
     if not isinstance(target, str) or not target:
         return "has no `to:` (a person, a role or current_assignee)"
-    _principal_ref(ctx, target, join(ptr, "to"), "assign")
+    _principal_ref(ctx, target, f"{ptr}/to", "assign")
     if "fallback" in p:
-        _principal_ref(ctx, p["fallback"], join(ptr, "fallback"), "assign fallback")
+        _principal_ref(ctx, p["fallback"], f"{ptr}/fallback", "assign fallback")
     strategy = p.get("strategy")
     if strategy is not None and strategy not in ("round_robin", "least_loaded"):
         ctx.diag("invalid_value", f"Assignment strategy {strategy!r} is not round_robin or least_loaded; ignored.",
-                 "Use round_robin or least_loaded.", join(ptr, "strategy"))
+                 "Use round_robin or least_loaded.", f"{ptr}/strategy")
     return None
 
 
@@ -262,7 +262,7 @@ def _check_comment(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str |
 
 
 def _check_watcher(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str | None:
-    _role_refs(ctx, p.get("roles"), join(ptr, "roles"), "add_watcher")
+    _role_refs(ctx, p.get("roles"), f"{ptr}/roles", "add_watcher")
     return None if p.get("users") or p.get("roles") or p.get("user") else "names no users or roles"
 
 
@@ -272,7 +272,7 @@ def _check_escalate(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str 
         for index, item in enumerate(target):
             _principal_ref(ctx, item, join(ptr, "to", index), "escalate")
     elif target is not None:
-        _principal_ref(ctx, target, join(ptr, "to"), "escalate")
+        _principal_ref(ctx, target, f"{ptr}/to", "escalate")
     else:
         return "has no `to:`"
     return None
@@ -281,13 +281,13 @@ def _check_escalate(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str 
 def _check_create_issue(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str | None:
     if not p.get("title"):
         return "has no title"
-    type_ptr = join(ptr, "issue_type")
+    type_ptr = f"{ptr}/issue_type"
     if "case_type" in p and "issue_type" not in p:
-        type_ptr = join(ptr, "case_type")
+        type_ptr = f"{ptr}/case_type"
         ctx.vocabulary(type_ptr, "case_type")
         p["issue_type"] = p.pop("case_type")
     if isinstance(p.get("workflow"), str):
-        ctx.ref("workflow", p["workflow"], join(ptr, "workflow"), "create_issue")
+        ctx.ref("workflow", p["workflow"], f"{ptr}/workflow", "create_issue")
     if isinstance(p.get("issue_type"), str):
         ctx.ref("issue_type", p["issue_type"], type_ptr, "create_issue")
     return None
@@ -297,13 +297,13 @@ def _check_reminder(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str 
     try:
         p["delay_s"] = parse_duration(p.get("delay"))
     except ValueError as exc:
-        ctx.diag("invalid_duration", f"Reminder delay: {exc}.", "Write e.g. `48h`.", join(ptr, "delay"))
+        ctx.diag("invalid_duration", f"Reminder delay: {exc}.", "Write e.g. `48h`.", f"{ptr}/delay")
         return "has no valid delay"
     recipients = p.get("recipients")
     if isinstance(recipients, dict):
-        _role_refs(ctx, recipients.get("roles"), join(ptr, "recipients", "roles"), "reminder recipients")
+        _role_refs(ctx, recipients.get("roles"), f"{ptr}/recipients/roles", "reminder recipients")
     if "conditions" in p:
-        condition, diags = parse_condition(p["conditions"], join(ptr, "conditions"), ctx.locate)
+        condition, diags = parse_condition(p["conditions"], f"{ptr}/conditions", ctx.locate)
         ctx.extend(diags)
         p["condition"] = condition
     return None
@@ -311,9 +311,9 @@ def _check_reminder(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str 
 
 def _check_approval(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str | None:
     if isinstance(p.get("role"), str):
-        ctx.ref("role", p["role"].lstrip("@"), join(ptr, "role"), "request_approval")
+        ctx.ref("role", p["role"].lstrip("@"), f"{ptr}/role", "request_approval")
     approvers = p.get("approvers")
-    for index, item in enumerate(ctx.listing(approvers, join(ptr, "approvers"), "approvers")):
+    for index, item in enumerate(ctx.listing(approvers, f"{ptr}/approvers", "approvers")):
         if isinstance(item, dict) and isinstance(item.get("role"), str):
             ctx.ref("role", item["role"], join(ptr, "approvers", index, "role"), "request_approval")
         elif isinstance(item, str):
@@ -324,7 +324,7 @@ def _check_approval(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str 
 def _check_ai(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str | None:
     agent = p.get("agent")
     if isinstance(agent, str):
-        ctx.ref("agent", agent, join(ptr, "agent"), "AI action")
+        ctx.ref("agent", agent, f"{ptr}/agent", "AI action")
     return None
 
 
@@ -332,7 +332,7 @@ def _check_extension(ctx: FileContext, p: dict, ptr: str, wf: str | None) -> str
     name = p.get("extension")
     if not isinstance(name, str) or not name:
         return "names no extension"
-    ctx.ref("extension", name.split(".", 1)[0], join(ptr, "extension"), name)
+    ctx.ref("extension", name.split(".", 1)[0], f"{ptr}/extension", name)
     return None
 
 

@@ -59,14 +59,14 @@ class ApprovalReader:
     def _message(self, node: dict, ptr: str) -> str | None:
         meta = node.get("metadata")
         if isinstance(meta, dict) and meta.get("message") is not None:
-            return self.ctx.text(meta["message"], join(ptr, "metadata", "message"), "The message")
-        return self.ctx.text(node.get("message"), join(ptr, "message"), "The message")
+            return self.ctx.text(meta["message"], f"{ptr}/metadata/message", "The message")
+        return self.ctx.text(node.get("message"), f"{ptr}/message", "The message")
 
     def _metadata(self, node: dict, ptr: str, owner: str) -> None:
         """Metadata is free-form, except that a gate hiding in it must not pass unnoticed."""
         meta = node.get("metadata")
         if isinstance(meta, dict):
-            self.ctx.extra(meta, join(ptr, "metadata"), {"message"} | {k for k in meta if not looks_like_gate(k)},
+            self.ctx.extra(meta, f"{ptr}/metadata", {"message"} | {k for k in meta if not looks_like_gate(k)},
                            "the metadata", gate=owner)
 
     def _when(self, node: dict, ptr: str) -> Condition | None:
@@ -87,7 +87,7 @@ class ApprovalReader:
             self._metadata(item, ptr, owner)
             body, body_ptr = item, ptr
             if isinstance(item.get("assignment"), dict):
-                body, body_ptr = item["assignment"], join(ptr, "assignment")
+                body, body_ptr = item["assignment"], f"{ptr}/assignment"
                 ctx.extra(body, body_ptr, {"type", "identifier", "id", "name", "value"}, "the assignment", gate=owner)
             kind = ref = None
             for name in ("role", "user", "field"):
@@ -101,7 +101,7 @@ class ApprovalReader:
                 if kind is None and isinstance(ident, str):
                     kind = "user" if "@" in ident.lstrip("@") else "role"
                     ctx.diag("invalid_value", f"Assignment type {raw_kind!r} is not role, user or field; "
-                             f"'{ident}' is read as a {kind}.", "Use type: role, user or field.", join(body_ptr, "type"))
+                             f"'{ident}' is read as a {kind}.", "Use type: role, user or field.", f"{body_ptr}/type")
                 ref = ident if isinstance(ident, str) else None
             if kind is None or not ref or not ref.strip():
                 ctx.diag("invalid_approval", f"An approver of {owner} names nobody; it is left out.",
@@ -140,7 +140,7 @@ class ApprovalReader:
         mode_value, mode_ptr = ctx.pick(node, ptr, "type", "mode")
         entries_value, entries_ptr = ctx.pick(node, ptr, "approvers", "chain")
         approvers = self._approvers(entries_value, entries_ptr, owner)
-        conditional = ctx.mapping(node.get("conditional"), join(ptr, "conditional"), "conditional") or {}
+        conditional = ctx.mapping(node.get("conditional"), f"{ptr}/conditional", "conditional") or {}
         for name, cond_node in conditional.items():
             cond_ptr = join(ptr, "conditional", name)
             target = next((i for i, a in enumerate(approvers) if a.ref == name), None)
@@ -149,7 +149,7 @@ class ApprovalReader:
                 ctx.diag("invalid_value", f"conditional names '{name}', which is not an approver of the chain; ignored.",
                          "Name an entry of `chain`.", cond_ptr)
                 continue
-            when, diags = parse_condition(when_node, join(cond_ptr, "when") if isinstance(cond_node, dict)
+            when, diags = parse_condition(when_node, f"{cond_ptr}/when" if isinstance(cond_node, dict)
                                           else cond_ptr, ctx.locate)
             ctx.extend(diags)
             approvers[target] = replace(approvers[target], when=when)
@@ -167,7 +167,7 @@ class ApprovalReader:
                 required = 1
             elif isinstance(required, bool) or not isinstance(required, int) or required < 1:
                 ctx.diag("invalid_value", f"approval.required should be a whole number ≥ 1, not {required!r}; 1 is used.",
-                         "Write `required: 1`.", join(ptr, "required"))
+                         "Write `required: 1`.", f"{ptr}/required")
                 required = 1
         else:
             required = 1 if mode == "any" else len(approvers)
@@ -198,7 +198,7 @@ class ApprovalReader:
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return value
         self.ctx.diag("invalid_value", f"required should be any, all or a whole number, not {value!r}; all is used.",
-                      "Write `required: any` or `required: all`.", join(ptr, "required"))
+                      "Write `required: any` or `required: all`.", f"{ptr}/required")
         return None
 
     def _group(self, node: Any, ptr: str, owner: str) -> ApprovalGroup | None:
@@ -209,7 +209,7 @@ class ApprovalReader:
         self.ctx.extra(node, ptr, GROUP_KEYS, "the approval group", gate=owner)
         value, value_ptr = self.ctx.pick(node, ptr, "assignments", "approvers")
         approvers = self._approvers(value, value_ptr, owner)
-        name = self.ctx.text(node.get("group", node.get("name")), join(ptr, "group"), "The group name")
+        name = self.ctx.text(node.get("group", node.get("name")), f"{ptr}/group", "The group name")
         return ApprovalGroup(name=name or "group", approvers=tuple(approvers), need=self._need(node, ptr),
                              prov=self.ctx.locate(ptr))
 
@@ -222,18 +222,18 @@ class ApprovalReader:
             return None
         ctx.extra(node, ptr, LEVEL_KEYS, "the approval level", gate=owner)
         self._metadata(node, ptr, owner)
-        name = ctx.text(node.get("name"), join(ptr, "name"), "The level name") or f"Level {index + 1}"
+        name = ctx.text(node.get("name"), f"{ptr}/name", "The level name") or f"Level {index + 1}"
         value, value_ptr = ctx.pick(node, ptr, "assignments", "approvers")
         approvers = self._approvers(value, value_ptr, owner)
         groups = []
-        for g_index, group in enumerate(ctx.listing(node.get("parallel"), join(ptr, "parallel"), "parallel")):
+        for g_index, group in enumerate(ctx.listing(node.get("parallel"), f"{ptr}/parallel", "parallel")):
             parsed = self._group(group, join(ptr, "parallel", g_index), owner)
             if parsed is not None:
                 groups.append(parsed)
         logic = str(node.get("logic", "and")).strip().lower()
         if logic not in ("and", "or"):
             ctx.diag("invalid_value", f"logic should be AND or OR, not {node.get('logic')!r}; AND is used.",
-                     "Write `logic: AND`.", join(ptr, "logic"))
+                     "Write `logic: AND`.", f"{ptr}/logic")
             logic = "and"
         timeout = None
         if node.get("timeout") is not None:
@@ -241,7 +241,7 @@ class ApprovalReader:
                 timeout = parse_duration(node["timeout"])
             except ValueError as exc:
                 ctx.diag("invalid_duration", f"The timeout of approval level '{name}': {exc}; it is dropped (the level"
-                         " stays).", "Write e.g. `24h` or `2d`.", join(ptr, "timeout"))
+                         " stays).", "Write e.g. `24h` or `2d`.", f"{ptr}/timeout")
         if not approvers and not any(g.approvers for g in groups):
             ctx.diag("invalid_approval", f"Approval level '{name}' of {owner} names nobody: one approval by anyone "
                      "allowed to approve decides it instead.", "Add `assignments:`.", ptr)

@@ -121,7 +121,7 @@ def _automation(ctx: FileContext, node: Any, ptr: str, scope: str, index: int, c
     if auto_id is None:
         return None
     trigger = node.get("trigger", node.get("event", node.get("on")))
-    trigger_ptr = join(ptr, "trigger") if "trigger" in node else join(ptr, "event" if "event" in node else "on")
+    trigger_ptr = f"{ptr}/trigger" if "trigger" in node else join(ptr, "event" if "event" in node else "on")
     conditions: list[tuple[Any, str]] = []
     cron = _cron(node)
     if isinstance(trigger, dict):
@@ -158,22 +158,22 @@ def _automation(ctx: FileContext, node: Any, ptr: str, scope: str, index: int, c
         parsed.append(condition)
     condition = parsed[0] if len(parsed) == 1 else All(items=tuple(parsed), prov=ctx.locate(ptr)) if parsed else None
     actions_node = node.get("actions")
-    actions = normalize_actions(ctx, actions_node, join(ptr, "actions"), "actions",
+    actions = normalize_actions(ctx, actions_node, f"{ptr}/actions", "actions",
                                 None if scope == "project" else scope)
     if not actions:
         ctx.diag("missing_actions", f"Automation '{auto_id}' has no valid actions; it is dropped.",
-                 "Add at least one action under `actions:`.", join(ptr, "actions") if actions_node else ptr)
+                 "Add at least one action under `actions:`.", f"{ptr}/actions" if actions_node else ptr)
         return None
     sweep = bool(condition is not None and any(p.split(".")[0] in TIME_BASED_FIELDS
                                                for p in referenced_paths(condition)))
-    metadata = ctx.mapping(node.get("metadata"), join(ptr, "metadata"), "metadata") or {}
+    metadata = ctx.mapping(node.get("metadata"), f"{ptr}/metadata", "metadata") or {}
     return Automation(
-        id=auto_id, name=ctx.text(node.get("name"), join(ptr, "name"), "The name") or humanize(auto_id),
+        id=auto_id, name=ctx.text(node.get("name"), f"{ptr}/name", "The name") or humanize(auto_id),
         scope=scope, events=events, actions=actions, condition=condition, cron=cron if isinstance(cron, str) else None,
-        description=ctx.text(node.get("description"), join(ptr, "description"), "The description"),
-        version=ctx.text(node.get("version"), join(ptr, "version"), "The version"),
-        enabled=ctx.boolean(node.get("enabled"), join(ptr, "enabled"), "enabled", True),
-        requires_approval=ctx.boolean(node.get("requires_approval"), join(ptr, "requires_approval"),
+        description=ctx.text(node.get("description"), f"{ptr}/description", "The description"),
+        version=ctx.text(node.get("version"), f"{ptr}/version", "The version"),
+        enabled=ctx.boolean(node.get("enabled"), f"{ptr}/enabled", "enabled", True),
+        requires_approval=ctx.boolean(node.get("requires_approval"), f"{ptr}/requires_approval",
                                       "requires_approval", False),
         sweep=sweep, metadata=metadata, prov=ctx.locate(ptr), extra=extra,
     )

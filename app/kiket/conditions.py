@@ -212,7 +212,7 @@ def _parse(node: object, pointer: str, locate: Locate, diags: list[Diagnostic], 
     if isinstance(node, list):
         items = tuple(_parse(item, f"{pointer}/{i}", locate, diags, depth + 1, budget) for i, item in enumerate(node))
         return All(items, prov)
-    if isinstance(node, Mapping):
+    if isinstance(node, dict) or isinstance(node, Mapping):  # dict first: ABC checks are slow
         return _parse_mapping(node, pointer, prov, locate, diags, depth, budget)
     diags.append(diagnostic(
         "invalid_condition", f"a condition must be a list, a mapping or an expression string, got {_kind(node)}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -28,6 +29,12 @@ def parse_duration(value: object) -> int:
         raise ValueError(f"duration {value!r} has no unit: {_HINT}")
     if not isinstance(value, str):
         raise ValueError(f"duration must be a string, got {type(value).__name__}: {_HINT}")
+    return _parse_text(value)
+
+
+@lru_cache(maxsize=1024)
+def _parse_text(value: str) -> int:
+    """`parse_duration` of a text: the same few durations recur across a repository's files."""
     text = value.strip()
     if not text:
         raise ValueError(f"duration is empty: {_HINT}")

@@ -203,13 +203,13 @@ class _WorkflowBuilder:
                 sources = []
                 for index, name in enumerate(names):
                     found = self._state_ref(name, keys, join(ptr, "from", index) if isinstance(raw_from, list)
-                                            else join(ptr, "from"), "source")
+                                            else f"{ptr}/from", "source")
                     if found and found not in sources:
                         sources.append(found)
                 sources = tuple(sources)
                 if not sources:
                     continue
-            target = self._state_ref(item["to"], keys, join(ptr, "to"), "target")
+            target = self._state_ref(item["to"], keys, f"{ptr}/to", "target")
             if target is None:
                 continue
             result.append({"node": item, "ptr": ptr, "sources": sources, "target": target, "map_key": map_key})
@@ -233,12 +233,12 @@ class _WorkflowBuilder:
                     ctx.diag("unknown_state_kind", f"State '{key}' has type {kind_value!r}; it is treated as active.",
                              "Use initial, active, final or gateway.", kind_ptr)
                     kind = "active"
-                categories[key] = (category, join(ptr, "category"))
+                categories[key] = (category, f"{ptr}/category")
             elif isinstance(category, str) and category.lower() in ("initial", "active", "final"):
                 kind = category.lower()
-                categories[key] = (None, join(ptr, "category"))
+                categories[key] = (None, f"{ptr}/category")
             else:
-                categories[key] = (category, join(ptr, "category"))
+                categories[key] = (category, f"{ptr}/category")
             kinds[key] = kind
         if all(kind is None for kind in kinds.values()):
             outgoing = {s for t in raw_transitions for s in (kinds if t["sources"] == "*" else t["sources"])}
@@ -276,13 +276,13 @@ class _WorkflowBuilder:
         ctx = self.ctx
         owner = f"state '{key}' of workflow '{self.wf_id}'"
         extra = ctx.extra(body, ptr, STATE_KEYS, f"state '{key}'", gate=owner)
-        meta = ctx.mapping(body.get("metadata"), join(ptr, "metadata"), "metadata") or {}
+        meta = ctx.mapping(body.get("metadata"), f"{ptr}/metadata", "metadata") or {}
         if meta:
-            extra.update(ctx.extra(meta, join(ptr, "metadata"), METADATA_KEYS, f"the metadata of state '{key}'",
+            extra.update(ctx.extra(meta, f"{ptr}/metadata", METADATA_KEYS, f"the metadata of state '{key}'",
                                    gate=owner))
 
         def attr(name: str, *aliases: str) -> str | None:
-            for source, base in ((meta, join(ptr, "metadata")), (body, ptr)):
+            for source, base in ((meta, f"{ptr}/metadata"), (body, ptr)):
                 for candidate in (name, *aliases):
                     if source.get(candidate) is not None:
                         return ctx.text(source[candidate], join(base, candidate), f"The {name} of state '{key}'")
@@ -309,15 +309,15 @@ class _WorkflowBuilder:
             hooks["on_checklist_complete"] = hooks.get("on_checklist_complete", ()) + on_complete
         approval = self.approvals.gather(body, ptr, owner)
         if approval is None and body.get("requires_approval") is True:
-            approval = ApprovalPolicy(mode="any", required=1, approvers=(), prov=ctx.locate(join(ptr, "requires_approval")))
+            approval = ApprovalPolicy(mode="any", required=1, approvers=(), prov=ctx.locate(f"{ptr}/requires_approval"))
         entry_guard = None
         if body.get("conditions") is not None:
-            entry_guard, diags = parse_condition(body["conditions"], join(ptr, "conditions"), ctx.locate)
+            entry_guard, diags = parse_condition(body["conditions"], f"{ptr}/conditions", ctx.locate)
             ctx.extend(diags)
             ctx.diag("entry_guard", f"The conditions of state '{key}' guard every transition into it.", "",
-                     join(ptr, "conditions"))
+                     f"{ptr}/conditions")
         documents = []
-        for index, doc in enumerate(ctx.listing(body.get("required_documents"), join(ptr, "required_documents"),
+        for index, doc in enumerate(ctx.listing(body.get("required_documents"), f"{ptr}/required_documents",
                                                 "required_documents")):
             doc_key = doc.get("key") if isinstance(doc, dict) else doc
             if isinstance(doc_key, str) and doc_key:
@@ -326,8 +326,8 @@ class _WorkflowBuilder:
         return State(
             key=key, label=attr("label", "name") or humanize(key), kind=kind, category=category,
             description=attr("description"), color=attr("color"), icon=attr("icon"), gateway=gateway,
-            wip_limit=ctx.integer(body.get("wip_limit"), join(ptr, "wip_limit"), f"wip_limit of state '{key}'", 1),
-            sla=self.sla(key, body.get("sla"), join(ptr, "sla")) if body.get("sla") is not None else None,
+            wip_limit=ctx.integer(body.get("wip_limit"), f"{ptr}/wip_limit", f"wip_limit of state '{key}'", 1),
+            sla=self.sla(key, body.get("sla"), f"{ptr}/sla") if body.get("sla") is not None else None,
             required_documents=tuple(documents),
             approval=approval, checklists=checklists, hooks=hooks, prov=ctx.locate(ptr), extra=extra,
             entry_guard=entry_guard,
@@ -351,15 +351,15 @@ class _WorkflowBuilder:
                 share = parse_share(node["warning"])
             except ValueError as exc:
                 ctx.diag("invalid_duration", f"The SLA warning threshold: {exc}; it is dropped.",
-                         "Write a duration like `4h` or a share like `80%`.", join(ptr, "warning"))
+                         "Write a duration like `4h` or a share like `80%`.", f"{ptr}/warning")
                 share = -1.0
             if share is None:
-                warning = self._duration(node["warning"], join(ptr, "warning"), "warning")
+                warning = self._duration(node["warning"], f"{ptr}/warning", "warning")
             elif share < 0:
                 share = None
             elif breach is None:
                 ctx.diag("invalid_value", "An SLA warning given as a share needs a breach threshold; it is dropped.",
-                         "Add `breach:`.", join(ptr, "warning"))
+                         "Add `breach:`.", f"{ptr}/warning")
                 share = None
             else:
                 warning = int(breach * share)
@@ -369,7 +369,7 @@ class _WorkflowBuilder:
             return None
         if warning is not None and breach is not None and warning >= breach:
             ctx.diag("sla_warning_after_breach", f"The SLA warning of state '{state}' is not earlier than its breach.",
-                     "Make the warning threshold shorter than the breach threshold.", join(ptr, "warning"))
+                     "Make the warning threshold shorter than the breach threshold.", f"{ptr}/warning")
         condition = None
         if not default and node.get("condition", node.get("when")) is not None:
             cond_value, cond_ptr = ctx.pick(node, ptr, "condition", "when")
@@ -394,11 +394,11 @@ class _WorkflowBuilder:
             rule = self.sla_rule(node, ptr, state, True)
             if rule:
                 rules.append(rule)
-            business_hours = ctx.boolean(node.get("business_hours"), join(ptr, "business_hours"), "business_hours",
+            business_hours = ctx.boolean(node.get("business_hours"), f"{ptr}/business_hours", "business_hours",
                                          False)
-            on_warning = normalize_actions(ctx, node.get("on_warning"), join(ptr, "on_warning"), "on_warning",
+            on_warning = normalize_actions(ctx, node.get("on_warning"), f"{ptr}/on_warning", "on_warning",
                                            self.wf_id)
-            on_breach = normalize_actions(ctx, node.get("on_breach"), join(ptr, "on_breach"), "on_breach", self.wf_id)
+            on_breach = normalize_actions(ctx, node.get("on_breach"), f"{ptr}/on_breach", "on_breach", self.wf_id)
         elif isinstance(node, list):
             seen_default = False
             for index, item in enumerate(node):
@@ -439,8 +439,8 @@ class _WorkflowBuilder:
         on_complete: tuple = ()
         nodes: list[tuple[Any, str]] = []
         if body.get("checklist") is not None:
-            nodes.append((body["checklist"], join(ptr, "checklist")))
-        for index, item in enumerate(ctx.listing(body.get("checklists"), join(ptr, "checklists"), "checklists")):
+            nodes.append((body["checklist"], f"{ptr}/checklist"))
+        for index, item in enumerate(ctx.listing(body.get("checklists"), f"{ptr}/checklists", "checklists")):
             nodes.append((item, join(ptr, "checklists", index)))
         result: dict[str, Checklist] = {}
         for node, node_ptr in nodes:
@@ -453,7 +453,7 @@ class _WorkflowBuilder:
             ctx.extra(node, node_ptr, {"id", "key", "title", "name", "required_mode", "mode", "items", "on_complete",
                                        "description"}, "the checklist", gate=owner)
             if node.get("on_complete") is not None:
-                on_complete += normalize_actions(ctx, node["on_complete"], join(node_ptr, "on_complete"),
+                on_complete += normalize_actions(ctx, node["on_complete"], f"{node_ptr}/on_complete",
                                                  f"on_complete of the checklist of state '{state}'", self.wf_id)
             raw_id, id_ptr = ctx.pick(node, node_ptr, "id", "key")
             cl_id = ctx.identifier(raw_id if raw_id is not None else f"{state}_checklist", id_ptr, "The checklist id")
@@ -471,7 +471,7 @@ class _WorkflowBuilder:
                 ctx.diag("invalid_value", f"required_mode {mode_value!r} is not all or any; all is used.",
                          "Use all or any.", mode_ptr)
             items = []
-            for index, item in enumerate(ctx.listing(node.get("items"), join(node_ptr, "items"), "items")):
+            for index, item in enumerate(ctx.listing(node.get("items"), f"{node_ptr}/items", "items")):
                 parsed = self.item(item, join(node_ptr, "items", index), owner)
                 if parsed:
                     items.append(parsed)
@@ -516,7 +516,7 @@ class _WorkflowBuilder:
             else:
                 when, diags = parse_condition(cond_value, cond_ptr, ctx.locate)
                 ctx.extend(diags)
-        required = ctx.boolean(node.get("required"), join(ptr, "required"), "required", check_type == "auto")
+        required = ctx.boolean(node.get("required"), f"{ptr}/required", "required", check_type == "auto")
         return ChecklistItem(id=item_id, label=label or humanize(item_id), check_type=check_type, required=required,
                              when=when, prov=ctx.locate(ptr))
 
@@ -527,7 +527,7 @@ class _WorkflowBuilder:
         ids: dict[str, int] = {}
         for entry in raw:
             node, ptr, sources, target = entry["node"], entry["ptr"], entry["sources"], entry["target"]
-            name = ctx.text(node.get("name"), join(ptr, "name"), "The transition name") or states[target].label
+            name = ctx.text(node.get("name"), f"{ptr}/name", "The transition name") or states[target].label
             owner = f"transition '{name}' of workflow '{self.wf_id}'"
             extra = ctx.extra(node, ptr, TRANSITION_KEYS, "the transition", gate=owner)
             signature = (sources, target, name)
@@ -549,19 +549,19 @@ class _WorkflowBuilder:
                 t_id = base if ids[base] == 1 else f"{base}_{ids[base]}"
             guard = None
             if node.get("conditions") is not None:
-                guard, diags = parse_condition(node["conditions"], join(ptr, "conditions"), ctx.locate)
+                guard, diags = parse_condition(node["conditions"], f"{ptr}/conditions", ctx.locate)
                 ctx.extend(diags)
-            checklists = self.guard_checklists(guard, states, join(ptr, "conditions"))
+            checklists = self.guard_checklists(guard, states, f"{ptr}/conditions")
             entry_guard = states[target].entry_guard
             if entry_guard is not None:
                 guard = All((guard, entry_guard), entry_guard.prov) if guard is not None else entry_guard
                 checklists += self.guard_checklists(entry_guard, states, states[target].prov.pointer)
-            requires = ctx.mapping(node.get("requires"), join(ptr, "requires"), "requires") or {}
+            requires = ctx.mapping(node.get("requires"), f"{ptr}/requires", "requires") or {}
             if requires:
-                ctx.extra(requires, join(ptr, "requires"), REQUIRES_KEYS, "requires", gate=owner)
+                ctx.extra(requires, f"{ptr}/requires", REQUIRES_KEYS, "requires", gate=owner)
             meta = self.transition_metadata(node, ptr, owner)
             fields_value = requires.get("fields", node.get("required_fields"))
-            fields_ptr = join(ptr, "requires", "fields") if "fields" in requires else join(ptr, "required_fields")
+            fields_ptr = f"{ptr}/requires/fields" if "fields" in requires else f"{ptr}/required_fields"
             required_fields = ctx.strings(fields_value, fields_ptr, "required fields")
             if "fields" in meta:
                 extra_fields = ctx.strings(meta["fields"][0], meta["fields"][1], "required fields")
@@ -569,18 +569,18 @@ class _WorkflowBuilder:
             predicate = None
             pred_value = requires.get("predicate", node.get("when"))
             if pred_value is not None:
-                pred_ptr = join(ptr, "requires", "predicate") if "predicate" in requires else join(ptr, "when")
+                pred_ptr = f"{ptr}/requires/predicate" if "predicate" in requires else f"{ptr}/when"
                 predicate, diags = parse_condition(pred_value, pred_ptr, ctx.locate)
                 ctx.extend(diags)
                 checklists += self.guard_checklists(predicate, states, pred_ptr)
             comment_value, comment_ptr = ctx.pick(node, ptr, "comment_required", "requires_comment")
             if comment_value is None and "comment" in requires:
-                comment_value, comment_ptr = requires["comment"], join(ptr, "requires", "comment")
+                comment_value, comment_ptr = requires["comment"], f"{ptr}/requires/comment"
             if comment_value is None and "comment" in meta:
                 comment_value, comment_ptr = meta["comment"]
             approval_required = None
             flags = [(node.get(key), join(ptr, key)) for key in ("approval_required", "requires_approval")]
-            flags += [(requires.get("approval"), join(ptr, "requires", "approval")), meta.get("approval", (None, ""))]
+            flags += [(requires.get("approval"), f"{ptr}/requires/approval"), meta.get("approval", (None, ""))]
             for value, value_ptr in flags:
                 if isinstance(value, bool) or (value is not None and not isinstance(value, (dict, list))):
                     flag = ctx.boolean(value, value_ptr, "approval_required", False)
@@ -591,8 +591,8 @@ class _WorkflowBuilder:
             approval = self.approvals.gather(policy_node, ptr, owner)
             if approval is not None:
                 approval_required = True
-            roles_value, roles_ptr = (node.get("roles"), join(ptr, "roles")) if node.get("roles") is not None \
-                else (requires.get("roles"), join(ptr, "requires", "roles"))
+            roles_value, roles_ptr = (node.get("roles"), f"{ptr}/roles") if node.get("roles") is not None \
+                else (requires.get("roles"), f"{ptr}/requires/roles")
             roles = ctx.strings(roles_value, roles_ptr, "roles")
             for index, role in enumerate(roles):
                 ctx.ref("transition_role", role.lstrip("@"), join(roles_ptr, index) if isinstance(roles_value, list)
@@ -617,7 +617,7 @@ class _WorkflowBuilder:
         meta = node.get("metadata")
         if not isinstance(meta, dict):
             if meta is not None:
-                ctx.mapping(meta, join(ptr, "metadata"), "metadata")
+                ctx.mapping(meta, f"{ptr}/metadata", "metadata")
             return {}
         found: dict[str, tuple[Any, str]] = {}
         for gate, keys in METADATA_GATES.items():
@@ -628,7 +628,7 @@ class _WorkflowBuilder:
                              f"Move it out of metadata (e.g. `requires: {{fields: [...]}}`).",
                              join(ptr, "metadata", key))
         known = {key for keys in METADATA_GATES.values() for key in keys} | {k for k in meta if not looks_like_gate(k)}
-        ctx.extra(meta, join(ptr, "metadata"), known, "the transition metadata", gate=owner)
+        ctx.extra(meta, f"{ptr}/metadata", known, "the transition metadata", gate=owner)
         return found
 
     def guard_checklists(self, condition: Any, states: dict[str, State], ptr: str) -> tuple[str, ...]:
