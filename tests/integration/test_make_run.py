@@ -50,9 +50,10 @@ def _alive(processes: set[tuple[int, str]]) -> set[tuple[int, str]]:
 @pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "flask").exists() or shutil.which("make") is None,
                     reason="needs make and the project's .venv (what `make run` uses)")
 def test_ctrl_c_stops_make_run_cleanly(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PORT")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PORT", "LIVE_PORT", "KIKET_LIVE_URL")}
     port = free_port()
-    env.update(PORT=str(port), KIKET_EMBEDDED_REDIS_PORT=str(free_port()),
+    env.update(PORT=str(port), LIVE_PORT=str(free_port()), KIKET_EMBEDDED_REDIS_PORT=str(free_port()),
                KIKET_INSTANCE_PATH=str(tmp_path / "instance"), STORAGE_DIR=str(tmp_path / "storage"))
     # -o: the requirements are installed already; never reinstall them from a test.
     make = subprocess.Popen(["make", "-o", ".venv/.requirements-installed", "run"], cwd=ROOT, env=env,

@@ -56,8 +56,18 @@
 
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var target = event.detail.target;
-    if (target && target.classList && target.classList.contains("issue") && editing(target)) {
+    if (!target || !target.classList || !target.classList.contains("issue")) return;
+    if (editing(target)) {
       event.preventDefault();
+      return;
     }
+    // What the viewer's own last action did (an approved run, say) stays in sight: the live copy of the
+    // issue, rendered for everyone, does not carry it, so it moves to the notice above the issue.
+    var outcomes = target.querySelectorAll(".own-outcome");
+    if (!outcomes.length) return;
+    var notice = document.getElementById("issue-live-" + target.id.replace("issue-", ""));
+    window.setTimeout(function () {
+      if (notice) Array.prototype.forEach.call(outcomes, function (outcome) { notice.appendChild(outcome); });
+    }, 0);
   });
 })();
