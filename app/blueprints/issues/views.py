@@ -11,6 +11,8 @@ from markupsafe import Markup
 from marshmallow import Schema, ValidationError
 
 from app.blueprints.automation_decisions import decide_from_form
+from app.blueprints.live.views import live_since
+from app.extensions import db
 from app.htmx import is_htmx, render_view
 from app.models.issues import Issue
 from app.services import projects
@@ -154,10 +156,10 @@ def _pending_runs(issue: Issue, message: str | None = None) -> dict:
 
 
 def _show(issue: Issue, status: int = 200, *, problems: dict | None = None, message: str | None = None,
-          verdict=None, run_message: str | None = None):
+          verdict=None, run_message: str | None = None, live_since: str = ""):
     view = issue_page.issue_view(current_user, issue)
     response = render_view("issues/show.html", "issues/_issue.html", status=status, view=view,
-                           problems=problems or {}, message=message, verdict=verdict,
+                           problems=problems or {}, message=message, verdict=verdict, live_since=live_since,
                            **_pending_runs(issue, run_message))
     if is_htmx() and status != 200:
         # A refusal re-renders the whole issue, wherever the request came from.
@@ -196,7 +198,10 @@ def _reload(issue: Issue) -> Issue:
 
 @bp.route("/projects/<key>/issues/<int:number>")
 def show(key: str, number: int):
-    return _show(_issue(key, number))
+    issue = _issue(key, number)
+    since = live_since(issue.project_id)
+    db.session.expire(issue)  # what the page shows is read after the live sequence number
+    return _show(issue, live_since=since)
 
 
 @bp.route("/projects/<key>/issues/<int:number>/fields/<path:field>")

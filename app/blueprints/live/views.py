@@ -36,6 +36,21 @@ def live_url() -> dict:
     return {"live_url": current_app.config.get("KIKET_LIVE_URL") or url_for("live.socket")}
 
 
+def live_since(project_id: int) -> str:
+    """`project:<id>=<seq>`: the project channel's number when a page starts rendering. The socket's first
+    message sends the issue again only if the number moved since, so a page that is current is not swapped
+    under the first click. Empty (always swap) when Redis cannot tell."""
+    from redis.exceptions import RedisError
+
+    from app.services.live import current_seq
+
+    channel = f"project:{int(project_id)}"
+    try:
+        return f"{channel}={current_seq(current_app.extensions['redis'], channel)}"
+    except RedisError:
+        return ""
+
+
 def allowed_origin(origin: str | None, host: str | None) -> bool:
     """The handshake must come from a page of this host (any port: the live process listens on its own one,
     and the session cookie it reads is shared by every port of the host anyway)."""

@@ -7,8 +7,37 @@
   "use strict";
   var HEADER = /^\s*<!--live((?:\s+\S+)*)\s*-->/;
   var last = {};
+  var current = false;  // the message being swapped is a first message for a page that is up to date
+  var socket = null;
+  var pressed = 0;  // when the viewer last pressed a pointer or a key: a swap now could swallow the click
+  var asked = false;  // a resync was asked for after a deferred swap: its answer is applied whatever its numbers
+
+  ["pointerdown", "keydown"].forEach(function (type) {
+    document.addEventListener(type, function () { pressed = Date.now(); }, true);
+  });
+
+  // Whether a first message ("init") brings news for the page: a number above the one the page was
+  // rendered at (#live's data-since, "channel=seq"), or than the last message seen on this socket.
+  function moved(words) {
+    var live = document.getElementById("live");
+    var since = {};
+    ((live && live.dataset.since) || "").split(/\s+/).forEach(function (word) {
+      var pair = word.split("=");
+      if (pair.length === 2) since[pair[0]] = parseInt(pair[1], 10);
+    });
+    if (!Object.keys(since).length) return true;
+    return words.some(function (word) {
+      var pair = word.split("=");
+      if (pair.length !== 2 || !(pair[0] in since)) return false;
+      var known = last[pair[0]] !== undefined ? last[pair[0]] : since[pair[0]];
+      return parseInt(pair[1], 10) > known;
+    });
+  }
 
   function editing(target) {
+    // A request from inside the issue is on its way: its reply is newer than this copy, and swapping now
+    // would detach the element htmx puts that reply into.
+    if (target.querySelector(".htmx-request")) return true;
     var active = document.activeElement;
     if (active && target.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return true;
     // An inline editor is open (issues/_field_form.html), or a comment is being written.
@@ -22,6 +51,9 @@
     var words = match[1].trim().split(/\s+/);
     var init = words.indexOf("init") >= 0;
     if (init) document.documentElement.dataset.live = "open";
+    socket = event.detail.socketWrapper || socket;
+    current = init && !asked && !moved(words);
+    if (init) asked = false;
     var gap = false;
     words.forEach(function (word) {
       var pair = word.split("=");
@@ -57,8 +89,17 @@
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var target = event.detail.target;
     if (!target || !target.classList || !target.classList.contains("issue")) return;
-    if (editing(target)) {
+    if (current || editing(target)) {
       event.preventDefault();
+      return;
+    }
+    if (Date.now() - pressed < 500) {
+      // Swapped between a press and its release, the control would lose the click: ask again shortly.
+      event.preventDefault();
+      if (!asked && socket) {
+        asked = true;
+        window.setTimeout(function () { socket.send("resync"); }, 600);
+      }
       return;
     }
     // What the viewer's own last action did (an approved run, say) stays in sight: the live copy of the
