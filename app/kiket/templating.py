@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime
 from urllib.parse import quote
 
@@ -189,9 +190,20 @@ def _diag(code: str, message: str, prov: Provenance, hint: str = "") -> Diagnost
 def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, list[Diagnostic]]:
     """Parse `${...}`/`{{...}}` placeholders once; every problem is a warning and the part renders empty."""
     prov = locate(pointer)
-    diags: list[Diagnostic] = []
     if not isinstance(text, str):
         text = stringify(text)
+    parts, problems = _template_parts(text) if len(text) <= _MEMO_TEXT else _template_parts.__wrapped__(text)
+    return Template(text, parts, prov), [_diag(code, message, prov, hint) for code, message, hint in problems]
+
+
+_MEMO_TEXT = 1000  # longer texts are parsed each time, so the memo stays small
+
+
+@lru_cache(maxsize=4096)
+def _template_parts(text: str) -> tuple[tuple, tuple[tuple[str, str, str], ...]]:
+    """The parts of a template text and its problems as (code, message, hint): the same text parses the same
+    everywhere (a large repository repeats its message templates), only the position differs."""
+    diags: list[tuple[str, str, str]] = []
     parts: list[object] = []
     literal: list[str] = []
     warned_block = False
@@ -219,8 +231,8 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
         end = _find_close(text, start, closer, memo)
         if end < 0:
             if len(diags) < MAX_DIAGNOSTICS:
-                diags.append(_diag(
-                    "template_syntax", f"placeholder at offset {i} is not closed; kept as text", prov,
+                diags.append((
+                    "template_syntax", f"placeholder at offset {i} is not closed; kept as text",
                     f"close it with {closer!r} or escape it as \\{opener}",
                 ))
             if text.find("}", start) < 0:
@@ -237,8 +249,8 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
         if opener == "{{" and (stripped.startswith(("#", "/")) or stripped == "else"):
             if not warned_block:
                 warned_block = True
-                diags.append(_diag(
-                    "unsupported_template_block", f"block {raw[:40]!r} is not supported; kept as text", prov,
+                diags.append((
+                    "unsupported_template_block", f"block {raw[:40]!r} is not supported; kept as text",
                     "use plain placeholders; conditional text belongs in automation conditions",
                 ))
             literal.append(raw)
@@ -248,16 +260,16 @@ def parse_template(text: str, pointer: str, locate: Locate) -> tuple[Template, l
             literal = []
         placeholder, problem = _parse_placeholder(inner)
         if problem is None and placeholder.source.startswith("case") and placeholder.root == "issue" \
-                and not any(d.code == "case_vocabulary" for d in diags):
-            diags.append(_diag("case_vocabulary", f"{raw[:80]!r} uses the workspace/case vocabulary; it is read as "
-                               "issue.", prov))
+                and not any(d[0] == "case_vocabulary" for d in diags):
+            diags.append(("case_vocabulary", f"{raw[:80]!r} uses the workspace/case vocabulary; it is read as "
+                          "issue.", ""))
         if problem is not None and len(diags) < MAX_DIAGNOSTICS:
             code, message = problem
-            diags.append(_diag(code, f"{message} in {raw[:80]!r}; renders empty", prov, _HINTS.get(code, "")))
+            diags.append((code, f"{message} in {raw[:80]!r}; renders empty", _HINTS.get(code, "")))
         parts.append(placeholder)
     if literal:
         parts.append("".join(literal))
-    return Template(text, tuple(parts), prov), diags
+    return tuple(parts), tuple(diags)
 
 
 _HINTS = {
