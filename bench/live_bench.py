@@ -91,9 +91,13 @@ def clients(port: int, count: int, cookie: str, origin: str, query: str, seconds
                         print(f"ready {count}", flush=True)
                         deadline = time.time() + seconds
                 continue
+            data = buffers.pop(sock, b"") + data
             start = data.find(MARK)
             while start != -1:
                 end = data.find(b"-->", start)
+                if end == -1:  # the header continues in the next read
+                    buffers[sock] = data[start:]
+                    break
                 seq = int(data[start:end].rsplit(b"=", 1)[1])
                 arrivals.setdefault(seq, []).append(now)
                 start = data.find(MARK, end)
