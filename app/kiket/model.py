@@ -605,23 +605,30 @@ _ENCODERS: dict[type, Any] = {}
 
 
 def _dataclass_encoder(kind: type) -> Any:
-    """A function writing one dataclass of `kind` as canonical JSON: its fields in sorted key order, inline."""
-    lines = ["def encode(value):", "    parts = []"]
-    for name in sorted(("__type__", *_hash_fields(kind))):
-        label = _encode_str(name) + ":"
-        if name == "__type__":
-            lines.append(f"    parts.append({(label + _encode_str(kind.__name__))!r})")
-            continue
+    """A function writing one dataclass of `kind` as canonical JSON: its fields in sorted key order, in one f-string.
+
+    `__type__` sorts before every field name, so each field is written with the comma before it, and a field
+    of `_LATER_FIELDS` that holds its default is written as nothing.
+    """
+    lines = ["def encode(value):"]
+    pieces = ["{{" + _encode_str("__type__") + ":" + _encode_str(kind.__name__)]
+    for number, name in enumerate(sorted(_hash_fields(kind))):
+        label = "," + _encode_str(name) + ":"
         lines.append(f"    item = value.{name}")
-        text = (f"{label!r} + (encode_str(item) if type(item) is str else 'null' if item is None else 'true' if item is"
-                " True else 'false' if item is False else canonical(item))")
+        # The common leaves inline: text, null, empty tuples and mappings, booleans and whole numbers.
+        text = ("encode_str(item) if (t := type(item)) is str else 'null' if item is None else '[]' if item is EMPTY"
+                " else '{}' if t is dict and not item else 'true' if item is True else 'false' if item is False else"
+                " int_repr(item) if t is int else canonical(item)")
         if (kind, name) in _LATER_FIELDS:
-            lines.append("    if not any(item is unset or item == unset for unset in UNSET):")
-            lines.append(f"        parts.append({text})")
+            lines.append(f"    f{number} = '' if any(item is unset or item == unset for unset in UNSET) else "
+                         f"{label!r} + ({text})")
+            pieces.append(f"{{f{number}}}")
         else:
-            lines.append(f"    parts.append({text})")
-    lines.append("    return '{' + ','.join(parts) + '}'")
-    scope = {"encode_str": _encode_str, "canonical": _canonical, "UNSET": _UNSET}
+            lines.append(f"    f{number} = {text}")
+            pieces.append(f"{label}{{f{number}}}")
+    pieces.append("}}")
+    lines.append("    return f" + repr("".join(pieces)))
+    scope = {"encode_str": _encode_str, "canonical": _canonical, "UNSET": _UNSET, "EMPTY": (), "int_repr": int.__repr__}
     exec("\n".join(lines), scope)  # noqa: S102 - generated from field names, as dataclasses does
     return _ENCODERS.setdefault(kind, scope["encode"])
 
@@ -630,6 +637,9 @@ def _canonical(value: Any) -> str:
     kind = type(value)
     if kind is str:
         return _encode_str(value)
+    encoder = _ENCODERS.get(kind)  # model elements first: most values that get here are
+    if encoder is not None:
+        return encoder(value)
     if value is None:
         return "null"
     if kind is bool:
@@ -647,9 +657,6 @@ def _canonical(value: Any) -> str:
             return "{}"
         items = {str(k): v for k, v in value.items()}
         return "{" + ",".join([_encode_str(key) + ":" + _canonical(items[key]) for key in sorted(items)]) + "}"
-    encoder = _ENCODERS.get(kind)
-    if encoder is not None:
-        return encoder(value)
     if hasattr(kind, "__dataclass_fields__"):
         return _dataclass_encoder(kind)(value)
     return json.dumps(to_plain(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
