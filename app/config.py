@@ -107,7 +107,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         "KIKET_REVISION_RETENTION": parse_int("KIKET_REVISION_RETENTION", env("KIKET_REVISION_RETENTION", "50"), minimum=1),
         # A GitHub Enterprise (or test stand-in) API root; github.com when unset.
         "KIKET_GITHUB_API_URL": env("KIKET_GITHUB_API_URL") or None,
-        "KIKET_ALLOW_LOCAL_REMOTES": parse_boolean("KIKET_ALLOW_LOCAL_REMOTES", env("KIKET_ALLOW_LOCAL_REMOTES", "0" if production else "1")),
+        # Local (file://) remotes read the server's own disk: off unless set, and then for organization admins only.
+        "KIKET_ALLOW_LOCAL_REMOTES": parse_boolean("KIKET_ALLOW_LOCAL_REMOTES", env("KIKET_ALLOW_LOCAL_REMOTES", "0")),
         "KIKET_MAX_ATTACHMENT_BYTES": parse_int("KIKET_MAX_ATTACHMENT_BYTES", env("KIKET_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024)), minimum=1),
         # Unset: emails stay in the outbox (admins read them there) instead of being sent.
         "KIKET_SMTP_URL": parse_smtp_url("KIKET_SMTP_URL", env("KIKET_SMTP_URL", "")),

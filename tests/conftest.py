@@ -89,6 +89,8 @@ def settings(database_url, redis_url, tmp_path_factory) -> dict:
         "STORAGE_DIR": str(tmp_path_factory.mktemp("storage")),
         # Never the developer's instance/ (its demo credentials, secret key and SQLite file).
         "KIKET_INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
+        # Fixture repositories are bare clones on disk, connected as file:// remotes.
+        "KIKET_ALLOW_LOCAL_REMOTES": True,
     }
 
 
@@ -102,6 +104,7 @@ def process_env(settings) -> dict:
         "SECRET_KEY": settings["SECRET_KEY"],
         "STORAGE_DIR": settings["STORAGE_DIR"],
         "KIKET_INSTANCE_PATH": settings["KIKET_INSTANCE_PATH"],
+        "KIKET_ALLOW_LOCAL_REMOTES": "1",
         "FLASK_APP": "wsgi:app",
         "PYTHONPATH": str(ROOT),
     })

@@ -118,3 +118,42 @@ def test_tokens_round_trip_encrypted(app):
     assert "ghp_example" not in secret and git.decrypt_token(secret) == "ghp_example"
     app.config["SECRET_KEY"] = "another key"
     assert git.decrypt_token(secret) is None
+
+
+def test_local_remotes_are_for_organization_admins_and_the_command_line(app, client, make_user, login, tmp_path):
+    from app.services import projects
+    from app.services.errors import Invalid
+    from app.services.gateway import credentials
+    from app.services.sync import repositories
+    from tests.conftest import post_form
+
+    remote = file_url(bare_remote(tmp_path, "kanban"))
+    make_user("owner@example.com", "owner")
+    member = make_user("member@example.com", "member")
+    project = projects.create_project(member, "ENG", "Engineering", "", "kanban")
+    with pytest.raises(Invalid, match="organization owners and admins"):
+        repositories.add_repository(project, remote, actor=member)
+
+    login("member@example.com")
+    page = post_form(client, "/repositories/", {"project": "ENG", "url": remote, "branch": "main",
+                                                "config_path": ".kiket"})
+    assert page.status_code == 422 and "organization owners and admins" in page.get_data(as_text=True)
+    bearer = {"Authorization": f"Bearer {credentials.create_personal_token(member, 'ci', ['*'])[1]}"}
+    api = client.post("/api/v1/projects/ENG/repositories", headers=bearer, json={"url": remote})
+    assert api.status_code == 422 and "organization owners and admins" in api.get_data(as_text=True)
+    assert repositories.repository_for_project(project.id) is None
+
+    repository, _ = repositories.add_repository(project, "https://example.com/acme/config.git", actor=member)
+    with pytest.raises(Invalid, match="organization owners and admins"):
+        repositories.update_repository(repository.id, actor=member, url=remote)
+    assert repositories.update_repository(repository.id, actor=None, url=remote).remote_url == remote
+    admin = make_user("admin@example.com", "admin")
+    ops = projects.create_project(admin, "OPS", "Operations", "", "kanban")
+    assert repositories.add_repository(ops, remote, actor=admin)[0].remote_url == remote
+
+
+def test_local_remotes_are_off_unless_set(tmp_path):
+    from app.config import load_settings
+
+    assert load_settings({}, str(tmp_path))["KIKET_ALLOW_LOCAL_REMOTES"] is False
+    assert load_settings({"KIKET_ALLOW_LOCAL_REMOTES": "1"}, str(tmp_path))["KIKET_ALLOW_LOCAL_REMOTES"] is True

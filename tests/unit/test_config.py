@@ -13,7 +13,7 @@ def test_defaults_embed_everything(tmp_path):
     assert settings["SECRET_KEY"] is None
     assert settings["PORT"] == 5000
     assert (settings["KIKET_UP_MAX_QUEUE_DEPTH"], settings["KIKET_UP_MAX_QUEUE_AGE"]) == (50, 120)
-    assert settings["KIKET_ALLOW_LOCAL_REMOTES"] is True
+    assert settings["KIKET_ALLOW_LOCAL_REMOTES"] is False
     assert (settings["KIKET_BASE_URL"], settings["KIKET_TOKEN_ISSUER"]) == ("http://127.0.0.1:5000", "kiket.dev")
     assert (settings["KIKET_API_RATE_LIMIT"], settings["KIKET_EXTENSIONS_ALLOW_LOOPBACK"]) == (1200, True)
 

@@ -53,8 +53,13 @@ class CommitInfo:
 
 
 def allow_local_remotes() -> bool:
-    """`file://` remotes are allowed (development and tests), per KIKET_ALLOW_LOCAL_REMOTES."""
+    """`file://` remotes are allowed: only when KIKET_ALLOW_LOCAL_REMOTES is set (tests, trusted installs)."""
     return bool(current_app.config.get("KIKET_ALLOW_LOCAL_REMOTES"))
+
+
+def is_local_remote(url: str) -> bool:
+    """True for a `file://` remote (a path on the server)."""
+    return urlsplit(url).scheme.lower() == "file"
 
 
 def validate_remote_url(url: str, *, allow_local: bool) -> str:

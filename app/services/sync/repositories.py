@@ -56,7 +56,7 @@ def add_repository(project: Project, url: str, *, branch: str = "main", config_p
                    token: str | None = None, actor: User | None = None) -> tuple[WorkflowRepository, str]:
     """Connect a project to a git repository; returns it with its webhook secret (show it once)."""
     require_manage(actor, project)
-    url = git.validate_remote_url(url, allow_local=git.allow_local_remotes())
+    url = _validate_url(url, actor)
     branch = git.validate_branch(branch)
     config_path = _validate_config_path(config_path)
     if repository_for_project(project.id) is not None:
@@ -83,7 +83,7 @@ def update_repository(repository_id: int, *, actor: User | None = None, url: str
     repository = get_repository(repository_id, actor)
     require_manage(actor, repository.project)
     if url is not None:
-        repository.remote_url = git.validate_remote_url(url, allow_local=git.allow_local_remotes())
+        repository.remote_url = _validate_url(url, actor)
         github = git.parse_github(repository.remote_url)
         repository.github_owner, repository.github_name = github if github else (None, None)
     if branch is not None:
@@ -111,6 +111,15 @@ def rotate_webhook_secret(repository_id: int, actor: User | None = None) -> str:
 def webhook_secret(repository: WorkflowRepository) -> str | None:
     """The plain webhook secret, for signature checks only."""
     return git.decrypt_token(repository.webhook_secret_encrypted)
+
+
+def _validate_url(url: str, actor: User | None) -> str:
+    """A checked remote URL; a local (file://) one, when the server allows them, only from the command line
+    (`actor=None`) or an organization owner or admin: it reads the server's own disk."""
+    url = git.validate_remote_url(url, allow_local=git.allow_local_remotes())
+    if git.is_local_remote(url) and actor is not None and not actor.is_org_admin:
+        raise Invalid({"url": "Only organization owners and admins can connect a local (file://) repository."})
+    return url
 
 
 def _validate_config_path(config_path: str) -> str:
