@@ -394,6 +394,18 @@ def _intake_refs(result: LayerConfig, ctx: FileContext, data: dict) -> None:
                                                      ctx.locate(join("", root, block, "workflow")), "intake"))
 
 
+def clear_memos() -> None:
+    """Forget what loading remembers across files (lines read, template texts, durations); the bundled layers
+    stay. For measuring a cold load: each memo is bounded, so nothing else needs this."""
+    from app.kiket.durations import _parse_text
+    from app.kiket.templating import _template_parts
+    from app.kiket.yamlfast import clear_memo
+
+    clear_memo()
+    _template_parts.cache_clear()
+    _parse_text.cache_clear()
+
+
 @lru_cache(maxsize=8)
 def _bundled_layer(key: str) -> LayerConfig:
     """The bundled templates never change at runtime; normalize each once (merge only reads layers)."""

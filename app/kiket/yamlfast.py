@@ -9,6 +9,10 @@ markers, tabs, line breaks other than \n and \r\n) and anything it would have to
 makes it answer None, and the caller composes the file with libyaml as before: it never decides what a
 file means where libyaml might read it differently. tests/unit/kiket/test_yamlfast.py compares both readers on
 every file of the fixtures, the corpus, the bundled templates and generated text.
+
+Lines of block mappings repeat (`type: active`, `required: true`, a label in every copy of a workflow): what
+a `key: scalar` line means is remembered by its text, bounded, and only where the line stands at the same
+column; flow collections are built anew each time, so no two places share a mutable value.
 """
 
 from __future__ import annotations
@@ -110,44 +114,22 @@ class _Reader:
         result: dict[str, Any] = {}
         count = len(lines)
         depth += 1
+        known = _LINES.get
         while index < count:
             number, indent, line = lines[index]
             if indent != column:
                 if indent > column:
                     raise _Decline
                 break
-            first = line[column]
-            if first == "'" or first == '"':
-                key, at = _quoted(line, column)
-                while line.startswith(" ", at):
-                    at += 1
-                if not line.startswith(":", at):
-                    raise _Decline
-                at += 1
-            else:
-                if first in _PLAIN_START or first == "-":
-                    raise _Decline
-                at = line.find(": ", column)
-                if at == -1:
-                    if line[-1] != ":":
-                        raise _Decline
-                    at = len(line) - 1
-                key = line[column:at]
-                if key[-1] == " " or key == "<<" or " #" in key or len(key) > MAX_KEY_LENGTH:
-                    raise _Decline
-                at += 1
+            found = known(line)
+            if found is None or found[0] != column:
+                found = _key_line(line, column)
+            _, key, token, at, value = found
             if key in result:
                 raise _Decline
-            child = f"{pointer}/{key}" if "/" not in key and "~" not in key else f"{pointer}/{_escape(key)}"
+            child = pointer + token
             marks[child] = (number, column + 1)
-            length = len(line)
-            if at < length:
-                if line[at] != " ":
-                    raise _Decline
-                at += 1
-                while at < length and line[at] == " ":
-                    at += 1
-            if at == length or line[at] == "#":
+            if at < 0:
                 index += 1
                 if index < count:
                     following = lines[index]
@@ -159,7 +141,7 @@ class _Reader:
                         continue
                 result[key] = None
                 continue
-            result[key] = self.inline(line, at, child, depth, number)
+            result[key] = self.inline(line, at, child, depth, number) if value is _INLINE else value
             index += 1
         return result, index
 
@@ -322,24 +304,109 @@ class _Reader:
     def plain(self, text: str) -> Any:
         """A plain scalar's value by YAML 1.1's implicit rules, as `yamlload._scalar` builds it."""
         value: Any = self.scalars.get(text, _MISSING)
-        if value is not _MISSING:
-            return value
-        value = text
-        resolvers = _IMPLICIT.get(text[:1])
-        if resolvers:
-            for tag, regexp in resolvers:
-                if regexp.match(text):
-                    if tag not in _TEXT_TAGS:
-                        construct = _CONSTRUCT.get(tag)
-                        if construct is None or len(text) > MAX_NUMBER_LENGTH:
-                            raise _Decline
-                        value = construct(_constructor, yaml.ScalarNode(tag, text))
-                    break
-        self.scalars[text] = value
+        if value is _MISSING:
+            value = self.scalars[text] = _plain(text)
         return value
 
 
+def _plain(text: str) -> Any:
+    """A plain scalar's value by YAML 1.1's implicit rules (text, number, boolean or null)."""
+    resolvers = _IMPLICIT.get(text[:1])
+    if resolvers:
+        for tag, regexp in resolvers:
+            if regexp.match(text):
+                if tag not in _TEXT_TAGS:
+                    construct = _CONSTRUCT.get(tag)
+                    if construct is None or len(text) > MAX_NUMBER_LENGTH:
+                        raise _Decline
+                    return construct(_constructor, yaml.ScalarNode(tag, text))
+                break
+    return text
+
+
+def _inline_scalar(line: str, at: int) -> Any:
+    """The scalar that starts at `at` and ends the line (as `_Reader.inline` reads it), or _INLINE for a flow
+    collection."""
+    first = line[at]
+    if first == "[" or first == "{":
+        return _INLINE
+    if first == "'" or first == '"':
+        value, end = _quoted(line, at)
+        length = len(line)
+        if end < length:
+            if line[end] != " ":
+                raise _Decline
+            while end < length and line[end] == " ":
+                end += 1
+            if end < length and line[end] != "#":
+                raise _Decline
+        return value
+    if first in _PLAIN_START or (first == "-" and (at + 1 == len(line) or line[at + 1] == " ")):
+        raise _Decline
+    comment = line.find(" #", at)
+    text = line[at:] if comment == -1 else line[at:comment]
+    if text[-1] == " ":
+        text = text.rstrip(" ")
+    if ": " in text or text[-1] == ":":
+        raise _Decline
+    return _plain(text)
+
+
 _MISSING = object()
+_INLINE = object()  # a value `_key_line` leaves to `inline` (a flow collection: new objects and marks each time)
+# Lines of block mappings already read: many repeat (`type: active`, `required: true`) within and across files.
+_LINES: dict[str, tuple[int, str, str, int, Any]] = {}
+_MAX_LINES = 50_000
+_MAX_LINE_LENGTH = 200
+
+
+def clear_memo() -> None:
+    """Forget the lines read so far (to measure a cold load; the memo is bounded without it)."""
+    _LINES.clear()
+
+
+def _key_line(line: str, column: int) -> tuple[int, str, str, int, Any]:
+    """(column, key, "/" + its pointer token, where the value starts or -1, the value or _INLINE) of a block
+    mapping line whose key stands at `column`; remembered in `_LINES` for lines met again."""
+    first = line[column]
+    if first == "'" or first == '"':
+        key, at = _quoted(line, column)
+        while line.startswith(" ", at):
+            at += 1
+        if not line.startswith(":", at):
+            raise _Decline
+        at += 1
+    else:
+        if first in _PLAIN_START or first == "-":
+            raise _Decline
+        at = line.find(": ", column)
+        if at == -1:
+            if line[-1] != ":":
+                raise _Decline
+            at = len(line) - 1
+        key = line[column:at]
+        if key[-1] == " " or key == "<<" or " #" in key or len(key) > MAX_KEY_LENGTH:
+            raise _Decline
+        at += 1
+    token = f"/{key}" if "/" not in key and "~" not in key else f"/{_escape(key)}"
+    length = len(line)
+    if at < length:
+        if line[at] != " ":
+            raise _Decline
+        at += 1
+        while at < length and line[at] == " ":
+            at += 1
+    value: Any = None
+    if at == length or line[at] == "#":
+        at = -1
+    else:
+        value = _inline_scalar(line, at)
+    found = (column, key, token, at, value)
+    if length <= _MAX_LINE_LENGTH:
+        if len(_LINES) >= _MAX_LINES:
+            _LINES.clear()
+        _LINES[line] = found
+    return found
 
 
 def _skip(line: str, at: int) -> int:

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from app.kiket.diagnostics import Provenance
-from app.kiket.yamlfast import parse_simple
+from app.kiket import yamlfast
+from app.kiket.yamlfast import clear_memo, parse_simple
 from app.kiket.yamlload import _parse_yaml
 from bench.generate_repo import generate
 from tests.support.fixture_repos import NAMES
@@ -169,3 +170,34 @@ def test_mutated_corpus_files(seed):
         else:
             text = text[:at] + text[at + rng.randint(1, 3):]
     agrees(text)
+
+
+@pytest.mark.parametrize("first,second", [
+    ("l:\n- a: b\n", "k: v\n- a: b\n"),  # `- a: b` read as an item's mapping, then met where a key should be
+    ("l:\n-   a: b\n", "l:\n  -   a: b\n  c: d\n"),
+    ("a: 1\n", "a: 1\na: 1\n"),  # a remembered line is still a duplicate key
+    ("a: [x]\n", "a: [x]\nb: [x]\n"),  # flow collections are built anew each time
+])
+def test_remembered_lines_are_judged_in_their_new_place(first, second):
+    for order in ((first, second), (second, first)):
+        clear_memo()
+        results = [agrees(text) for text in order]
+        clear_memo()
+        assert results == [agrees(text) for text in order]
+    clear_memo()
+    first_data = parse_simple("a: [x]\n")
+    assert first_data is not None and parse_simple("a: [x]\n")[0]["a"] is not first_data[0]["a"]
+
+
+def test_a_warm_memo_changes_nothing(monkeypatch):
+    texts = [_document(random.Random(seed)) for seed in range(300)] + _texts(generate())[:30]
+    cold = []
+    for text in texts:
+        clear_memo()
+        cold.append(parse_simple(text))
+    monkeypatch.setattr(yamlfast, "_MAX_LINES", 50)  # and once more through a memo that keeps overflowing
+    for memo_size in (yamlfast._MAX_LINES, 10**6):
+        monkeypatch.setattr(yamlfast, "_MAX_LINES", memo_size)
+        clear_memo()
+        warm = [parse_simple(text) for text in texts + texts][len(texts):]
+        assert all(a == b and (a is None or _same(a[0], b[0])) for a, b in zip(cold, warm))
