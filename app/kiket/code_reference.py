@@ -54,7 +54,7 @@ DOCS: dict[str, CodeDoc] = {
                               "Delete one of the two: `.yaml` and `.yml` name the same element."),
     "unknown_file": CodeDoc(_FILES, "# .kiket/workflow/bug.yaml  (workflow/, not workflows/)",
                             "Move the file where Kiket reads it (workflows/, boards/, automations/) or remove it."),
-    "non_yaml_file": CodeDoc(_FILES, "# .kiket/README.md", "Nothing to do: the file is kept in the copy, not read."),
+    "non_yaml_file": CodeDoc(_FILES, "# .kiket/README.md", "Nothing to do: the file is left out of the copy and the source view."),
     "symlink_skipped": CodeDoc(_FILES, "# .kiket/workflows/shared.yaml -> ../../shared/bug.yaml",
                                "Commit the file itself; links are never followed."),
     "submodule_skipped": CodeDoc(_FILES, "# .kiket/shared is a git submodule",

@@ -16,7 +16,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "too_many_files": ("fatal", "The configuration tree holds more than 1000 files."),
     "duplicate_file": ("fatal", "Both name.yaml and name.yml define the same element."),
     "unknown_file": ("warning", "A YAML file in .kiket/ that no rule interprets; preserved as is."),
-    "non_yaml_file": ("info", "A file that is not YAML; kept in the canonical copy, not read."),
+    "non_yaml_file": ("info", "A file that is not YAML; neither read nor kept in the canonical copy."),
     "symlink_skipped": ("warning", "A symbolic link in the tree was skipped."),
     "submodule_skipped": ("warning", "A git submodule in the tree was skipped."),
     "unsupported_section": ("warning", "An unsupported section (agents, dashboards, ...) preserved verbatim."),

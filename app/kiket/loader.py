@@ -135,6 +135,16 @@ def classify(rel: str) -> tuple[str, str | None]:
     return ("unknown", None) if is_yaml else ("other", None)
 
 
+def is_config_file(path: str, config_path: str) -> bool:
+    """True for a repository file the loader reads or preserves (spec §2, §15): the canonical copy and the source
+    view hold these only. Other files of the configuration path (non-YAML outside the preserved sections) are
+    reported once (`non_yaml_file`) and neither stored nor shown."""
+    if path.startswith("analytics/dbt/"):
+        return True
+    prefix = config_path.strip("/") + "/"
+    return path.startswith(prefix) and len(path) > len(prefix) and classify(path[len(prefix):])[0] != "other"
+
+
 def parse_model_version(ctx: FileContext, interpreted: bool) -> str | None:
     """`"<major>.<minor>"` of a file; None when its major is unsupported (fatal reported)."""
     data = ctx.doc.data
@@ -211,7 +221,7 @@ def normalize_layer(layer: Layer, files: Mapping[str, bytes], base: Provenance, 
                 diags.append(Diagnostic("file_too_large", "fatal", f"{path} is {len(data) // 1024} KiB; the limit is"
                                         " 512 KiB per file.", "Remove or shrink it.", prov))
             else:
-                diags.append(Diagnostic("non_yaml_file", "info", f"{path} is not a YAML file; it is kept but not read.",
+                diags.append(Diagnostic("non_yaml_file", "info", f"{path} is not a YAML file; it is neither read nor stored.",
                                         "", prov))
             continue
         if kind in ("preserved", "unknown"):

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.kiket.diff import RevisionDiff, diff_configs
+from app.kiket.loader import is_config_file
 from app.models import ConfigRevision, Project, User
 from app.models.issues import Issue
 from app.services.errors import Conflict, Invalid, NotFound
@@ -53,6 +54,8 @@ def get_revision(revision_id: int, actor: User | None = None) -> ConfigRevision:
 def revision_source(revision_id: int, path: str, actor: User | None = None) -> list[str]:
     """Lines of one file of a revision's canonical copy, for the source view (diagnostics link to file:line)."""
     revision = get_revision(revision_id, actor)
+    if not is_config_file(path, _config_path(revision)):
+        raise NotFound(f"{path} is not a configuration file of revision {revision.short_sha}.")
     try:
         data = workflow_sources.read_file(revision.repository_id, revision.commit_sha, path)
     except workflow_sources.StorageError as exc:
@@ -64,9 +67,15 @@ def revision_files(revision_id: int, actor: User | None = None) -> list[str]:
     """Paths in a revision's canonical copy."""
     revision = get_revision(revision_id, actor)
     try:
-        return sorted(workflow_sources.read_revision(revision.repository_id, revision.commit_sha))
+        files = workflow_sources.read_revision(revision.repository_id, revision.commit_sha)
     except workflow_sources.StorageError as exc:
         raise NotFound(str(exc)) from None
+    # Copies written before they held configuration files only may hold others: those are not shown either.
+    return sorted(path for path in files if is_config_file(path, _config_path(revision)))
+
+
+def _config_path(revision: ConfigRevision) -> str:
+    return revision.repository.config_path if revision.repository is not None else ".kiket"
 
 
 def run_source(sync_run_id: int, path: str, actor: User | None = None) -> list[str]:
@@ -81,8 +90,8 @@ def run_source(sync_run_id: int, path: str, actor: User | None = None) -> list[s
         tree = read_git_tree_files(git.mirror_path(repository.id), run.commit_sha, repository.config_path)
     except ConfigSourceError:
         raise NotFound(f"The files of commit {run.commit_sha[:10]} are no longer available.") from None
-    if path not in tree.files:
-        raise NotFound(f"{path} is not part of commit {run.commit_sha[:10]}.")
+    if path not in tree.files or not is_config_file(path, repository.config_path):
+        raise NotFound(f"{path} is not a configuration file of commit {run.commit_sha[:10]}.")
     return tree.files[path].decode("utf-8", "replace").splitlines()
 
 

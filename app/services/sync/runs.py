@@ -239,7 +239,8 @@ def sync_repository(sync_run_id: int) -> SyncRun:
             return run
         _advance(run, "writing")
         with _timed(timings, "write"):
-            path = workflow_sources.write_revision(repository.id, sha, tree.files)
+            path = workflow_sources.write_revision(
+                repository.id, sha, workflow_sources.config_files(tree.files, repository.config_path))
         revision = ConfigRevision(
             project_id=project.id, repository_id=repository.id, commit_sha=sha, branch=run.branch, status="pending",
             storage_path=str(path), layers_version=layers.version, summary=run.summary,

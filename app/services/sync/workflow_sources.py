@@ -18,6 +18,8 @@ from typing import Iterable, Mapping
 
 from flask import current_app
 
+from app.kiket.loader import is_config_file
+
 log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
@@ -61,6 +63,11 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def config_files(files: Mapping[str, bytes], config_path: str) -> dict[str, bytes]:
+    """The files a canonical copy holds, and the source view shows: those the loader reads or preserves."""
+    return {path: data for path, data in files.items() if is_config_file(path, config_path)}
 
 
 def write_revision(repository_id: int, commit_sha: str, files: Mapping[str, bytes]) -> Path:
