@@ -210,8 +210,8 @@ class _Reader:
         """A value that starts at `at` and ends on this line: a scalar or a flow collection."""
         first = line[at]
         if first == "[" or first == "{":
-            value, end = self.flow(line, at, pointer, depth, number)
-        elif first == "'" or first == '"':
+            return self.flow_line(line, at, pointer, depth, number)
+        if first == "'" or first == '"':
             value, end = _quoted(line, at)
         else:
             if first in _PLAIN_START or (first == "-" and (at + 1 == len(line) or line[at + 1] == " ")):
@@ -232,6 +232,39 @@ class _Reader:
             if end < length and line[end] != "#":
                 raise _Decline
         return value
+
+    def flow_line(self, line: str, at: int, pointer: str, depth: int, number: int) -> Any:
+        """A flow collection that ends the line, read once per line text: later copies get new containers and
+        their own marks, from the shape and relative marks remembered in `_FLOWS`."""
+        found = _FLOWS.get(line)
+        if found is None or found[0] != at or depth + found[1] > MAX_FAST_DEPTH:
+            marks = self.marks
+            self.marks = scratch = {}
+            try:
+                value, end = self.flow(line, at, "", depth, number)
+            finally:
+                self.marks = marks
+            length = len(line)
+            if end < length:
+                if line[end] != " ":
+                    raise _Decline
+                while end < length and line[end] == " ":
+                    end += 1
+                if end < length and line[end] != "#":
+                    raise _Decline
+            relative = tuple((suffix, column) for suffix, (_, column) in scratch.items())
+            for suffix, column in relative:
+                marks[pointer + suffix] = (number, column)
+            if length <= _MAX_LINE_LENGTH:
+                if len(_FLOWS) >= _MAX_LINES:
+                    _FLOWS.clear()
+                _FLOWS[line] = (at, _nesting(value), _shape(value), relative)
+            return value
+        _, _, shape, relative = found
+        marks = self.marks
+        for suffix, column in relative:
+            marks[pointer + suffix] = (number, column)
+        return _build(shape)
 
     def flow(self, line: str, at: int, pointer: str, depth: int, number: int) -> tuple[Any, int]:
         """A flow collection that closes on this line; (value, position after it)."""
@@ -361,8 +394,44 @@ _MAX_LINE_LENGTH = 200
 
 
 def clear_memo() -> None:
-    """Forget the lines read so far (to measure a cold load; the memo is bounded without it)."""
+    """Forget the lines read so far (to measure a cold load; the memos are bounded without it)."""
     _LINES.clear()
+    _FLOWS.clear()
+
+
+# Flow collections already read, by line: (where it starts, nesting below it, shape, relative marks).
+_FLOWS: dict[str, tuple[int, int, tuple, tuple[tuple[str, int], ...]]] = {}
+
+
+def _nesting(value: Any) -> int:
+    """How many flow collections stand inside the outer one, at most, on one path."""
+    children = value.values() if type(value) is dict else value
+    return max((1 + _nesting(item) for item in children if type(item) is dict or type(item) is list), default=0)
+
+
+def _shape(value: Any) -> tuple:
+    """A collection as (kind, items) to build copies from: 0 and 1 for a flat mapping and list (copied at
+    once), 2 and 3 for ones holding collections (their shapes in place of the collections)."""
+    if type(value) is dict:
+        if any(type(item) is dict or type(item) is list for item in value.values()):
+            return 2, tuple((key, _shape(item) if type(item) is dict or type(item) is list else item)
+                            for key, item in value.items())
+        return 0, dict(value)
+    if any(type(item) is dict or type(item) is list for item in value):
+        return 3, tuple(_shape(item) if type(item) is dict or type(item) is list else item for item in value)
+    return 1, tuple(value)
+
+
+def _build(shape: tuple) -> Any:
+    """A new collection of this shape (scalars are immutable, so they are shared)."""
+    kind, items = shape
+    if kind == 0:
+        return items.copy()
+    if kind == 1:
+        return list(items)
+    if kind == 2:
+        return {key: _build(item) if type(item) is tuple else item for key, item in items}
+    return [_build(item) if type(item) is tuple else item for item in items]
 
 
 def _key_line(line: str, column: int) -> tuple[int, str, str, int, Any]:

@@ -177,6 +177,8 @@ def test_mutated_corpus_files(seed):
     ("l:\n-   a: b\n", "l:\n  -   a: b\n  c: d\n"),
     ("a: 1\n", "a: 1\na: 1\n"),  # a remembered line is still a duplicate key
     ("a: [x]\n", "a: [x]\nb: [x]\n"),  # flow collections are built anew each time
+    ("a: {b: [c, {d: e}]}\nf:\n- {g: 1}\n", "x:\n  a: {b: [c, {d: e}]}\n  f:\n  - {g: 1}\n"),
+    ("- [x, y]\n", "k: v\n- [x, y]\n"),
 ])
 def test_remembered_lines_are_judged_in_their_new_place(first, second):
     for order in ((first, second), (second, first)):
@@ -201,3 +203,27 @@ def test_a_warm_memo_changes_nothing(monkeypatch):
         clear_memo()
         warm = [parse_simple(text) for text in texts + texts][len(texts):]
         assert all(a == b and (a is None or _same(a[0], b[0])) for a, b in zip(cold, warm))
+
+
+@pytest.mark.parametrize("levels", [46, 47, 48, 49, 50, 51])
+def test_a_remembered_flow_collection_still_counts_its_depth(levels):
+    nested = "".join(" " * level + f"k{level}:\n" for level in range(levels))
+    line = " " * levels + "a: [[[x]], {b: [y]}]\n"
+    deep, shallow = nested + line, "k:\n" + line
+    clear_memo()
+    cold = parse_simple(deep)
+    clear_memo()
+    assert parse_simple(shallow) is not None
+    warm = parse_simple(deep)
+    assert warm == cold and (cold is None or agrees(deep))
+
+
+def test_copies_of_a_remembered_flow_collection_share_no_container():
+    clear_memo()
+    data, marks = parse_simple("a:\n- {b: [c, {d: e}], f: []}\n- {b: [c, {d: e}], f: []}\n")
+    first, second = data["a"]
+    assert first == second
+    assert first is not second and first["b"] is not second["b"]
+    assert first["b"][1] is not second["b"][1] and first["f"] is not second["f"]
+    assert marks["/a/1/b/1/d"] == (3, 12) and marks["/a/0/b/1/d"] == (2, 12)
+    assert agrees("a:\n- {b: [c, {d: e}], f: []}\n- {b: [c, {d: e}], f: []}\n")
