@@ -6,7 +6,7 @@ It routes on `/v/{version}/webhooks/{event}`, checks `X-Kiket-Signature` (HMAC-S
 `POST /api/v1/extensions/logs` with `X-Kiket-Runtime-Token`, then answers with the directives it is given.
 Only the standard library, PyJWT and requests are used.
 
-Run alone: `python tests/support/example_extension.py --port 8088 --secret whsec_… [--reply reply.json]`.
+Run alone (as a module: tests/support/html.py would shadow the standard library): `python -m tests.support.example_extension --port 8088 --secret whsec_… [--reply reply.json]`.
 """
 
 from __future__ import annotations

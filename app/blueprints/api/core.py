@@ -70,6 +70,8 @@ class Endpoint:
     public: bool = False
     extension_only: bool = False
     form: bool = False
+    # Input errors as RFC 6749 §5.2 says (400 with `error`), for OAuth client libraries.
+    oauth: bool = False
     errors: tuple[int, ...] = ()
     description: str = ""
     response_description: str = ""
@@ -105,6 +107,13 @@ def _errors(problems: dict[str, Any]) -> dict[str, list[str]]:
             for name, msgs in problems.items()}
 
 
+def _api_detail(error: Invalid) -> str:
+    """The service's own summary names fields as the models do (`custom_fields.severity`); say `fields.severity`."""
+    if error.detail != "; ".join(f"{k}: {v}" for k, v in error.problems.items()):
+        return error.detail
+    return "; ".join(f"{api_field(k)}: {v}" for k, v in error.problems.items())
+
+
 def service_problem(error: ServiceError) -> Response:
     """The problem response of an error a service raised."""
     from app.services.runtime.transitions import TransitionBlocked
@@ -117,7 +126,7 @@ def service_problem(error: ServiceError) -> Response:
         return problem(422, "Idempotency-Key reused", error.detail, slug="idempotency-key-reused",
                        errors=_errors(error.problems))
     if isinstance(error, Invalid):
-        return problem(422, "Invalid input", error.detail, slug="invalid", errors=_errors(error.problems))
+        return problem(422, "Invalid input", _api_detail(error), slug="invalid", errors=_errors(error.problems))
     if isinstance(error, Unauthorized):
         oauth = getattr(error, "error", None)
         extra = {"error": oauth, "error_description": error.detail} if oauth else {}
@@ -222,7 +231,18 @@ def _parse_body(ep: Endpoint) -> dict | Response:
     try:
         return _schema(ep.body).load(data)
     except ValidationError as error:
+        if ep.oauth:
+            return oauth_problem(error, data)
         return validation_problem(error)
+
+
+def oauth_problem(error: ValidationError, data: Any) -> Response:
+    """A token request's invalid input: 400 with the RFC 6749 §5.2 `error` code (and the per-field `errors`)."""
+    flat = validation_problem(error).get_json()["errors"]
+    unsupported = isinstance(data, dict) and data.get("grant_type") and "grant_type" in flat
+    code = "unsupported_grant_type" if unsupported else "invalid_request"
+    detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in flat.items())
+    return problem(400, "Bad request", detail, error=code, error_description=detail, errors=flat)
 
 
 def _parse_query(ep: Endpoint) -> dict | Response:
@@ -246,7 +266,9 @@ def _render(ep: Endpoint, result: Any) -> Response:
     if ep.response is not None and payload is not None:
         payload = _schema(ep.response, ep.many).dump(payload)
     body = b"" if payload is None else json.dumps(payload, ensure_ascii=False, default=str).encode()
-    response = Response(body, status, mimetype="application/json" if payload is not None else None)
+    response = Response(body, status, mimetype="application/json")
+    if payload is None:
+        del response.headers["Content-Type"]
     response.headers.update(headers)
     return response
 

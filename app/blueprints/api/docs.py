@@ -53,7 +53,7 @@ def _errors(ep: Endpoint, has_path_params: bool) -> set[int]:
     if has_path_params or not ep.public:
         codes.add(404)
     if ep.body is not None:
-        codes |= {400, 413, 422} | (set() if ep.form else {415})
+        codes |= {400, 413} | (set() if ep.oauth else {422}) | (set() if ep.form else {415})
     if ep.query is not None:
         codes |= {400, 422}
     if ep.method in ("POST", "PATCH") and not ep.public:

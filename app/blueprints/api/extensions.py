@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import Response, current_app, request
+from flask import current_app, request
 from sqlalchemy import select
 
 from app.models.gateway import ExtensionInstallation
@@ -110,7 +110,7 @@ def _basic_client() -> tuple[str | None, str | None]:
 
 
 @endpoint("/api/v1/oauth/token", "POST", summary="OAuth 2.0 client credentials", tags=AUTH, public=True,
-          body=es.TokenRequestSchema, form=True, response=es.TokenSchema, errors=(401,))
+          body=es.TokenRequestSchema, form=True, oauth=True, response=es.TokenSchema, errors=(401,))
 def oauth_token(cred: Credential | None, data: dict):
     """RFC 6749 §4.4, form-encoded: `grant_type=client_credentials` with the installation's client id and
     secret (in the body or HTTP Basic). The token is a runtime token with `src: oauth`, for 15 minutes."""
@@ -204,7 +204,7 @@ def ext_telemetry(cred: Credential, data: dict):
     """Kept as a debug line of the installation's log; may be dropped."""
     extensions.add_log(cred.installation, f"telemetry {data.get('event') or ''}".strip(),
                        {k: v for k, v in data.items() if v is not None}, level="debug", source="telemetry")
-    return Response(status=202)
+    return None, 202, {}
 
 
 def ext_unsupported(cred: Credential, feature: str):

@@ -1,0 +1,41 @@
+"""Details of the wire contract an API client meets: camelCase names in every error text, bodiless
+responses without a content type, and RFC 6749 §5.2 errors from the OAuth token endpoint."""
+
+from __future__ import annotations
+
+from tests.support.api import auth, project, token  # noqa: F401  (fixtures)
+from tests.integration.test_extension_gateway import extension, install, live  # noqa: F401  (fixtures)
+
+
+def test_service_errors_name_fields_in_camel_case(client, token):
+    response = client.post("/api/v1/issues", headers=auth(token),
+                           json={"projectKey": "ENG", "title": "Typed", "issueType": "no_such_type"})
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert list(body["errors"]) == ["issueType"]
+    assert body["detail"].startswith("issueType: ") and "issue_type" not in body["detail"]
+
+
+def test_bodiless_responses_have_no_content_type(client, token):
+    created = client.post("/api/v1/webhooks", headers=auth(token), json={
+        "url": "https://example.com/hook", "events": ["issue.created"], "projectKey": "ENG"})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    deleted = client.delete(f"/api/v1/webhooks/{created.get_json()['id']}", headers=auth(token))
+    assert deleted.status_code == 204 and deleted.data == b""
+    assert "Content-Type" not in deleted.headers
+
+
+def test_token_endpoint_errors_follow_rfc_6749(client, token, extension):
+    installed = install(client, token, extension)
+    form = {"client_id": installed["clientId"], "client_secret": installed["clientSecret"]}
+    for data, error in (({**form, "grant_type": "password"}, "unsupported_grant_type"),
+                        (form, "invalid_request")):
+        response = client.post("/api/v1/oauth/token", data=data)
+        assert response.status_code == 400, response.get_data(as_text=True)
+        body = response.get_json()
+        assert body["error"] == error and body["error_description"] and "grant_type" in body["errors"]
+    telemetry = client.post("/api/v1/ext/telemetry", json={"event": "issue.created"},
+                            headers=auth(installed["apiKey"]))
+    assert telemetry.status_code == 202 and "Content-Type" not in telemetry.headers
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert "422" not in document["paths"]["/api/v1/oauth/token"]["post"]["responses"]
