@@ -81,6 +81,18 @@ def parse_base_url(name: str, raw: str) -> str:
     return url
 
 
+def parse_host_list(name: str, raw: str) -> tuple[str, ...]:
+    """Comma- or space-separated host names, addresses and CIDRs (`git.internal.example, 10.0.0.0/8`)."""
+    from app.services.outbound import AllowList
+
+    entries = tuple(e for e in raw.replace(",", " ").split() if e)
+    try:
+        AllowList.parse(entries)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+    return entries
+
+
 def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
     """Build the app settings from environment variables. Pure: reads nothing but `environ`."""
     env = environ.get
@@ -109,6 +121,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         "KIKET_GITHUB_API_URL": env("KIKET_GITHUB_API_URL") or None,
         # Local (file://) remotes read the server's own disk: off unless set, and then for organization admins only.
         "KIKET_ALLOW_LOCAL_REMOTES": parse_boolean("KIKET_ALLOW_LOCAL_REMOTES", env("KIKET_ALLOW_LOCAL_REMOTES", "0")),
+        # Git remotes at loopback, private, link-local or metadata addresses are refused unless listed here.
+        "KIKET_GIT_ALLOWED_HOSTS": parse_host_list("KIKET_GIT_ALLOWED_HOSTS", env("KIKET_GIT_ALLOWED_HOSTS", "")),
         "KIKET_MAX_ATTACHMENT_BYTES": parse_int("KIKET_MAX_ATTACHMENT_BYTES", env("KIKET_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024)), minimum=1),
         # Unset: emails stay in the outbox (admins read them there) instead of being sent.
         "KIKET_SMTP_URL": parse_smtp_url("KIKET_SMTP_URL", env("KIKET_SMTP_URL", "")),

@@ -4,6 +4,12 @@ Git never sees user input it could read as an option or a transport: remote URLs
 checked before any git process starts, user values follow `--`, only https/ssh (and file when local
 remotes are allowed) are enabled, hooks are off, and every call has a timeout. Access tokens travel in
 `GIT_CONFIG_*` environment variables (an `http.extraHeader`), never in argv or logs.
+
+A network remote's host is resolved here and checked by the outbound address guard (`app.services.outbound`):
+loopback, private, link-local and metadata addresses are refused unless `KIKET_GIT_ALLOWED_HOSTS` lists the
+host or its network. Git then connects to the checked address (`http.curloptResolve`, ssh `HostName`) and
+follows no redirects. A refusal, a closed port, a timeout or a TLS/ssh handshake with something else all give
+one error text (`UNREACHABLE`), so errors cannot be used to scan ports; the details go to the server log.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import base64
 import logging
 import os
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
+from app.services import outbound
 from app.services.errors import Invalid
 from app.services.sync.config_sources import ConfigSourceError, resolve_commit
 
@@ -37,6 +45,17 @@ _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(?::\d{1,5})?$")
 _URL_PATH = re.compile(r"^/[A-Za-z0-9._~/%+-]*$")
 _GITHUB_PATH = re.compile(r"^/?(?P<owner>[A-Za-z0-9-]+)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+UNREACHABLE = ("Cannot reach the repository at {host}: its address is not allowed, nothing answered, or the connection "
+               "was refused or timed out.")
+# What a git server said, in words that are safe to show; anything else from a network remote is UNREACHABLE.
+_ANSWERS = (
+    (re.compile(r"couldn't find remote ref", re.I), "The remote has no such branch."),
+    (re.compile(r"authentication failed|could not read (username|password)|returned error: 40[13]|permission denied "
+                r"\(publickey|terminal prompts disabled", re.I),
+     "The remote refused access: check the access token (or the server's deploy key)."),
+    (re.compile(r"repository not found|returned error: 404|not found", re.I),
+     "The remote has no such repository (or the access token cannot see it)."),
+)
 
 
 class GitError(Exception):
@@ -55,6 +74,50 @@ class CommitInfo:
 def allow_local_remotes() -> bool:
     """`file://` remotes are allowed: only when KIKET_ALLOW_LOCAL_REMOTES is set (tests, trusted installs)."""
     return bool(current_app.config.get("KIKET_ALLOW_LOCAL_REMOTES"))
+
+
+@dataclass(frozen=True)
+class _Pin:
+    """A network remote's host, resolved and checked: git connects to `ip` and nowhere else."""
+
+    scheme: str
+    host: str
+    port: int
+    ip: str
+
+
+def git_allow_list() -> outbound.AllowList:
+    """Hosts and networks a git remote may resolve into although private (KIKET_GIT_ALLOWED_HOSTS)."""
+    return outbound.AllowList.parse(current_app.config.get("KIKET_GIT_ALLOWED_HOSTS") or ())
+
+
+def remote_host(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of a checked https/ssh remote URL; None for a local (file://) one."""
+    match = _SCP_LIKE.match(url)
+    if match:
+        return "ssh", match.group("host"), 22
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        return None
+    return scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 22)
+
+
+def _pin(url: str) -> _Pin | None:
+    target = remote_host(url)
+    if target is None:
+        return None
+    scheme, host, port = target
+    try:
+        addresses = outbound.resolve(host, port)
+    except (OSError, UnicodeError) as exc:
+        log.info("git remote %s: cannot resolve: %s", host, exc)
+        raise GitError(UNREACHABLE.format(host=host)) from None
+    refused = outbound.refusal(host, addresses, git_allow_list())
+    if refused:
+        log.warning("git remote refused: %s (KIKET_GIT_ALLOWED_HOSTS does not list it)", refused)
+        raise GitError(UNREACHABLE.format(host=host))
+    return _Pin(scheme, host, port, addresses[0])
 
 
 def is_local_remote(url: str) -> bool:
@@ -95,6 +158,10 @@ def validate_remote_url(url: str, *, allow_local: bool) -> str:
             raise refuse("The URL needs a host name.")
         if parts.password is not None:
             raise refuse("Do not put credentials in the URL; use the access token field.")
+        try:
+            parts.port
+        except ValueError:
+            raise refuse("The URL's port is not a port number.") from None
         if scheme == "https" and parts.username is not None:
             raise refuse("Do not put a user name in an https URL; use the access token field.")
         if parts.query or parts.fragment or not _URL_PATH.match(parts.path or "/"):
@@ -166,14 +233,14 @@ def decrypt_token(ciphertext: str | None) -> str | None:
         return None
 
 
-def _env(*, allow_file: bool, token: str | None = None) -> dict[str, str]:
+def _env(*, allow_file: bool, token: str | None = None, pin: _Pin | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update({
         "GIT_ALLOW_PROTOCOL": "https:ssh:file" if allow_file else "https:ssh",
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes" + (_ssh_pin(pin) if pin is not None and pin.scheme == "ssh" else ""),
         "LC_ALL": "C",
     })
     if token:
@@ -183,23 +250,49 @@ def _env(*, allow_file: bool, token: str | None = None) -> dict[str, str]:
     return env
 
 
+def _ssh_pin(pin: _Pin) -> str:
+    # Connect to the checked address; known_hosts is still looked up under the name the URL gave.
+    alias = pin.host if pin.port == 22 else f"[{pin.host}]:{pin.port}"
+    return f" -o HostName={shlex.quote(pin.ip)} -o HostKeyAlias={shlex.quote(alias)}"
+
+
 def _git(args: list[str], *, timeout: float, allow_file: bool, token: str | None = None,
-         git_dir: Path | None = None) -> bytes:
+         git_dir: Path | None = None, remote: str | None = None) -> bytes:
+    """Run git. With `remote` (a checked URL), a network remote's host is resolved and guarded first."""
     command = ["git", "-c", "core.hooksPath=/dev/null", "-c", "protocol.ext.allow=never",
-               "-c", f"protocol.file.allow={'always' if allow_file else 'never'}"]
+               "-c", f"protocol.file.allow={'always' if allow_file else 'never'}", "-c", "http.followRedirects=false"]
+    pin = _pin(remote) if remote is not None else None
+    if pin is not None and pin.scheme == "https":
+        address = f"[{pin.ip}]" if ":" in pin.ip else pin.ip
+        command += ["-c", f"http.curloptResolve={pin.host}:{pin.port}:{address}"]
     if git_dir is not None:
         command += ["--git-dir", str(git_dir)]
     try:
         done = subprocess.run(command + args, capture_output=True, timeout=timeout,
-                              env=_env(allow_file=allow_file, token=token), check=False)
+                              env=_env(allow_file=allow_file, token=token, pin=pin), check=False)
     except subprocess.TimeoutExpired:
+        if pin is not None:
+            log.info("git %s of %s: no answer within %.0f s", args[0], pin.host, timeout)
+            raise GitError(UNREACHABLE.format(host=pin.host)) from None
         raise GitError(f"git {args[0]} did not finish within {timeout:.0f} s") from None
     except OSError as exc:
         raise GitError(f"git {args[0]} could not start: {exc}") from None
     if done.returncode != 0:
         lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        if pin is not None:
+            raise GitError(_network_failure(args[0], pin, lines))
         raise GitError(f"git {args[0]} failed: {lines[-1] if lines else f'exit code {done.returncode}'}")
     return done.stdout
+
+
+def _network_failure(command: str, pin: _Pin, lines: list[str]) -> str:
+    """What to show for a failed fetch/ls-remote of a network remote: a git server's answer, or UNREACHABLE."""
+    log.info("git %s of %s (%s) failed: %s", command, pin.host, pin.ip, " | ".join(lines[-3:]))
+    text = "\n".join(lines)
+    for pattern, message in _ANSWERS:
+        if pattern.search(text):
+            return f"git {command} failed: {message}"
+    return UNREACHABLE.format(host=pin.host)
 
 
 def mirror_path(repository_id: int) -> Path:
@@ -222,7 +315,8 @@ def fetch(repo, branch: str | None = None) -> Path:
         _git(["init", "--bare", "--quiet", "--", str(path)], timeout=LOCAL_TIMEOUT_S, allow_file=False)
     refspec = f"+refs/heads/{branch}:{_tracking_ref(branch)}"
     _git(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--depth=1", "--", url, refspec],
-         timeout=FETCH_TIMEOUT_S, allow_file=allow_file, token=decrypt_token(repo.token_encrypted), git_dir=path)
+         timeout=FETCH_TIMEOUT_S, allow_file=allow_file, token=decrypt_token(repo.token_encrypted), git_dir=path,
+         remote=url)
     return path
 
 
@@ -252,7 +346,8 @@ def list_branches(url: str, token: str | None = None) -> list[str]:
     github = parse_github(url)
     if github is not None and token:
         return _github_branches(*github, token)
-    out = _git(["ls-remote", "--heads", "--", url], timeout=LS_REMOTE_TIMEOUT_S, allow_file=allow_file, token=token)
+    out = _git(["ls-remote", "--heads", "--", url], timeout=LS_REMOTE_TIMEOUT_S, allow_file=allow_file, token=token,
+               remote=url)
     names = []
     for line in out.decode("utf-8", "replace").splitlines():
         _, _, ref = line.partition("\t")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
-import ipaddress
 import json
 import logging
 import re
@@ -37,7 +36,8 @@ from app.extensions import db
 from app.models.base import utcnow
 from app.models.webhooks import WebhookDelivery
 from app.queue import get_queue
-from app.services import crypto
+from app.services import crypto, outbound
+from app.services.outbound import forbidden_reason
 from app.services.errors import Invalid, NotFound
 from app.services.webhooks.secrets import secrets_for
 
@@ -62,7 +62,6 @@ SENSITIVE_HEADER = re.compile(r"authorization|cookie|token|secret|password|api[-
 RESERVED_HEADER = re.compile(r"^(x-kiket-.*|host|content-length|transfer-encoding|connection)$", re.IGNORECASE)
 # Shorter secret values are not searched for in logs: redacting "a" would shred every text.
 MIN_REDACTABLE = 4
-METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 
 
 class Refused(Exception):
@@ -357,23 +356,6 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def forbidden_reason(address: str) -> str | None:
-    """Why an IP address may not be a webhook target, or None when it is a public address."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip in METADATA_ADDRESSES:
-        return "cloud metadata address"
-    for reason, flag in (("loopback", ip.is_loopback), ("unspecified", ip.is_unspecified),
-                         ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-                         ("reserved", ip.is_reserved), ("private", ip.is_private)):
-        if flag:
-            return f"{reason} address"
-    if not ip.is_global:
-        return "not a globally routable address"
-    return None
-
-
 def resolve_target(url: str, allow_private: bool, *, allow_loopback: bool = False) -> Target:
     """Check the URL and resolve its host; every address must be public unless `allow_private`
     (or, with `allow_loopback`, on this machine).
@@ -394,10 +376,7 @@ def resolve_target(url: str, allow_private: bool, *, allow_loopback: bool = Fals
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
         raise Refused("invalid port") from None
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
-    if not addresses:
-        raise OSError(f"{host} has no address")
+    addresses = outbound.resolve(host, port)
     if not allow_private:
         for address in addresses:
             reason = forbidden_reason(address)
