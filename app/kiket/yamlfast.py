@@ -18,7 +18,7 @@ column; flow collections are built anew each time, so no two places share a muta
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -123,7 +123,7 @@ class _Reader:
                 break
             found = known(line)
             if found is None or found[0] != column:
-                found = _key_line(line, column)
+                found = _key_line(line, column, self.plain)
             _, key, token, at, value = found
             if key in result:
                 raise _Decline
@@ -234,37 +234,35 @@ class _Reader:
         return value
 
     def flow_line(self, line: str, at: int, pointer: str, depth: int, number: int) -> Any:
-        """A flow collection that ends the line, read once per line text: later copies get new containers and
-        their own marks, from the shape and relative marks remembered in `_FLOWS`."""
-        found = _FLOWS.get(line)
-        if found is None or found[0] != at or depth + found[1] > MAX_FAST_DEPTH:
+        """A flow collection that ends the line. A line met a second time is remembered in `_FLOWS` (its shape
+        and relative marks), and later copies are built from that, with new containers and their own marks."""
+        found = _FLOWS.get(line, _MISSING)
+        if found is not _MISSING and found is not None and found[0] == at and depth + found[1] <= MAX_FAST_DEPTH:
+            _, _, shape, relative = found
             marks = self.marks
-            self.marks = scratch = {}
-            try:
-                value, end = self.flow(line, at, "", depth, number)
-            finally:
-                self.marks = marks
-            length = len(line)
-            if end < length:
-                if line[end] != " ":
-                    raise _Decline
-                while end < length and line[end] == " ":
-                    end += 1
-                if end < length and line[end] != "#":
-                    raise _Decline
-            relative = tuple((suffix, column) for suffix, (_, column) in scratch.items())
             for suffix, column in relative:
                 marks[pointer + suffix] = (number, column)
-            if length <= _MAX_LINE_LENGTH:
+            return _build(shape)
+        if found is _MISSING:  # the first time: read as is, and note the line
+            value, end = self.flow(line, at, pointer, depth, number)
+            _flow_end(line, end)
+            if len(line) <= _MAX_LINE_LENGTH:
                 if len(_FLOWS) >= _MAX_LINES:
                     _FLOWS.clear()
-                _FLOWS[line] = (at, _nesting(value), _shape(value), relative)
+                _FLOWS[line] = None
             return value
-        _, _, shape, relative = found
         marks = self.marks
+        self.marks = scratch = {}
+        try:
+            value, end = self.flow(line, at, "", depth, number)
+        finally:
+            self.marks = marks
+        _flow_end(line, end)
+        relative = tuple((suffix, column) for suffix, (_, column) in scratch.items())
         for suffix, column in relative:
             marks[pointer + suffix] = (number, column)
-        return _build(shape)
+        _FLOWS[line] = (at, _nesting(value), _shape(value), relative)
+        return value
 
     def flow(self, line: str, at: int, pointer: str, depth: int, number: int) -> tuple[Any, int]:
         """A flow collection that closes on this line; (value, position after it)."""
@@ -357,7 +355,7 @@ def _plain(text: str) -> Any:
     return text
 
 
-def _inline_scalar(line: str, at: int) -> Any:
+def _inline_scalar(line: str, at: int, plain: Callable[[str], Any]) -> Any:
     """The scalar that starts at `at` and ends the line (as `_Reader.inline` reads it), or _INLINE for a flow
     collection."""
     first = line[at]
@@ -382,7 +380,7 @@ def _inline_scalar(line: str, at: int) -> Any:
         text = text.rstrip(" ")
     if ": " in text or text[-1] == ":":
         raise _Decline
-    return _plain(text)
+    return plain(text)
 
 
 _MISSING = object()
@@ -399,8 +397,21 @@ def clear_memo() -> None:
     _FLOWS.clear()
 
 
-# Flow collections already read, by line: (where it starts, nesting below it, shape, relative marks).
-_FLOWS: dict[str, tuple[int, int, tuple, tuple[tuple[str, int], ...]]] = {}
+# Flow collections already read, by line: None once met, then (where it starts, nesting below it, shape,
+# relative marks).
+_FLOWS: dict[str, tuple[int, int, tuple, tuple[tuple[str, int], ...]] | None] = {}
+
+
+def _flow_end(line: str, end: int) -> None:
+    """After a flow collection: nothing but spaces and a comment may follow on its line."""
+    length = len(line)
+    if end < length:
+        if line[end] != " ":
+            raise _Decline
+        while end < length and line[end] == " ":
+            end += 1
+        if end < length and line[end] != "#":
+            raise _Decline
 
 
 def _nesting(value: Any) -> int:
@@ -434,7 +445,7 @@ def _build(shape: tuple) -> Any:
     return [_build(item) if type(item) is tuple else item for item in items]
 
 
-def _key_line(line: str, column: int) -> tuple[int, str, str, int, Any]:
+def _key_line(line: str, column: int, plain: Callable[[str], Any]) -> tuple[int, str, str, int, Any]:
     """(column, key, "/" + its pointer token, where the value starts or -1, the value or _INLINE) of a block
     mapping line whose key stands at `column`; remembered in `_LINES` for lines met again."""
     first = line[column]
@@ -469,7 +480,7 @@ def _key_line(line: str, column: int) -> tuple[int, str, str, int, Any]:
     if at == length or line[at] == "#":
         at = -1
     else:
-        value = _inline_scalar(line, at)
+        value = _inline_scalar(line, at, plain)
     found = (column, key, token, at, value)
     if length <= _MAX_LINE_LENGTH:
         if len(_LINES) >= _MAX_LINES:
