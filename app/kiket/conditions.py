@@ -7,6 +7,7 @@ import re
 import typing as t
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, timezone
 
 from app.kiket.codes import CODES as REGISTRY
@@ -149,8 +150,14 @@ def normalize_path(path: object) -> str | None:
 
     Returns None for paths that are empty, malformed or touch `_`-prefixed segments.
     """
-    if not isinstance(path, str):
+    if not isinstance(path, str) or len(path) > 4 * MAX_PATH_LENGTH:
         return None
+    return _normalize_text(path)
+
+
+@lru_cache(maxsize=4096)
+def _normalize_text(path: str) -> str | None:
+    """`normalize_path` of a text: the same few paths recur in every condition of a repository."""
     text = path.strip()
     if not text or len(text) > MAX_PATH_LENGTH:
         return None

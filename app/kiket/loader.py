@@ -405,8 +405,9 @@ def _intake_refs(result: LayerConfig, ctx: FileContext, data: dict) -> None:
 
 
 def clear_memos() -> None:
-    """Forget what loading remembers across files (lines read, template texts, durations); the bundled layers
-    stay. For measuring a cold load: each memo is bounded, so nothing else needs this."""
+    """Forget what loading remembers across files (lines read, templates, durations, field paths); the
+    bundled layers stay. For measuring a cold load: each memo is bounded, so nothing else needs this."""
+    from app.kiket.conditions import _normalize_text
     from app.kiket.durations import _parse_text
     from app.kiket.templating import _template_parts
     from app.kiket.yamlfast import clear_memo
@@ -414,6 +415,7 @@ def clear_memos() -> None:
     clear_memo()
     _template_parts.cache_clear()
     _parse_text.cache_clear()
+    _normalize_text.cache_clear()
 
 
 @lru_cache(maxsize=8)
