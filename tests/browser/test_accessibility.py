@@ -60,6 +60,8 @@ PAGES = [
     ("project extensions", "/projects/ENG/extensions"),
     ("an installed extension", "/projects/ENG/extensions/{installation}"),
     ("an installed extension, a delivery open", "/projects/ENG/extensions/{installation}#open:#extension-deliveries summary"),
+    ("project webhooks", "/projects/ENG/webhooks"),
+    ("a webhook subscription, a delivery open", "/projects/ENG/webhooks/{subscription}#open:#extension-deliveries summary"),
 ]
 
 
@@ -71,7 +73,7 @@ def content(_schema, tmp_path, fresh_install):
     from app.extensions import db
     from app.models import ConfigRevision, Issue, SyncRun
     from app.services import accounts, projects
-    from app.services.gateway import extensions
+    from app.services.gateway import extensions, subscriptions
     from app.services.runtime import issue_page, seeding, transitions
     from app.services.webhooks import delivery as webhook_delivery
 
@@ -94,6 +96,9 @@ def content(_schema, tmp_path, fresh_install):
         webhook_delivery.deliver(project.id, "https://ext.example.com/v/v1/webhooks/issue.created", "POST", {},
                                  {"id": "evt_1"}, "issue.created", "whsec_example-secret-value",
                                  installation_id=installed.installation.id, event_id="evt_1")
+        subscription, _ = subscriptions.create(owner, project, "https://hooks.example.com/kiket", ["issue.created"])
+        webhook_delivery.deliver(project.id, subscription.url, "POST", {}, {"id": "evt_2"}, "issue.created",
+                                 "whsec_example-secret-value", subscription_id=subscription.id, event_id="evt_2")
         ids = {
             "issue": issue.number,
             "transition": view.verdicts[0].transition.id,
@@ -102,6 +107,7 @@ def content(_schema, tmp_path, fresh_install):
             "revision": db.session.get(type(repository), repository.id).active_revision_id,
             "older_revision": older,
             "installation": installed.installation.id,
+            "subscription": subscription.id,
         }
         assert db.session.get(ConfigRevision, ids["revision"]) and db.session.get(SyncRun, failed.id)
         db.session.remove()

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.browser
 
 PAGES = ["/projects", "/projects/ENG", "/projects/ENG/issues", "/projects/ENG/issues/new", "/projects/ENG/configuration",
          "/repositories/", "/repositories/new", "/admin/", "/notifications", "/account/password", "/no-such-page",
-         "/account/tokens", "/api/docs", "/projects/ENG/extensions"]
+         "/account/tokens", "/api/docs", "/projects/ENG/extensions", "/projects/ENG/webhooks"]
 
 
 def test_every_page_sends_the_policy_and_runs_under_it(new_page, _schema):

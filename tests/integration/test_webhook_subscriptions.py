@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import socket
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from app.extensions import db
 from app.services.webhooks import delivery as webhook_delivery
 from app.services.gateway import credentials
+from app.services.runtime import issues
 from tests.support.api import auth, project, run_webhooks, token  # noqa: F401  (fixtures)
 from tests.support.receiver import receiver  # noqa: F401  (the fixture)
 
@@ -120,3 +122,47 @@ def test_redirects_to_private_addresses_are_refused_at_delivery(app, client, tok
     (delivery,) = client.get(f"/api/v1/webhooks/{subscription['id']}/deliveries", headers=auth(token)).get_json()["items"]
     assert delivery["status"] == "failed" and "refused: redirect 1" in delivery["error"]
     assert len(receiver.requests) == 1
+
+
+def test_subscription_pages(app, client, login, make_user, project, receiver):
+    from app.models import ProjectMembership
+    from tests.conftest import post_form
+
+    app.config["KIKET_WEBHOOK_ALLOW_PRIVATE"] = True
+    login()
+    assert "/projects/ENG/webhooks" in client.get("/projects/ENG").get_data(as_text=True)
+    assert client.get("/projects/ENG/webhooks").status_code == 200
+    refused = post_form(client, "/projects/ENG/webhooks", {"url": receiver.url + "/hook", "events": "issue.bogus"})
+    assert refused.status_code == 422 and "issue.bogus" in refused.get_data(as_text=True)
+    created = post_form(client, "/projects/ENG/webhooks",
+                        {"url": receiver.url + "/hook", "events": ["issue.created", "issue.commented"]})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    secret = re.search(r"(whsec_[\w-]+)", created.get_data(as_text=True)).group(1)
+    page = client.get("/projects/ENG/webhooks").get_data(as_text=True)
+    assert receiver.url in page and secret not in page
+    (subscription_id,) = re.findall(r"/projects/ENG/webhooks/(\d+)", page)
+
+    issue = issues.create_issue(project, project.memberships[0].user, issue_type="task", title="Hooked")
+    run_webhooks(app)
+    (first,) = receiver.requests
+    body = first["body"]
+    assert first["headers"]["X-Kiket-Signature"] == "sha256=" + hmac.new(
+        secret.encode(), first["headers"]["X-Kiket-Timestamp"].encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert json.loads(body)["data"]["issue"]["key"] == issue.key
+    detail = client.get(f"/projects/ENG/webhooks/{subscription_id}").get_data(as_text=True)
+    assert "issue.created" in detail and "X-Kiket-Signature" not in detail
+    (delivery_id,) = re.findall(rf"/webhooks/{subscription_id}/deliveries/(\d+)/redeliver", detail)
+    again = post_form(client, f"/projects/ENG/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver")
+    assert again.status_code == 303
+    run_webhooks(app)
+    assert json.loads(receiver.requests[1]["body"])["id"] == json.loads(body)["id"]
+    assert "queued again" in client.get(again.headers["Location"]).get_data(as_text=True)
+
+    member = make_user("member@example.com", "member")
+    db.session.add(ProjectMembership(project_id=project.id, user_id=member.id, role="member"))
+    db.session.commit()
+    assert post_form(client, f"/projects/ENG/webhooks/{subscription_id}/delete").status_code == 303
+    assert "No webhook subscriptions" in client.get("/projects/ENG/webhooks").get_data(as_text=True)
+    post_form(client, "/logout")
+    login("member@example.com")
+    assert client.get("/projects/ENG/webhooks").status_code == 403
