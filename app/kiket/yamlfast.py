@@ -114,7 +114,7 @@ class _Reader:
         result: dict[str, Any] = {}
         count = len(lines)
         depth += 1
-        known = _LINES.get
+        known, plain = _LINES.get, self.plain
         while index < count:
             number, indent, line = lines[index]
             if indent != column:
@@ -122,9 +122,46 @@ class _Reader:
                     raise _Decline
                 break
             found = known(line)
-            if found is None or found[0] != column:
-                found = _key_line(line, column, self.plain)
-            _, key, token, at, value = found
+            if found is not None and found[0] == column:
+                _, key, token, at, value = found
+            else:
+                # The line's key, where its value starts (-1: on the next lines) and a scalar value (or _INLINE).
+                first = line[column]
+                if first == "'" or first == '"':
+                    key, at = _quoted(line, column)
+                    while line.startswith(" ", at):
+                        at += 1
+                    if not line.startswith(":", at):
+                        raise _Decline
+                    at += 1
+                else:
+                    if first in _PLAIN_START or first == "-":
+                        raise _Decline
+                    at = line.find(": ", column)
+                    if at == -1:
+                        if line[-1] != ":":
+                            raise _Decline
+                        at = len(line) - 1
+                    key = line[column:at]
+                    if key[-1] == " " or key == "<<" or " #" in key or len(key) > MAX_KEY_LENGTH:
+                        raise _Decline
+                    at += 1
+                token = f"/{key}" if "/" not in key and "~" not in key else f"/{_escape(key)}"
+                length = len(line)
+                if at < length:
+                    if line[at] != " ":
+                        raise _Decline
+                    at += 1
+                    while at < length and line[at] == " ":
+                        at += 1
+                if at == length or line[at] == "#":
+                    at, value = -1, None
+                else:
+                    value = _inline_scalar(line, at, plain)
+                if length <= _MAX_LINE_LENGTH:
+                    if len(_LINES) >= _MAX_LINES:
+                        _LINES.clear()
+                    _LINES[line] = (column, key, token, at, value)
             if key in result:
                 raise _Decline
             child = pointer + token
@@ -384,7 +421,7 @@ def _inline_scalar(line: str, at: int, plain: Callable[[str], Any]) -> Any:
 
 
 _MISSING = object()
-_INLINE = object()  # a value `_key_line` leaves to `inline` (a flow collection: new objects and marks each time)
+_INLINE = object()  # a value `mapping` leaves to `inline` (a flow collection: new objects and marks each time)
 # Lines of block mappings already read: many repeat (`type: active`, `required: true`) within and across files.
 _LINES: dict[str, tuple[int, str, str, int, Any]] = {}
 _MAX_LINES = 50_000
@@ -443,50 +480,6 @@ def _build(shape: tuple) -> Any:
     if kind == 2:
         return {key: _build(item) if type(item) is tuple else item for key, item in items}
     return [_build(item) if type(item) is tuple else item for item in items]
-
-
-def _key_line(line: str, column: int, plain: Callable[[str], Any]) -> tuple[int, str, str, int, Any]:
-    """(column, key, "/" + its pointer token, where the value starts or -1, the value or _INLINE) of a block
-    mapping line whose key stands at `column`; remembered in `_LINES` for lines met again."""
-    first = line[column]
-    if first == "'" or first == '"':
-        key, at = _quoted(line, column)
-        while line.startswith(" ", at):
-            at += 1
-        if not line.startswith(":", at):
-            raise _Decline
-        at += 1
-    else:
-        if first in _PLAIN_START or first == "-":
-            raise _Decline
-        at = line.find(": ", column)
-        if at == -1:
-            if line[-1] != ":":
-                raise _Decline
-            at = len(line) - 1
-        key = line[column:at]
-        if key[-1] == " " or key == "<<" or " #" in key or len(key) > MAX_KEY_LENGTH:
-            raise _Decline
-        at += 1
-    token = f"/{key}" if "/" not in key and "~" not in key else f"/{_escape(key)}"
-    length = len(line)
-    if at < length:
-        if line[at] != " ":
-            raise _Decline
-        at += 1
-        while at < length and line[at] == " ":
-            at += 1
-    value: Any = None
-    if at == length or line[at] == "#":
-        at = -1
-    else:
-        value = _inline_scalar(line, at, plain)
-    found = (column, key, token, at, value)
-    if length <= _MAX_LINE_LENGTH:
-        if len(_LINES) >= _MAX_LINES:
-            _LINES.clear()
-        _LINES[line] = found
-    return found
 
 
 def _skip(line: str, at: int) -> int:
