@@ -39,3 +39,11 @@ def test_token_endpoint_errors_follow_rfc_6749(client, token, extension):
     assert telemetry.status_code == 202 and "Content-Type" not in telemetry.headers
     document = client.get("/api/v1/openapi.json").get_json()
     assert "422" not in document["paths"]["/api/v1/oauth/token"]["post"]["responses"]
+
+
+def test_an_empty_body_is_an_empty_object(client, token):
+    for headers in ({}, {"Content-Type": "application/x-www-form-urlencoded"}):
+        response = client.post("/api/v1/projects", headers={**auth(token), **headers})
+        assert response.status_code == 422, response.get_data(as_text=True)
+        assert {"key", "name"} <= set(response.get_json()["errors"])
+    assert client.post("/api/v1/projects", headers=auth(token), data="key=OPS").status_code == 415

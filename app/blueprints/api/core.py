@@ -218,13 +218,16 @@ def _parse_body(ep: Endpoint) -> dict | Response:
             data = request.get_json(silent=True) or {}
     else:
         mimetype = request.mimetype or ""
-        if mimetype not in JSON_TYPES:
-            return problem(415, "Unsupported media type", "Send the body as application/json.")
         raw = request.get_data(cache=True)
-        try:
-            data = json.loads(raw or b"null")
-        except ValueError as error:
-            return problem(400, "Malformed JSON", f"The body is not valid JSON: {error}.")
+        if not raw:
+            data = {}  # `curl -X POST …/sync`: no body is an empty object (then required fields are 422)
+        elif mimetype not in JSON_TYPES:
+            return problem(415, "Unsupported media type", "Send the body as application/json.")
+        else:
+            try:
+                data = json.loads(raw or b"null")
+            except ValueError as error:
+                return problem(400, "Malformed JSON", f"The body is not valid JSON: {error}.")
         if not isinstance(data, dict):
             return problem(422, "Invalid input", "The body must be a JSON object.", slug="invalid",
                            errors={"_schema": ["Must be a JSON object."]})
