@@ -197,9 +197,9 @@ def test_a_warm_memo_changes_nothing(monkeypatch):
     for text in texts:
         clear_memo()
         cold.append(parse_simple(text))
-    monkeypatch.setattr(yamlfast, "_MAX_LINES", 50)  # and once more through a memo that keeps overflowing
-    for memo_size in (yamlfast._MAX_LINES, 10**6):
-        monkeypatch.setattr(yamlfast, "_MAX_LINES", memo_size)
+    for lines, flows in ((50, 5), (10**6, 10**6)):  # memos that keep overflowing, and memos that keep all
+        monkeypatch.setattr(yamlfast, "_MAX_LINES", lines)
+        monkeypatch.setattr(yamlfast, "_MAX_FLOWS", flows)
         clear_memo()
         warm = [parse_simple(text) for text in texts + texts][len(texts):]
         assert all(a == b and (a is None or _same(a[0], b[0])) for a, b in zip(cold, warm))
