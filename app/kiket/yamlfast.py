@@ -197,26 +197,40 @@ class _Reader:
         items: list[Any] = []
         count = len(lines)
         depth += 1
+        known = _ITEMS.get
         while index < count:
             number, indent, line = lines[index]
-            if indent != column or not _is_entry(line, column):
+            if indent != column:
                 if indent > column:
                     raise _Decline
                 break
-            start = column + 1
-            length = len(line)
-            while start < length and line[start] == " ":
-                start += 1
-            if start == length or line[start] in "#-":
-                raise _Decline  # an empty item, a comment where the item should be, or `- - x`
+            found = known(line)
+            if found is not None and found[0] == column:
+                _, start, kind = found
+            else:
+                if not _is_entry(line, column):
+                    break
+                start = column + 1
+                length = len(line)
+                while start < length and line[start] == " ":
+                    start += 1
+                if start == length or line[start] in "#-":
+                    raise _Decline  # an empty item, a comment where the item should be, or `- - x`
+                kind = _ITEM_MAPPING if self.starts_mapping(line, start) else \
+                    _ITEM_FLOW if line[start] == "[" or line[start] == "{" else _ITEM_VALUE
+                if length <= _MAX_LINE_LENGTH:
+                    if len(_ITEMS) >= _MAX_LINES:
+                        _ITEMS.clear()
+                    _ITEMS[line] = (column, start, kind)
             child = f"{pointer}/{len(items)}"
             marks[child] = (number, start + 1)
-            if self.starts_mapping(line, start):
+            if kind == _ITEM_MAPPING:
                 # The item's mapping: its first key shares the dash's line, the others stand under it.
                 lines[index] = (number, start, line)
                 value, index = self.mapping(index, start, child, depth)
             else:
-                value = self.inline(line, start, child, depth, number)
+                value = self.flow_line(line, start, child, depth, number) if kind == _ITEM_FLOW else \
+                    self.inline(line, start, child, depth, number)
                 index += 1
                 if index < count and lines[index][1] > column:
                     raise _Decline
@@ -427,6 +441,9 @@ _LINES: dict[str, tuple[int, str, str, int, Any]] = {}
 # Bounds of the memos (about 6 MB and 5 MB at most); the 1,000-file benchmark repository has 2,938 distinct
 # key lines and 312 distinct flow lines.
 _MAX_LINES = 20_000
+# Lines of block sequences already read: (column of the dash, where the item starts, what it holds).
+_ITEMS: dict[str, tuple[int, int, int]] = {}
+_ITEM_MAPPING, _ITEM_FLOW, _ITEM_VALUE = 0, 1, 2
 _MAX_FLOWS = 5_000
 _MAX_LINE_LENGTH = 200
 
@@ -435,6 +452,7 @@ def clear_memo() -> None:
     """Forget the lines read so far (to measure a cold load; the memos are bounded without it)."""
     _LINES.clear()
     _FLOWS.clear()
+    _ITEMS.clear()
 
 
 # Flow collections already read, by line: None once met, then (where it starts, nesting below it, shape,
