@@ -34,6 +34,10 @@ def test_token_endpoint_errors_follow_rfc_6749(client, token, extension):
         assert response.status_code == 400, response.get_data(as_text=True)
         body = response.get_json()
         assert body["error"] == error and body["error_description"] and "grant_type" in body["errors"]
+    refused = client.post("/api/v1/oauth/token", data={**form, "grant_type": "client_credentials",
+                                                        "client_secret": "wrong"})
+    assert refused.status_code == 401 and refused.get_json()["error"] == "invalid_client"
+    assert refused.headers["WWW-Authenticate"].startswith("Basic ")
     telemetry = client.post("/api/v1/ext/telemetry", json={"event": "issue.created"},
                             headers=auth(installed["apiKey"]))
     assert telemetry.status_code == 202 and "Content-Type" not in telemetry.headers

@@ -130,7 +130,9 @@ def service_problem(error: ServiceError) -> Response:
     if isinstance(error, Unauthorized):
         oauth = getattr(error, "error", None)
         extra = {"error": oauth, "error_description": error.detail} if oauth else {}
-        headers = {"WWW-Authenticate": 'Bearer realm="kiket"'} if error.status == 401 else {}
+        # RFC 6749 §5.2: a refused client is challenged with the scheme it authenticates with.
+        scheme = "Basic" if oauth == "invalid_client" else "Bearer"
+        headers = {"WWW-Authenticate": f'{scheme} realm="kiket"'} if error.status == 401 else {}
         return problem(error.status, "Unauthorized" if error.status == 401 else "Bad request", error.detail,
                        headers=headers, **extra)
     slug = "conflict" if error.status == 409 else None
