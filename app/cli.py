@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import secrets
+import signal
 import time
 
 import click
@@ -22,6 +23,7 @@ from app.commands.repositories import repo_cli, sync_repository
 from app.queue import QUEUES, get_queue, redis_connection
 from app.services import accounts
 from app.services.errors import ServiceError
+from app.worker_watch import Watched
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +72,16 @@ def _wait_for_redis(timeout: float) -> None:
             time.sleep(0.25)
 
 
-class AppContextWorker(SimpleWorker):
+class AppContextWorker(Watched, SimpleWorker):
     """Runs jobs in this process, each in a fresh app context: its own database session, removed after."""
 
     def perform_job(self, job, queue) -> bool:
         with current_app.app_context():
             return super().perform_job(job, queue)
+
+
+class ForkingWorker(Watched, Worker):
+    """Runs each job in a forked work horse."""
 
 
 @click.command("worker")
@@ -93,12 +99,7 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, wait_second
     """
     names = queues or QUEUES
     _wait_for_redis(wait_seconds)
-    worker_class = Worker if fork else AppContextWorker
-    worker = worker_class(
-        [get_queue(name) for name in names],
-        connection=redis_connection(),
-        worker_ttl=current_app.config["KIKET_WORKER_TTL"],
-    )
+    worker_class = ForkingWorker if fork else AppContextWorker
     log.info("worker starting on %s (%s)", ", ".join(names), "forking" if fork else "in-process")
     from app.services.runtime import sla  # the 5-minute sweep reschedules itself; this starts the cycle (idempotent)
 
@@ -107,4 +108,23 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool, wait_second
     # walks it again, so a collection during a job costs what the job allocated, not the whole process.
     gc.collect()
     gc.freeze()
-    worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    while True:
+        worker = worker_class([get_queue(name) for name in names], connection=redis_connection(),
+                              worker_ttl=current_app.config["KIKET_WORKER_TTL"])
+        try:
+            worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        except RedisConnectionError as exc:
+            log.warning("worker lost Redis: %s", exc)
+        finally:
+            if worker.kiket_watch is not None:
+                worker.kiket_watch.stop()
+        if burst or worker._stop_requested or worker._shutdown_requested_date is not None:
+            return
+        # RQ quits on an error it does not handle (Redis going away in the middle of a job's bookkeeping): a
+        # worker under a plain process manager would stay gone, so this one waits for Redis and starts again.
+        log.warning("worker stopped without being asked to; starting again once Redis answers")
+        # RQ's handlers talk to Redis: while waiting for it, SIGTERM and Ctrl-C must simply end the process.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        time.sleep(1)
+        _wait_for_redis(float("inf"))

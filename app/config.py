@@ -115,6 +115,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         "KIKET_UP_MAX_QUEUE_AGE": parse_int("KIKET_UP_MAX_QUEUE_AGE", env("KIKET_UP_MAX_QUEUE_AGE", "120")),
         # A worker heartbeats every ttl - 15 s; anything older than this is gone.
         "KIKET_WORKER_TTL": parse_int("KIKET_WORKER_TTL", env("KIKET_WORKER_TTL", "60"), minimum=20),
+        # Workers beat a few times per period; /up counts those that beat within it (app/services/health.py).
+        "KIKET_WORKER_HEARTBEAT": parse_int("KIKET_WORKER_HEARTBEAT", env("KIKET_WORKER_HEARTBEAT", "10"), minimum=2),
         "KIKET_INVITATION_MAX_AGE": parse_int("KIKET_INVITATION_MAX_AGE", env("KIKET_INVITATION_MAX_AGE", str(7 * 24 * 3600)), minimum=60),
         "KIKET_REVISION_RETENTION": parse_int("KIKET_REVISION_RETENTION", env("KIKET_REVISION_RETENTION", "50"), minimum=1),
         # A GitHub Enterprise (or test stand-in) API root; github.com when unset.

@@ -1,7 +1,16 @@
-"""The checks behind `/up`: database, Redis, a live `configuration` worker, queue depth and age."""
+"""The checks behind `/up`: database, Redis, a live `configuration` worker, queue depth and age.
+
+Workers are judged by Kiket's own heartbeat, not RQ's registration: every worker writes its name into
+`kiket:workers:<queue>` (a sorted set scored by the time of the beat) a few times per heartbeat period,
+from a thread of its own (`app.worker_watch`), so a long job does not silence it and a Redis that came
+back empty has it again within one beat. A worker counts when it beat within the last period: a dead
+one drops out within one period; one that stopped cleanly removes itself at once.
+"""
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -40,11 +49,56 @@ def check_redis(redis: Redis) -> Check:
     return Check("redis", True, "answered")
 
 
-def check_worker(redis: Redis, queue: str, max_silence: int, now: datetime) -> Check:
-    workers = Worker.all(connection=redis, queue=Queue(queue, connection=redis))
-    fresh = [w for w in workers if w.last_heartbeat and (now - _aware(w.last_heartbeat)).total_seconds() <= max_silence]
+def _beats_key(queue: str) -> str:
+    return f"kiket:workers:{queue}"
+
+
+def _worker_key(name: str) -> str:
+    return f"kiket:worker:{name}"
+
+
+def beat(redis: Redis, name: str, queues: list[str], period: int, *, job: str | None, pid: int, host: str) -> None:
+    """One heartbeat of a worker: its name in each queue's set, and what it is running (both expire)."""
+    stamp = time.time()
+    with redis.pipeline() as pipe:
+        for queue in queues:
+            pipe.zadd(_beats_key(queue), {name: stamp})
+            pipe.zremrangebyscore(_beats_key(queue), "-inf", stamp - 2 * period)
+            pipe.expire(_beats_key(queue), 2 * period)
+        pipe.set(_worker_key(name), json.dumps({"job": job, "pid": pid, "host": host, "queues": queues}), ex=period)
+        pipe.execute()
+
+
+def forget(redis: Redis, name: str, queues: list[str]) -> None:
+    """A worker that stops cleanly leaves `/up` at once."""
+    with redis.pipeline() as pipe:
+        for queue in queues:
+            pipe.zrem(_beats_key(queue), name)
+        pipe.delete(_worker_key(name))
+        pipe.execute()
+
+
+def live_workers(redis: Redis, queue: str, period: int) -> list[str]:
+    """Names of the workers on `queue` that beat within the last `period` seconds."""
+    return [n.decode() for n in redis.zrangebyscore(_beats_key(queue), time.time() - period, "+inf")]
+
+
+def held_jobs(redis: Redis, period: int) -> dict[str, str]:
+    """Job id -> worker name, for every job a live worker says it is running."""
+    names = {n for q in ("configuration", "default", "webhooks") for n in live_workers(redis, q, period)}
+    held = {}
+    for name, raw in zip(names, redis.mget([_worker_key(n) for n in names]) if names else []):
+        job = json.loads(raw).get("job") if raw else None
+        if job:
+            held[job] = name
+    return held
+
+
+def check_worker(redis: Redis, queue: str, period: int) -> Check:
+    fresh = live_workers(redis, queue, period)
     if not fresh:
-        stale = f" ({len(workers)} without a recent heartbeat)" if workers else ""
+        registered = len(Worker.all(connection=redis, queue=Queue(queue, connection=redis)))
+        stale = f" ({registered} registered without a recent heartbeat)" if registered else ""
         return Check("worker", False, f"no worker listens on the {queue!r} queue{stale}")
     return Check("worker", True, f"{len(fresh)} worker(s) on {queue!r}")
 
@@ -68,12 +122,12 @@ def check_queue(redis: Redis, queue: str, max_depth: int, max_age: int, now: dat
     return Check("configuration_queue", True, f"depth {depth}, oldest {age}s")
 
 
-def run_checks(redis: Redis, *, max_depth: int, max_age: int, worker_ttl: int) -> list[Check]:
+def run_checks(redis: Redis, *, max_depth: int, max_age: int, heartbeat: int) -> list[Check]:
     """Every check, in order; Redis-dependent checks are skipped (failed) when Redis is down."""
     now = datetime.now(timezone.utc)
     checks = [check_database(), check_redis(redis)]
     if checks[-1].ok:
-        checks.append(check_worker(redis, "configuration", worker_ttl, now))
+        checks.append(check_worker(redis, "configuration", heartbeat))
         checks.append(check_queue(redis, "configuration", max_depth, max_age, now))
     else:
         checks.append(Check("worker", False, "not checked: redis is down"))

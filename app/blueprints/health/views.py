@@ -15,7 +15,7 @@ def up():
         redis_connection(),
         max_depth=settings["KIKET_UP_MAX_QUEUE_DEPTH"],
         max_age=settings["KIKET_UP_MAX_QUEUE_AGE"],
-        worker_ttl=settings["KIKET_WORKER_TTL"] * 2,
+        heartbeat=settings["KIKET_WORKER_HEARTBEAT"],
     )
     ok = all(check.ok for check in checks)
     body = {

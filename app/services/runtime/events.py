@@ -24,6 +24,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timezone
 from typing import Any, Mapping, Sequence
 
 from redis import Redis
@@ -101,6 +102,21 @@ def wake(redis: Redis) -> None:
                                                        failure_ttl=FAILURE_TTL)
     except Exception as error:  # noqa: BLE001 - the events are committed; the next wake or the sweep sends them
         log.error("event dispatcher not woken: %s", error)
+
+
+def wake_if_stranded(redis: Redis, older_than_s: float) -> bool:
+    """Wake the dispatcher when the outbox holds a row older than `older_than_s` (its wake-up was lost)."""
+    oldest = db.session.scalar(select(IssueEvent.created_at).order_by(IssueEvent.id).limit(1))
+    db.session.rollback()
+    if oldest is None:
+        return False
+    moment = oldest if oldest.tzinfo is not None else oldest.replace(tzinfo=timezone.utc)
+    if (utcnow() - moment).total_seconds() < older_than_s:
+        return False
+    log.info("outbox rows since %s were not dispatched: waking the dispatcher", moment.isoformat())
+    redis.delete(WAKE_KEY)
+    wake(redis)
+    return True
 
 
 class _Waker:

@@ -79,6 +79,7 @@ def load_configuration(revision_id: int) -> ConfigRevision:
     run_id = db.session.scalar(select(SyncRun.id).where(SyncRun.revision_id == revision.id))
     started = time.perf_counter()
     load_wait = queue_wait_ms()
+    workflow_sources.pause_in_phase("loading")
     try:
         config = load_stored(revision)
         if isinstance(config, str):

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.kiket import model as km
@@ -117,7 +117,7 @@ def request_sync(repository_id: int, branch: str | None = None, trigger: str = "
                     # It may have resolved its commit before this request's push: sync again once it ends.
                     redis_connection().set(_followup_key(repository.id), trigger, ex=24 * 3600)
                 return running
-            finish(running, "failed", error=lost, followup=False)
+            fail_lost_run(running, lost[0], followup=False)
         if branch is not None and branch != repository.branch:
             log.info("tracked branch of repo=%s changes %s -> %s", repository.id, repository.branch, branch)
             repository.branch = branch
@@ -152,22 +152,84 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _lost_reason(run: SyncRun) -> str | None:
-    """Why an in-flight run can no longer finish (its worker died, its job vanished), or None if it still can."""
+def _lost_reason(run: SyncRun, held: dict[str, str] | None = None) -> tuple[str, bool] | None:
+    """Why an in-flight run can no longer finish, and whether that is certain (its worker process is gone, its
+    job failed) or only likely until it lasts a heartbeat period (its job vanished, its worker went silent);
+    None if it still can. `held` maps the jobs live workers say they run to those workers (heartbeats)."""
     if run.worker_host == socket.gethostname() and run.worker_pid and not _pid_alive(run.worker_pid):
-        return f"the worker running this sync (pid {run.worker_pid}) stopped before it finished"
+        return f"the worker running this sync (pid {run.worker_pid}) stopped before it finished", True
     job_id = run.load_job_id if run.status == "loading" else run.job_id
+    if held is not None and job_id in held:
+        return None
     if job_id:
         try:
             status = Job.fetch(job_id, connection=redis_connection()).get_status(refresh=True)
         except NoSuchJobError:
-            return "its job is no longer in the queue"
+            return "its job is no longer in the queue (Redis lost it, or it was deleted)", held is None
         if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
-            return f"its job ended as {status.value}"
+            return f"its job ended as {status.value} (its worker died or the job was abandoned)", True
+        if status == JobStatus.STARTED and held is not None:
+            return f"the worker running it ({run.worker_name or 'unknown'}) stopped sending heartbeats", False
     timeout = SYNC_JOB_TIMEOUT_S + LOAD_JOB_TIMEOUT_S
     if run.started_at is not None and utcnow() - run.started_at > timedelta(seconds=timeout + 60):
-        return f"it did not finish within {timeout} s"
+        return f"it did not finish within {timeout} s", True
     return None
+
+
+# Runs that looked lost at the last reaping, with the moment they were first seen so (this process).
+_suspects: dict[int, float] = {}
+
+
+def reap_lost_runs(period: float) -> list[int]:
+    """Fail the in-flight runs whose job died (called by every worker once per heartbeat period); the ids failed.
+
+    A certain reason fails a run at once; a likely one (its job vanished, its worker went silent) when it still
+    holds a period later, so a run between its commit and its enqueue, or a worker re-registering after Redis
+    restarted empty, is not failed by mistake. The pending revision a run leaves is removed.
+    """
+    from app.services.health import held_jobs
+
+    held = held_jobs(redis_connection(), int(period))
+    failed = []
+    seen = set()
+    now = time.monotonic()
+    for run in db.session.scalars(select(SyncRun).where(SyncRun.status.in_(SYNC_IN_FLIGHT)).order_by(SyncRun.id)):
+        lost = _lost_reason(run, held)
+        if lost is None:
+            continue
+        reason, certain = lost
+        seen.add(run.id)
+        if not certain and now - _suspects.setdefault(run.id, now) < period:
+            continue
+        fail_lost_run(run, reason)
+        failed.append(run.id)
+    for run_id in set(_suspects) - seen:
+        del _suspects[run_id]
+    for run_id in failed:
+        _suspects.pop(run_id, None)
+    db.session.rollback()
+    return failed
+
+
+def fail_lost_run(run: SyncRun, reason: str, *, followup: bool = True) -> None:
+    """Mark a run whose job died failed with the reason, and remove the pending revision it left."""
+    revision = db.session.get(ConfigRevision, run.revision_id) if run.revision_id else None
+    if revision is not None and revision.status == "pending":
+        run.revision_id = None
+        _remove_pending(revision)
+    log.warning("sync run=%s (%s) failed: %s", run.id, run.status, reason)
+    finish(run, "failed", error=f"The sync stopped while {run.status}: {reason}."[:2000], followup=followup)
+
+
+def _remove_pending(revision: ConfigRevision) -> None:
+    others = db.session.scalar(select(func.count()).select_from(ConfigRevision).where(
+        ConfigRevision.repository_id == revision.repository_id, ConfigRevision.commit_sha == revision.commit_sha,
+        ConfigRevision.id != revision.id))
+    repository_id, sha = revision.repository_id, revision.commit_sha
+    db.session.delete(revision)
+    db.session.flush()
+    if not others and repository_id is not None:
+        workflow_sources.remove_revision(repository_id, sha)
 
 
 @contextmanager
@@ -333,6 +395,8 @@ def _advance(run: SyncRun, status: str) -> None:
     run.status = status
     db.session.commit()
     _publish(run)
+    if status != "loading":
+        workflow_sources.pause_in_phase(status)
 
 
 def finish(run: SyncRun, status: str, error: str | None = None, *, followup: bool = True) -> None:

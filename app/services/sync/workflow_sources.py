@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 TEMP_PREFIX = ".tmp-"
 # Test-only: when set to a file path, the writer creates that file and waits (to be killed) before renaming.
 PAUSE_ENV = "KIKET_TEST_PAUSE_BEFORE_RENAME"
+# Test-only: `<phase>:<file path>` makes a sync that enters the phase (fetching, validating, writing, loading)
+# create that file and wait to be killed (the fault suite kills the worker in each phase).
+PHASE_PAUSE_ENV = "KIKET_TEST_PAUSE_IN_PHASE"
 PAUSE_MAX_S = 120
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -105,17 +108,24 @@ def write_revision(repository_id: int, commit_sha: str, files: Mapping[str, byte
     return target
 
 
-def _pause_for_tests() -> None:
-    flag = os.environ.get(PAUSE_ENV)
+def pause_in_phase(phase: str) -> None:
+    """Wait here to be killed when KIKET_TEST_PAUSE_IN_PHASE names this phase (tests only)."""
+    setting = os.environ.get(PHASE_PAUSE_ENV, "")
+    if setting.partition(":")[0] == phase:
+        _pause_for_tests(setting.partition(":")[2], f"in the {phase} phase")
+
+
+def _pause_for_tests(flag: str | None = None, where: str = "before the rename") -> None:
+    flag = flag or os.environ.get(PAUSE_ENV)
     if not flag:
         return
     Path(flag).touch()
-    log.warning("%s is set: waiting before the rename until this process is killed", PAUSE_ENV)
+    log.warning("a test pause is set: waiting %s until this process is killed", where)
     deadline = time.monotonic() + PAUSE_MAX_S
     while time.monotonic() < deadline:
         time.sleep(0.1)
     # Nobody killed us: give up rather than linger as an orphan after a failed test.
-    raise RuntimeError(f"{PAUSE_ENV}: not killed within {PAUSE_MAX_S} s")
+    raise RuntimeError(f"test pause {where}: not killed within {PAUSE_MAX_S} s")
 
 
 def _remove(path: Path) -> None:
@@ -158,6 +168,11 @@ def read_file(repository_id: int, commit_sha: str, path: str) -> bytes:
     if not full.is_file():
         raise StorageError(f"{path} is not part of the canonical copy of {commit_sha[:10]}")
     return full.read_bytes()
+
+
+def remove_revision(repository_id: int, commit_sha: str) -> None:
+    """Delete one canonical copy (of a pending revision whose sync died)."""
+    _remove(revision_dir(repository_id, commit_sha))
 
 
 def prune(repository_id: int, keep: Iterable[str]) -> list[str]:
