@@ -51,3 +51,15 @@ def test_an_empty_body_is_an_empty_object(client, token):
         assert response.status_code == 422, response.get_data(as_text=True)
         assert {"key", "name"} <= set(response.get_json()["errors"])
     assert client.post("/api/v1/projects", headers=auth(token), data="key=OPS").status_code == 415
+
+
+def test_text_no_column_can_hold_is_422_naming_where(client, token):
+    """PostgreSQL refuses NUL in text and UTF-8 has no lone surrogates: both were a 500 before."""
+    body = '{"projectKey": "ENG", "title": "a\\u0000b", "labels": ["ok", "\\udb4d"], "fields": {"x\\u0000": 1}}'
+    response = client.post("/api/v1/issues", headers={**auth(token), "Content-Type": "application/json"}, data=body)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert set(response.get_json()["errors"]) == {"title", "labels.1", "fields"}
+    assert client.get("/api/v1/issues?q=%00", headers=auth(token)).get_json()["errors"] == {
+        "q": ["Text may not contain NUL characters or unpaired surrogates."]}
+    assert client.get("/api/v1/issues/ENG-%00", headers=auth(token)).status_code == 404
+    assert client.get("/api/v1/issues?projectKey=ENG", headers=auth(token)).status_code == 200

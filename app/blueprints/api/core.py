@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, Callable
@@ -207,6 +208,34 @@ def init_app(app: Flask) -> None:
         return response
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_TEXT = "Text may not contain NUL characters or unpaired surrogates."
+
+
+def unstorable(value: Any, path: str = "") -> dict[str, list[str]]:
+    """The places (`title`, `metadata.x`) of text no database column can hold: NUL, lone surrogates."""
+    found: dict[str, list[str]] = {}
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            found[path or "_schema"] = [UNSTORABLE_TEXT]
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if _UNSTORABLE.search(str(key)):
+                found[path or "_schema"] = [UNSTORABLE_TEXT]
+            else:
+                found.update(unstorable(inner, where))
+    elif isinstance(value, list):
+        for n, inner in enumerate(value):
+            found.update(unstorable(inner, f"{path}.{n}" if path else str(n)))
+    return found
+
+
+def _unstorable_problem(found: dict[str, list[str]]) -> Response:
+    return problem(422, "Invalid input", "; ".join(f"{k}: {' '.join(v)}" for k, v in found.items()),
+                   slug="invalid", errors=found)
+
+
 @functools.cache
 def _schema(schema: type[Schema], many: bool = False) -> Schema:
     """One instance per schema: building a marshmallow schema costs more than using it."""
@@ -233,6 +262,12 @@ def _parse_body(ep: Endpoint) -> dict | Response:
         if not isinstance(data, dict):
             return problem(422, "Invalid input", "The body must be a JSON object.", slug="invalid",
                            errors={"_schema": ["Must be a JSON object."]})
+    found = unstorable(data)
+    if found:
+        if ep.oauth:
+            return problem(400, "Bad request", UNSTORABLE_TEXT, error="invalid_request",
+                           error_description=UNSTORABLE_TEXT, errors=found)
+        return _unstorable_problem(found)
     try:
         return _schema(ep.body).load(data)
     except ValidationError as error:
@@ -254,6 +289,9 @@ def _parse_query(ep: Endpoint) -> dict | Response:
     schema = _schema(ep.query)
     args = {k: v for k, v in request.args.items() if k in {f.data_key or n for n, f in schema.fields.items()}}
     unknown = sorted(set(request.args) - set(args))
+    found = unstorable(args)
+    if found:
+        return _unstorable_problem(found)
     try:
         data = schema.load(args)
     except ValidationError as error:
@@ -283,7 +321,7 @@ MAX_ID = 2**31 - 1
 
 def _run(ep: Endpoint, fn: Callable, kwargs: dict) -> Response:
     cred = credential()
-    if any(isinstance(v, int) and v > MAX_ID for v in kwargs.values()):
+    if any(isinstance(v, int) and v > MAX_ID for v in kwargs.values()) or unstorable(kwargs):
         return problem(404, "Not found", "No such resource.")
     if not ep.public:
         if cred is None:
