@@ -78,12 +78,12 @@ def forget(redis: Redis, name: str, queues: list[str]) -> None:
         pipe.execute()
 
 
-def live_workers(redis: Redis, queue: str, period: int) -> list[str]:
+def live_workers(redis: Redis, queue: str, period: float) -> list[str]:
     """Names of the workers on `queue` that beat within the last `period` seconds."""
     return [n.decode() for n in redis.zrangebyscore(_beats_key(queue), time.time() - period, "+inf")]
 
 
-def held_jobs(redis: Redis, period: int) -> dict[str, str]:
+def held_jobs(redis: Redis, period: float) -> dict[str, str]:
     """Job id -> worker name, for every job a live worker says it is running."""
     names = {n for q in ("configuration", "default", "webhooks") for n in live_workers(redis, q, period)}
     held = {}

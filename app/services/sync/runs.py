@@ -189,7 +189,7 @@ def reap_lost_runs(period: float) -> list[int]:
     """
     from app.services.health import held_jobs
 
-    held = held_jobs(redis_connection(), int(period))
+    held = held_jobs(redis_connection(), period)
     failed = []
     seen = set()
     now = time.monotonic()
