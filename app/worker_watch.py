@@ -6,8 +6,8 @@ Every `KIKET_WORKER_HEARTBEAT / 3` seconds, independent of the job in progress, 
 - registers the worker with RQ again when Redis no longer knows it (restarted empty, flushed), then makes
   sure the periodic sweep is scheduled and wakes the outbox dispatcher for events whose wake-up was lost;
 - once per period: fails the sync runs whose job died (`app.services.sync.runs.reap_lost_runs`), keeps the
-  sweep scheduled, and wakes the dispatcher for outbox rows older than a period (a wake-up lost while Redis
-  was away).
+  sweep scheduled, wakes the dispatcher for outbox rows older than a period (a wake-up lost while Redis
+  was away), and queues again the webhook attempts whose job Redis lost.
 
 Redis or the database being away only skips a tick: the thread never stops before the worker does.
 """
@@ -118,11 +118,16 @@ class Watch(threading.Thread):
         from app.extensions import db
         from app.services.runtime import events, sla
         from app.services.sync import runs
+        from app.services.webhooks import delivery
 
+        steps = (lambda: runs.reap_lost_runs(self.period), sla.schedule_sweep,
+                 lambda: events.wake_if_stranded(self.worker.connection, self.period),
+                 lambda: delivery.requeue_lost(self.period))
         with self.app.app_context():
-            try:
-                runs.reap_lost_runs(self.period)
-                sla.schedule_sweep()
-                events.wake_if_stranded(self.worker.connection, self.period)
-            finally:
-                db.session.remove()
+            for step in steps:
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001 - one failing step must not hold up the others
+                    db.session.rollback()
+                    log.warning("worker watch: %s: %s", exc.__class__.__name__, exc)
+            db.session.remove()

@@ -237,3 +237,18 @@ def test_redeliver_sends_again_as_a_new_delivery(project, receiver, allow_privat
     assert again.delivery_uuid != first.delivery_uuid and again.attempt == 1
     assert deliver_webhook(again.id) == "delivered"
     assert receiver.requests[0]["body"] == receiver.requests[1]["body"]
+
+
+def test_attempts_redis_lost_are_queued_again(app, project, receiver, allow_private):
+    first = send(project, receiver.url + "/first")
+    second = send(project, receiver.url + "/second")
+    redis = app.extensions["redis"]
+    assert webhook_delivery.requeue_lost(0) == 0
+    redis.flushdb()
+    assert webhook_delivery.requeue_lost(3600) == 0  # too young: it may be between its commit and its enqueue
+    assert webhook_delivery.requeue_lost(0) == 2
+    SimpleWorker([Queue("webhooks", connection=redis)], connection=redis).work(burst=True)
+    db.session.expire_all()
+    assert {db.session.get(WebhookDelivery, d.id).status for d in (first, second)} == {"delivered"}
+    assert sorted(r["path"] for r in receiver.requests) == ["/first", "/second"]
+    assert webhook_delivery.requeue_lost(0) == 0

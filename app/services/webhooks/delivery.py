@@ -192,6 +192,27 @@ def _enqueue(row: WebhookDelivery, timeout: int, at: datetime | None = None) -> 
         raise
 
 
+def requeue_lost(older_than_s: float) -> int:
+    """Queue again the attempts Redis lost (restarted empty): pending or retrying rows older than `older_than_s`
+    whose job is gone. Called by the workers' watch; a delivery already delivered or failed is not sent again (`attempt` checks)."""
+    queue = get_queue("webhooks")
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    rows = db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.status.in_(("pending", "retrying")),
+                                                            WebhookDelivery.created_at < cutoff)).all()
+    requeued = 0
+    for row in rows:
+        retry = row.status == "retrying"
+        if queue.fetch_job(job_id(row.delivery_uuid, row.attempt + 1 if retry else row.attempt)) is not None:
+            continue
+        timeout = json.loads(crypto.decrypt(row.payload_encrypted, PAYLOAD_PURPOSE)).get("timeout") or 10
+        _enqueue(row, timeout, at=max(row.next_retry_at or utcnow(), utcnow()) if retry else None)
+        requeued += 1
+    db.session.rollback()
+    if requeued:
+        log.warning("webhook attempts lost by Redis queued again count=%d", requeued)
+    return requeued
+
+
 def redeliver(delivery_id: int) -> WebhookDelivery:
     """Send a past delivery again, as a new delivery with its own attempts."""
     source = db.session.get(WebhookDelivery, delivery_id)
