@@ -70,6 +70,8 @@ class Watch(threading.Thread):
         from app.services import health
 
         self._stopping.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=5)  # a beat in progress must not land after the removal
         try:
             health.forget(self.worker.connection, self.worker.name, self.queues)
         except Exception as exc:  # noqa: BLE001 - Redis away at shutdown: the beats expire by themselves

@@ -252,3 +252,24 @@ def test_worker_killed_in_each_sync_phase(app, sync_setup, process_env, workers,
     run_worker(app)
     db.session.expire_all()
     assert db.session.get(SyncRun, retry.id).status == "active", db.session.get(SyncRun, retry.id).error
+
+
+def test_redis_emptied_under_an_idle_worker_heals_it_in_place(fault_app, private_redis, process_env, workers):
+    from rq import Worker
+    from rq.registry import ScheduledJobRegistry
+
+    from app.queue import get_queue
+
+    client = fault_app.test_client()
+    worker = workers({**process_env, "REDIS_URL": private_redis.url}, "configuration", "default")
+    poll(lambda: up(client)[0] == 200, 30, "/up answers 200 with the worker started")
+    redis = fault_app.extensions["redis"]
+    (name,) = [w.name for w in Worker.all(connection=redis)]
+    redis.flushall()
+    emptied = time.monotonic()
+    assert up(client)[0] == 503
+    poll(lambda: up(client)[0] == 200, HEARTBEAT + 2, "/up recovers within a heartbeat period")
+    poll(lambda: [w.name for w in Worker.all(connection=redis)] == [name], HEARTBEAT, "the same worker registers again")
+    poll(lambda: ScheduledJobRegistry(queue=get_queue("default")).get_job_ids(), HEARTBEAT, "the sweep is back")
+    assert time.monotonic() - emptied < HEARTBEAT + 2
+    assert worker.poll() is None and "registering" in output(worker)
