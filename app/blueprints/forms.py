@@ -9,8 +9,14 @@ from app.services.errors import Invalid
 
 def load_form(schema: Schema, form) -> dict:
     """Parse a submitted form with a schema, raising `Invalid` with one message per field."""
+    values = {key: form.get(key) for key in schema.fields if form.get(key) is not None}
+    # PostgreSQL text cannot hold NUL: say so, rather than fail at the INSERT.
+    nul = {key: "Text may not contain NUL characters." for key, value in values.items()
+           if any("\x00" in str(v) for v in (value if isinstance(value, list) else [value]))}
+    if nul:
+        raise Invalid(nul)
     try:
-        return schema.load({key: form.get(key) for key in schema.fields if form.get(key) is not None})
+        return schema.load(values)
     except ValidationError as error:
         raise Invalid({name: " ".join(msgs) if isinstance(msgs, list) else str(msgs) for name, msgs in error.messages.items()}) from None
 

@@ -132,6 +132,8 @@ def test_subscription_pages(app, client, login, make_user, project, receiver):
     login()
     assert "/projects/ENG/webhooks" in client.get("/projects/ENG").get_data(as_text=True)
     assert client.get("/projects/ENG/webhooks").status_code == 200
+    nul = post_form(client, "/projects/ENG/webhooks", {"url": "http://a\x00b/hook", "events": "issue.created"})
+    assert nul.status_code == 422 and "NUL" in nul.get_data(as_text=True)
     refused = post_form(client, "/projects/ENG/webhooks", {"url": receiver.url + "/hook", "events": "issue.bogus"})
     assert refused.status_code == 422 and "issue.bogus" in refused.get_data(as_text=True)
     created = post_form(client, "/projects/ENG/webhooks",
