@@ -123,13 +123,20 @@ def test_git_connects_to_the_checked_address_and_follows_no_redirect(app, git_ru
         git.list_branches(url)
     assert listener.accepted == 0
 
-    app.config["KIKET_GIT_ALLOWED_HOSTS"] = ("git.internal.test",)
+    app.config["KIKET_GIT_ALLOWED_HOSTS"] = ("127.0.0.0/8",)
     assert str(_failure(git, url)) == git.UNREACHABLE.format(host="git.internal.test")
     assert listener.accepted == 1
     command = next(c for c in git_runs if "ls-remote" in c)
     assert f"http.curloptResolve=git.internal.test:{listener.port}:127.0.0.1" in command
     assert "http.followRedirects=false" in command
     assert command.index("--") < command.index(url) and not any(part.startswith("-") and url in part for part in command)
+
+    # Listed by name, a host is trusted as git resolves it (internal DNS, ssh aliases): nothing is pinned.
+    git_runs.clear()
+    app.config["KIKET_GIT_ALLOWED_HOSTS"] = ("git.internal.test",)
+    _failure(git, url)
+    command = next(c for c in git_runs if "ls-remote" in c)
+    assert not any("curloptResolve" in part for part in command)
 
 
 def test_allow_list_setting_is_parsed_strictly(tmp_path):

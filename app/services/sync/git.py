@@ -83,7 +83,7 @@ class _Pin:
     scheme: str
     host: str
     port: int
-    ip: str
+    ip: str | None
 
 
 def git_allow_list() -> outbound.AllowList:
@@ -108,12 +108,16 @@ def _pin(url: str) -> _Pin | None:
     if target is None:
         return None
     scheme, host, port = target
+    allow = git_allow_list()
+    if host.lower().rstrip(".") in allow.hosts:
+        # Listed by name: trusted as git resolves it (internal DNS, an ssh config alias); not pinned.
+        return _Pin(scheme, host, port, None)
     try:
         addresses = outbound.resolve(host, port)
     except (OSError, UnicodeError) as exc:
         log.info("git remote %s: cannot resolve: %s", host, exc)
         raise GitError(UNREACHABLE.format(host=host)) from None
-    refused = outbound.refusal(host, addresses, git_allow_list())
+    refused = outbound.refusal(host, addresses, allow)
     if refused:
         log.warning("git remote refused: %s (KIKET_GIT_ALLOWED_HOSTS does not list it)", refused)
         raise GitError(UNREACHABLE.format(host=host))
@@ -240,7 +244,7 @@ def _env(*, allow_file: bool, token: str | None = None, pin: _Pin | None = None)
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes" + (_ssh_pin(pin) if pin is not None and pin.scheme == "ssh" else ""),
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes" + (_ssh_pin(pin) if pin and pin.ip and pin.scheme == "ssh" else ""),
         "LC_ALL": "C",
     })
     if token:
@@ -262,7 +266,7 @@ def _git(args: list[str], *, timeout: float, allow_file: bool, token: str | None
     command = ["git", "-c", "core.hooksPath=/dev/null", "-c", "protocol.ext.allow=never",
                "-c", f"protocol.file.allow={'always' if allow_file else 'never'}", "-c", "http.followRedirects=false"]
     pin = _pin(remote) if remote is not None else None
-    if pin is not None and pin.scheme == "https":
+    if pin is not None and pin.ip is not None and pin.scheme == "https":
         address = f"[{pin.ip}]" if ":" in pin.ip else pin.ip
         command += ["-c", f"http.curloptResolve={pin.host}:{pin.port}:{address}"]
     if git_dir is not None:
