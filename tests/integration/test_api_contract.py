@@ -53,6 +53,14 @@ def test_an_empty_body_is_an_empty_object(client, token):
     assert client.post("/api/v1/projects", headers=auth(token), data="key=OPS").status_code == 415
 
 
+def test_every_response_counts_against_the_rate_limit(client, token):
+    big = client.post("/api/v1/projects", headers=auth(token), data="x" * (1024 * 1024 + 1),
+                      content_type="application/json")
+    assert big.status_code == 413 and big.headers["X-RateLimit-Remaining"]
+    wrong = client.put("/api/v1/projects", headers=auth(token), json={})
+    assert wrong.status_code == 405 and wrong.headers["X-RateLimit-Limit"]
+
+
 def test_text_no_column_can_hold_is_422_naming_where(client, token):
     """PostgreSQL refuses NUL in text and UTF-8 has no lone surrogates: both were a 500 before."""
     body = '{"projectKey": "ENG", "title": "a\\u0000b", "labels": ["ok", "\\udb4d"], "fields": {"x\\u0000": 1}}'

@@ -189,15 +189,16 @@ def init_app(app: Flask) -> None:
     def api_before():
         if not _is_api():
             return None
-        if (request.content_length or 0) > MAX_BODY:
-            return problem(413, "Payload too large", f"Request bodies are limited to {MAX_BODY // 1024} KiB.")
-        request.max_content_length = MAX_BODY
+        # Headers only: the body is not read yet, so an oversized one costs nothing here.
         _authenticate()
         window = g.api_rate
         if not window.allowed:
             return problem(429, "Too many requests",
                            f"This credential may make {window.limit} requests a minute; wait {window.reset_in} s.",
                            slug="rate-limited", headers={"Retry-After": str(window.reset_in)})
+        if (request.content_length or 0) > MAX_BODY:
+            return problem(413, "Payload too large", f"Request bodies are limited to {MAX_BODY // 1024} KiB.")
+        request.max_content_length = MAX_BODY
         return None
 
     @app.after_request
