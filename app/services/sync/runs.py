@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from datetime import timedelta, timezone
 from typing import Iterator
 
+from flask import current_app
 from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.exceptions import NoSuchJobError
@@ -109,7 +110,13 @@ def request_sync(repository_id: int, branch: str | None = None, trigger: str = "
                                                           SyncRun.status.in_(SYNC_IN_FLIGHT))
                                     .order_by(SyncRun.id.desc()).limit(1))
         if running is not None:
-            lost = _lost_reason(running)
+            from app.services.health import held_jobs
+
+            lost = _lost_reason(running, held_jobs(redis_connection(), current_app.config["KIKET_WORKER_HEARTBEAT"]))
+            # Under this lock a queued run's job is enqueued already: its absence is certain. A started run
+            # that only looks lost (Redis emptied, its worker not beating yet) is left to the workers' reaping.
+            if lost is not None and not lost[1] and running.status != "queued":
+                lost = None
             if lost is None:
                 if branch is not None and branch != running.branch:
                     raise Conflict(f"A sync of {running.branch} is in progress; sync {branch} when it is done.")
@@ -193,7 +200,7 @@ def reap_lost_runs(period: float) -> list[int]:
     failed = []
     seen = set()
     now = time.monotonic()
-    for run in db.session.scalars(select(SyncRun).where(SyncRun.status.in_(SYNC_IN_FLIGHT)).order_by(SyncRun.id)):
+    for run in db.session.scalars(select(SyncRun).where(SyncRun.status.in_(SYNC_IN_FLIGHT)).order_by(SyncRun.id)).all():
         lost = _lost_reason(run, held)
         if lost is None:
             continue
@@ -201,8 +208,8 @@ def reap_lost_runs(period: float) -> list[int]:
         seen.add(run.id)
         if not certain and now - _suspects.setdefault(run.id, now) < period:
             continue
-        fail_lost_run(run, reason)
-        failed.append(run.id)
+        if fail_lost_run(run, reason):
+            failed.append(run.id)
     for run_id in set(_suspects) - seen:
         del _suspects[run_id]
     for run_id in failed:
@@ -211,14 +218,20 @@ def reap_lost_runs(period: float) -> list[int]:
     return failed
 
 
-def fail_lost_run(run: SyncRun, reason: str, *, followup: bool = True) -> None:
-    """Mark a run whose job died failed with the reason, and remove the pending revision it left."""
+def fail_lost_run(run: SyncRun, reason: str, *, followup: bool = True) -> bool:
+    """Mark a run whose job died failed with the reason, and remove the pending revision it left; False when
+    the run finished meanwhile."""
+    db.session.refresh(run, with_for_update=True)
+    if run.status not in SYNC_IN_FLIGHT:
+        db.session.rollback()
+        return False
     revision = db.session.get(ConfigRevision, run.revision_id) if run.revision_id else None
     if revision is not None and revision.status == "pending":
         run.revision_id = None
         _remove_pending(revision)
     log.warning("sync run=%s (%s) failed: %s", run.id, run.status, reason)
     finish(run, "failed", error=f"The sync stopped while {run.status}: {reason}."[:2000], followup=followup)
+    return True
 
 
 def _remove_pending(revision: ConfigRevision) -> None:
