@@ -71,3 +71,12 @@ def test_text_no_column_can_hold_is_422_naming_where(client, token):
         "q": ["Text may not contain NUL characters or unpaired surrogates."]}
     assert client.get("/api/v1/issues/ENG-%00", headers=auth(token)).status_code == 404
     assert client.get("/api/v1/issues?projectKey=ENG", headers=auth(token)).status_code == 200
+
+
+def test_a_transition_with_a_stale_lock_version_is_409(client, token):
+    issue = client.post("/api/v1/issues", headers=auth(token), json={"projectKey": "ENG", "title": "Locked"}).get_json()
+    path = f"/api/v1/issues/{issue['key']}/transitions"
+    stale = client.post(path, headers=auth(token), json={"to": "in_progress", "lockVersion": issue["lockVersion"] + 1})
+    assert stale.status_code == 409 and stale.mimetype == "application/problem+json"
+    moved = client.post(path, headers=auth(token), json={"to": "in_progress", "lockVersion": issue["lockVersion"]})
+    assert moved.status_code == 200 and moved.get_json()["lockVersion"] == issue["lockVersion"] + 1
