@@ -106,3 +106,20 @@ def test_extension_pages_are_for_project_admins(client, make_user, login, projec
     login("member@example.com")
     assert client.get("/projects/ENG/extensions").status_code == 403
     assert csrf_token(client)
+
+
+def test_extension_page_redelivers_in_place(app, client, owner, login, project):
+    from app.services.gateway import extensions
+    from app.services.webhooks import delivery as webhook_delivery
+
+    installed = extensions.install(owner, project, MANIFEST, url="https://ext.example.com")
+    row = webhook_delivery.deliver(project.id, "https://ext.example.com/v/v1/webhooks/issue.created", "POST", {},
+                                   {"id": "evt_1"}, "issue.created", "whsec_example-secret-value",
+                                   installation_id=installed.installation.id, event_id="evt_1")
+    login()
+    url = f"/projects/ENG/extensions/{installed.installation.id}"
+    assert f'hx-post="{url}/deliveries/{row.id}/redeliver"' in client.get(url).get_data(as_text=True)
+    again = post_form(client, f"{url}/deliveries/{row.id}/redeliver", headers={"HX-Request": "true"})
+    fragment = again.get_data(as_text=True)
+    assert again.status_code == 200 and "Event evt_1 queued again." in fragment
+    assert fragment.lstrip().startswith('<section id="extension-deliveries"') and "hx-target" in fragment
