@@ -101,8 +101,9 @@ class FileContext:
         for alias in aliases:
             if alias in node:
                 break
-        else:  # no alias present: the common case
-            return (node[key] if key in node else default), join(pointer, key)
+        else:  # no alias present: the common case (keys named by the code need no escaping)
+            return (node[key] if key in node else default), (
+                f"{pointer}/{key}" if "/" not in key and "~" not in key else join(pointer, key))
         present = [name for name in (key, *aliases) if name in node]
         chosen = present[0]
         if len(present) > 1:

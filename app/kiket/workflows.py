@@ -585,9 +585,9 @@ class _WorkflowBuilder:
                 if isinstance(value, bool) or (value is not None and not isinstance(value, (dict, list))):
                     flag = ctx.boolean(value, value_ptr, "approval_required", False)
                     approval_required = flag if approval_required is None else approval_required or flag
-            policy_node = dict(node)
-            if isinstance(requires.get("approval"), (dict, list)):
-                policy_node.setdefault("requires_approval", requires["approval"])
+            policy_node = node
+            if isinstance(requires.get("approval"), (dict, list)) and "requires_approval" not in node:
+                policy_node = {**node, "requires_approval": requires["approval"]}
             approval = self.approvals.gather(policy_node, ptr, owner)
             if approval is not None:
                 approval_required = True

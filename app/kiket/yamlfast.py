@@ -114,7 +114,7 @@ class _Reader:
         result: dict[str, Any] = {}
         count = len(lines)
         depth += 1
-        known, plain = _LINES.get, self.plain
+        known, plain, key_column = _LINES.get, self.plain, column + 1
         while index < count:
             number, indent, line = lines[index]
             if indent != column:
@@ -165,7 +165,7 @@ class _Reader:
             if key in result:
                 raise _Decline
             child = pointer + token
-            marks[child] = (number, column + 1)
+            marks[child] = (number, key_column)
             if at < 0:
                 index += 1
                 if index < count:
