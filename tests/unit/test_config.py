@@ -56,6 +56,7 @@ def test_database_url_rewrites_postgres_for_psycopg(raw, expected):
     ("KIKET_REVISION_RETENTION", "0"), ("KIKET_MAX_ATTACHMENT_BYTES", "ten"), ("KIKET_WEBHOOK_ALLOW_PRIVATE", "sure"),
     ("KIKET_WEBHOOK_TIMEOUT", "0"), ("KIKET_AUTOMATION_RATE_LIMIT", "0"), ("KIKET_SMTP_URL", "http://mail.example.com"),
     ("KIKET_BASE_URL", "kiket.example.com"), ("KIKET_API_RATE_LIMIT", "0"), ("KIKET_EXTENSIONS_ALLOW_LOOPBACK", "often"),
+    ("KIKET_GIT_ALLOWED_HOSTS", "git.corp/etc"), ("KIKET_WORKER_HEARTBEAT", "1"),
 ])
 def test_junk_values_are_errors(tmp_path, name, value):
     with pytest.raises(SettingsError, match=name):
