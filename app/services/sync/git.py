@@ -55,6 +55,10 @@ _ANSWERS = (
      "The remote refused access: check the access token (or the server's deploy key)."),
     (re.compile(r"repository not found|returned error: 404|not found", re.I),
      "The remote has no such repository (or the access token cannot see it)."),
+    (re.compile(r"host key verification failed", re.I),
+     "The remote's ssh host key is not known to this server: add it to the worker's known_hosts."),
+    (re.compile(r"certificate verification failed|certificate problem|SSL certificate", re.I),
+     "The remote's TLS certificate is not trusted by this server."),
 )
 
 
