@@ -20,6 +20,7 @@ from rq.job import Job
 from sqlalchemy import text
 
 from app.extensions import db
+from app.queue import QUEUES
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def live_workers(redis: Redis, queue: str, period: float) -> list[str]:
 
 def held_jobs(redis: Redis, period: float) -> dict[str, str]:
     """Job id -> worker name, for every job a live worker says it is running."""
-    names = {n for q in ("configuration", "default", "webhooks") for n in live_workers(redis, q, period)}
+    names = {n for q in QUEUES for n in live_workers(redis, q, period)}
     held = {}
     for name, raw in zip(names, redis.mget([_worker_key(n) for n in names]) if names else []):
         job = json.loads(raw).get("job") if raw else None
