@@ -80,3 +80,21 @@ def test_a_transition_with_a_stale_lock_version_is_409(client, token):
     assert stale.status_code == 409 and stale.mimetype == "application/problem+json"
     moved = client.post(path, headers=auth(token), json={"to": "in_progress", "lockVersion": issue["lockVersion"]})
     assert moved.status_code == 200 and moved.get_json()["lockVersion"] == issue["lockVersion"] + 1
+
+
+def test_a_connection_answered_413_serves_the_next_request(process_env, token):
+    """Under gunicorn, as the Procfile runs it: the keep-alive connection survives an oversized body."""
+    import http.client
+
+    from tests.support.live_servers import server, web_command
+
+    with server(web_command, process_env) as base:
+        connection = http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=30)
+        connection.request("POST", "/api/v1/issues", body=b"x" * (2 * 1024 * 1024),
+                           headers={**auth(token), "Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 413 and response.getheader("Content-Type") == "application/problem+json"
+        response.read()
+        connection.request("GET", "/api/v1/issues?projectKey=ENG", headers=auth(token))
+        assert connection.getresponse().status == 200
+        connection.close()

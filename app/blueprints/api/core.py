@@ -184,6 +184,22 @@ def _is_api() -> bool:
     return request.path.startswith(PREFIX + "/") or request.path == "/.well-known/jwks.json"
 
 
+# gunicorn drains at most 64 KiB of a body the app left unread, then closes the connection it had just
+# answered as keep-alive: the client's next request on it fails. Bodies up to this size are read here instead.
+DRAIN_MAX = 4 * MAX_BODY
+
+
+def _drain(length: int) -> None:
+    if length > DRAIN_MAX:
+        return
+    stream = request.environ["wsgi.input"]
+    while length > 0:
+        chunk = stream.read(min(65536, length))
+        if not chunk:
+            return
+        length -= len(chunk)
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def api_before():
@@ -197,6 +213,7 @@ def init_app(app: Flask) -> None:
                            f"This credential may make {window.limit} requests a minute; wait {window.reset_in} s.",
                            slug="rate-limited", headers={"Retry-After": str(window.reset_in)})
         if (request.content_length or 0) > MAX_BODY:
+            _drain(request.content_length)
             return problem(413, "Payload too large", f"Request bodies are limited to {MAX_BODY // 1024} KiB.")
         request.max_content_length = MAX_BODY
         return None
