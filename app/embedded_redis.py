@@ -17,6 +17,7 @@ import threading
 import time
 
 from fakeredis import TcpFakeServer
+from fakeredis._helpers import SimpleError
 from fakeredis._clients._tcp_server import TCPFakeRequestHandler
 
 log = logging.getLogger("kiket.embedded_redis")
@@ -31,6 +32,7 @@ class _Handler(TCPFakeRequestHandler):
         # after the first until the client's delayed ACK (~40 ms), so every pipeline (RQ's MULTI/EXEC) stalls.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.kiket_sockets[self.client_address] = self.connection
+        _give_up_when_the_peer_leaves(self.current_client.get_socket(), self.connection)
 
     def finish(self) -> None:
         self.server.kiket_sockets.pop(self.client_address, None)
@@ -43,6 +45,25 @@ def _peer_closed(conn: socket.socket) -> bool:
         return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
     except OSError:
         return True
+
+
+def _give_up_when_the_peer_leaves(fake, conn: socket.socket) -> None:
+    """Make a blocked command check its client is still there before it takes what woke it.
+
+    Without this, a push landing between a client's death and the reaper's next look would be
+    popped for a connection nobody reads (a killed RQ worker losing the next job).
+    """
+    blocking = fake._blocking
+
+    def guarded(timeout, func, shape=None):
+        def unless_gone(first_pass: bool):
+            if not first_pass and _peer_closed(conn):
+                raise SimpleError("client disconnected while blocked")
+            return func(first_pass)
+
+        return blocking(timeout, unless_gone, shape)
+
+    fake._blocking = guarded
 
 
 def _reap_blocked_ghosts(server: TcpFakeServer, stop: threading.Event) -> None:
