@@ -61,8 +61,10 @@ def active_revision(project_id: int) -> ConfigRevision | None:
     )
 
 
-def lower_layers(project: Project, replace: ConfigLayer | None = None) -> LowerLayers:
-    """The project's lower layers as loader inputs; `replace` stands in for the stored row of its scope and path."""
+def lower_layers(project: Project, replace: ConfigLayer | None = None,
+                 remove: tuple[str, str] | None = None) -> LowerLayers:
+    """The project's lower layers as loader inputs; `replace` stands in for the stored row of its scope and path,
+    and the row of `remove` (scope, path) is left out (a deletion being checked)."""
     rows = list(db.session.scalars(
         select(ConfigLayer)
         .where(ConfigLayer.scope.in_(_layer_scopes(project)))
@@ -70,6 +72,8 @@ def lower_layers(project: Project, replace: ConfigLayer | None = None) -> LowerL
     ))
     if replace is not None:
         rows = [r for r in rows if (r.scope, r.path) != (replace.scope, replace.path)] + [replace]
+    if remove is not None:
+        rows = [r for r in rows if (r.scope, r.path) != remove]
     inputs = []
     for layer in ("project_override", "organization_default"):
         mine = [r for r in rows if r.layer == layer]
