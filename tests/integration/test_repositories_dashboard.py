@@ -143,12 +143,12 @@ def test_project_configuration_page_and_overrides(app, client, owner):
     )
     assert bad.status_code == 422
     html = bad.get_data(as_text=True)
-    assert 'id="layer-editor"' in html and "Not saved" in html and "fatal" in html
+    assert 'id="layer-file-editor"' in html and "Not saved" in html and "fatal" in html
     good = client.post(
         "/projects/ENG/configuration/overrides", data={"path": "project.yaml", "yaml_text": "project:\n  name: Engineering\n"},
         headers={**HX, "X-CSRFToken": csrf_token(client)},
     )
-    assert good.status_code == 200 and "Saved." in good.get_data(as_text=True)
+    assert good.status_code == 200 and "Saved <code>project.yaml</code>" in good.get_data(as_text=True)
     assert "project.yaml" in client.get("/projects/ENG/configuration").get_data(as_text=True)
     workflows = re.findall(r'href="(/projects/ENG/configuration/workflows/[^"]+)"', page)
     assert workflows and all("<svg" in client.get(url).get_data(as_text=True) for url in workflows)

@@ -1,15 +1,14 @@
 """Administration: members and invitations (organization owners and admins)."""
 
-from flask import Blueprint, abort, request, url_for
+from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints import layer_editor
 from app.blueprints.admin.schemas import InvitationSchema
 from app.blueprints.forms import load_form
-from app.blueprints.repositories.schemas import LayerFileSchema
 from app.htmx import render_view
 from app.services import accounts
 from app.services.errors import Invalid
-from app.services.sync import layers
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -56,35 +55,39 @@ def renew_invitation(invitation_id: int):
     return _page(link=url_for("auth.join", token=token, _external=True))
 
 
-def _defaults_page(status: int = 200, **editor):
-    editor.setdefault("form", {})
-    editor.setdefault("problems", {})
-    editor.setdefault("diagnostics", [])
-    editor.setdefault("saved", None)
-    organization_id = current_user.membership.organization_id
-    return render_view(
-        "admin/defaults.html", "repositories/_layer_editor.html", status=status,
-        layer_title="Organization defaults", layer_files=layers.list_layer_files(organization_id=organization_id),
-        editor_action=url_for("admin.save_default"), can_manage=True, **editor,
-    )
+def _defaults() -> layer_editor.LayerEditor:
+    return layer_editor.LayerEditor(title="Organization defaults", endpoint="admin.default",
+                                    back_endpoint="admin.defaults",
+                                    organization_id=current_user.membership.organization_id)
 
 
 @bp.route("/defaults")
 def defaults():
-    return _defaults_page()
+    return render_template("admin/defaults.html", **layer_editor.listing(_defaults()))
 
 
-@bp.route("/defaults", methods=["POST"])
+@bp.route("/defaults/new", endpoint="default_new")
+def new_default():
+    return layer_editor.new_file(_defaults())
+
+
+@bp.route("/defaults/files/<path:path>", endpoint="default_edit")
+def edit_default(path: str):
+    return layer_editor.edit_file(_defaults(), path)
+
+
+@bp.route("/defaults/validate", methods=["POST"], endpoint="default_validate")
+def validate_default():
+    """Live diagnostics of a default being typed: the save's own check, nothing saved."""
+    return layer_editor.validate_file(_defaults())
+
+
+@bp.route("/defaults", methods=["POST"], endpoint="default_save")
 def save_default():
     """Save one organization-default file; it sits under every project's repository and overrides."""
-    try:
-        data = load_form(LayerFileSchema(), request.form)
-        result = layers.save_layer_file(
-            current_user, data["path"], data["yaml_text"], organization_id=current_user.membership.organization_id,
-        )
-    except Invalid as error:
-        return _defaults_page(422, form=request.form, problems=error.problems)
-    return _defaults_page(
-        200 if result.saved else 422, form={} if result.saved else request.form,
-        diagnostics=result.diagnostics, saved=result.saved,
-    )
+    return layer_editor.save_file(_defaults())
+
+
+@bp.route("/defaults/delete/<path:path>", methods=["GET", "POST"], endpoint="default_delete")
+def delete_default(path: str):
+    return layer_editor.delete_file(_defaults(), path)

@@ -3,16 +3,16 @@
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints import layer_editor
 from app.blueprints.forms import load_form
 from app.blueprints.projects.schemas import ProjectSchema
-from app.blueprints.repositories.schemas import LayerFileSchema
 from app.htmx import is_htmx, render_view
 from app.kiket import bundled
 from app.kiket.diagram import layout_workflow
 from app.services import projects
 from app.services.errors import Invalid, NotFound
 from app.services.runtime import seeding, stranded
-from app.services.sync import configuration, layers, repositories
+from app.services.sync import configuration, repositories
 from app.services.webhooks import secrets
 
 bp = Blueprint("projects", __name__)
@@ -73,21 +73,18 @@ def show(key: str):
     )
 
 
-def _configuration_context(project, **editor) -> dict:
-    editor.setdefault("form", {})
-    editor.setdefault("problems", {})
-    editor.setdefault("diagnostics", [])
-    editor.setdefault("saved", None)
+def _overrides(project) -> layer_editor.LayerEditor:
+    return layer_editor.LayerEditor(title="Project overrides", endpoint="projects.override",
+                                    back_endpoint="projects.configuration", project=project, args={"key": project.key})
+
+
+def _configuration_context(project) -> dict:
     return {
         "project": project,
         "config": configuration.project_config(project),
         "repository": repositories.repository_for_project(project.id),
         "active": configuration.active_revision(project.id),
-        "layer_files": layers.list_layer_files(project=project),
-        "can_manage": repositories.can_manage(current_user, project),
-        "editor_action": url_for("projects.save_override", key=project.key),
-        "layer_title": "Project overrides",
-        **editor,
+        **layer_editor.listing(_overrides(project)),
     }
 
 
@@ -108,22 +105,32 @@ def workflow(key: str, workflow_id: str):
     )
 
 
-@bp.route("/projects/<key>/configuration/overrides", methods=["POST"])
+@bp.route("/projects/<key>/configuration/overrides/new", endpoint="override_new")
+def new_override(key: str):
+    return layer_editor.new_file(_overrides(projects.get_project(current_user, key)))
+
+
+@bp.route("/projects/<key>/configuration/overrides/files/<path:path>", endpoint="override_edit")
+def edit_override(key: str, path: str):
+    return layer_editor.edit_file(_overrides(projects.get_project(current_user, key)), path)
+
+
+@bp.route("/projects/<key>/configuration/overrides/validate", methods=["POST"], endpoint="override_validate")
+def validate_override(key: str):
+    """Live diagnostics of an override being typed: the save's own check, nothing saved."""
+    return layer_editor.validate_file(_overrides(projects.get_project(current_user, key)))
+
+
+@bp.route("/projects/<key>/configuration/overrides", methods=["POST"], endpoint="override_save")
 def save_override(key: str):
-    """Save one project-override file; fatal problems keep the old one and come back inline (422)."""
-    project = projects.get_project(current_user, key)
-    try:
-        data = load_form(LayerFileSchema(), request.form)
-        result = layers.save_layer_file(current_user, data["path"], data["yaml_text"], project=project)
-    except Invalid as error:
-        context = _configuration_context(project, form=request.form, problems=error.problems)
-        return render_view("projects/configuration.html", "repositories/_layer_editor.html", status=422, **context)
-    context = _configuration_context(
-        project, form=request.form if not result.saved else {}, diagnostics=result.diagnostics, saved=result.saved,
-    )
-    return render_view(
-        "projects/configuration.html", "repositories/_layer_editor.html", status=200 if result.saved else 422, **context,
-    )
+    """Save one project-override file; fatal problems keep the old one and come back with the text (422)."""
+    return layer_editor.save_file(_overrides(projects.get_project(current_user, key)))
+
+
+@bp.route("/projects/<key>/configuration/overrides/delete/<path:path>", methods=["GET", "POST"],
+          endpoint="override_delete")
+def delete_override(key: str, path: str):
+    return layer_editor.delete_file(_overrides(projects.get_project(current_user, key)), path)
 
 
 def _secrets_page(project, status: int = 200, **context):

@@ -136,6 +136,18 @@ def _check_layer_permission(actor: User, project: Project | None, organization_i
     return organization_id
 
 
+def check_permission(actor: User, project: Project | None = None, organization_id: int | None = None) -> None:
+    """Forbidden unless the user may change this layer (project owners/admins; organization owners/admins)."""
+    _check_layer_permission(actor, project, organization_id)
+
+
+def file_exists(path: str, *, project: Project | None = None, organization_id: int | None = None) -> bool:
+    """True when the layer has a stored file at `path` (relative to `.kiket/`)."""
+    _, scope = _scope(project, organization_id)
+    return db.session.scalar(select(ConfigLayer.id).where(ConfigLayer.scope == scope, ConfigLayer.path == path)) \
+        is not None
+
+
 def can_edit(actor: User, project: Project | None = None, organization_id: int | None = None) -> bool:
     """True when the user may change this layer (project owners/admins; organization owners/admins)."""
     try:
