@@ -53,6 +53,10 @@ PAGES = [
     ("notifications", "/notifications"),
     ("administration", "/admin/"),
     ("organization defaults", "/admin/defaults"),
+    ("new organization default file", "/admin/defaults/new"),
+    ("new project override file", "/projects/DEMO/configuration/overrides/new"),
+    ("project override file in the editor", "/projects/DEMO/configuration/overrides/files/project.yaml"),
+    ("delete a project override file", "/projects/DEMO/configuration/overrides/delete/project.yaml"),
     ("email outbox", "/admin/outbox"),
     ("change password", "/account/password"),
     ("API tokens", "/account/tokens"),
@@ -75,6 +79,7 @@ def content(_schema, tmp_path, fresh_install):
     from app.services import accounts, projects
     from app.services.gateway import extensions, subscriptions
     from app.services.runtime import issue_page, seeding, transitions
+    from app.services.sync import layers
     from app.services.webhooks import delivery as webhook_delivery
 
     with _schema.app_context():
@@ -91,6 +96,7 @@ def content(_schema, tmp_path, fresh_install):
         assert failed.status == "failed"
         issue = db.session.scalar(select(Issue).where(Issue.project_id == demo.id).order_by(Issue.number))
         transitions.add_comment(issue.id, owner, "Reproduced on **main**.")
+        assert layers.save_layer_file(owner, "project.yaml", "project:\n  name: Demo\n", project=demo).saved
         view = issue_page.issue_view(owner, issue)
         installed = extensions.install(owner, project, EXTENSION, url="https://ext.example.com")
         webhook_delivery.deliver(project.id, "https://ext.example.com/v/v1/webhooks/issue.created", "POST", {},
