@@ -32,7 +32,8 @@ class User(UserMixin, db.Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(120), default="")
     password_hash: Mapped[str] = mapped_column(String(256))
-    # Bumped on password change, so other sessions of the user end (see get_id).
+    # The session generation: stamped into the session and the remember cookie (get_id), bumped on
+    # logout, on any password set (change or reset) and by "sign out everywhere", so older cookies stop.
     session_version: Mapped[int] = mapped_column(default=1)
     # "person", or "extension": the user an extension installation acts as (it cannot log in).
     kind: Mapped[str] = mapped_column(String(16), default="person", server_default="person")
@@ -41,8 +42,13 @@ class User(UserMixin, db.Model):
     memberships: Mapped[list[OrganizationMembership]] = relationship(back_populates="user")
 
     def set_password(self, password: str) -> None:
-        """Hash with werkzeug's current default (scrypt)."""
+        """Hash with werkzeug's current default (scrypt); every existing session of the user ends."""
         self.password_hash = generate_password_hash(password)
+        self.revoke_sessions()
+
+    def revoke_sessions(self) -> None:
+        """Start a new session generation: sessions and remember cookies carrying an older one are refused."""
+        self.session_version = (self.session_version or 0) + 1
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

@@ -106,8 +106,13 @@ def change_password(user: User, current: str, new: str) -> None:
     if not user.check_password(current):
         raise Invalid({"current_password": "This is not your current password."})
     check_password_rules(new)
-    user.set_password(new)
-    user.session_version += 1
+    user.set_password(new)  # a new session generation: other sessions end
+    db.session.commit()
+
+
+def sign_out_everywhere(user: User) -> None:
+    """End every session and remember cookie of the user (logout, "sign out everywhere")."""
+    user.revoke_sessions()
     db.session.commit()
 
 

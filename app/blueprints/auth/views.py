@@ -2,7 +2,7 @@
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.blueprints.auth.schemas import JoinSchema, LoginSchema, PasswordSchema, SignupSchema
@@ -60,8 +60,20 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    # Server-side: a new session generation, so a copy of this session or remember cookie is refused too.
+    accounts.sign_out_everywhere(current_user._get_current_object())
     logout_user()
     return redirect(url_for("auth.login"), 303)
+
+
+@bp.route("/account/sign-out-everywhere", methods=["POST"])
+@login_required
+def sign_out_everywhere():
+    """End every other session and remember cookie of the user; this one stays signed in."""
+    user = current_user._get_current_object()
+    accounts.sign_out_everywhere(user)
+    _stay_signed_in(user)
+    return render_template("auth/password.html", problems={}, done=False, signed_out=True)
 
 
 @bp.route("/join/<token>", methods=["GET", "POST"])
@@ -82,6 +94,12 @@ def join(token: str):
     return redirect(url_for("projects.index"), 303)
 
 
+def _stay_signed_in(user) -> None:
+    """After a new session generation, log this browser in again under it (its remember cookie too, if it had one)."""
+    had_cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+    login_user(user, remember=had_cookie)
+
+
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
 def password():
@@ -93,6 +111,5 @@ def password():
         accounts.change_password(user, data["current_password"], data["new_password"])
     except Invalid as error:
         return render_template("auth/password.html", problems=error.problems, done=False), 422
-    # The session version changed; log in again under the new one so this session stays.
-    login_user(user)
+    _stay_signed_in(user)
     return render_template("auth/password.html", problems={}, done=True)
