@@ -142,6 +142,9 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         # Extensions installed at loopback addresses get deliveries in development (make run), never in production.
         "KIKET_EXTENSIONS_ALLOW_LOOPBACK": parse_boolean(
             "KIKET_EXTENSIONS_ALLOW_LOOPBACK", env("KIKET_EXTENSIONS_ALLOW_LOOPBACK", "0" if production else "1")),
+        # Proxies in front of the app whose X-Forwarded-For (and -Proto) are trusted: the client address
+        # log-in throttling counts is then the one the outermost trusted proxy saw. 0: the socket's peer.
+        "KIKET_PROXY_COUNT": parse_int("KIKET_PROXY_COUNT", env("KIKET_PROXY_COUNT", "0")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

@@ -9,6 +9,7 @@ import sys
 import jinja2
 from flask import Flask
 from redis import Redis
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config, database  # noqa: F401  (database: pooled connections are checked after idling)
 from app.extensions import csrf, db, login_manager, migrate, sock
@@ -73,6 +74,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.cli.add_command(kiket_cli)
     app.cli.add_command(worker_command)
     connect_services()
+    if app.config["KIKET_PROXY_COUNT"]:
+        # Behind N proxies: request.remote_addr (log-in throttling) and the scheme come from their headers.
+        # Outermost, so every other middleware sees the client's address too.
+        count = app.config["KIKET_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
     return app
 
 

@@ -1,4 +1,5 @@
-"""Rate limits in Redis: fixed windows counted with INCR, shared by every process (API credentials, logins).
+"""Rate limits in Redis: fixed windows counted with INCR, shared by every process (API credentials), and
+failure counts (log-ins, app/services/throttle.py).
 
 A window is `window_s` seconds aligned to the epoch, so every process agrees on when it resets; its
 counter expires with it. One round trip per hit: a script counts and, on the window's first hit, sets
@@ -67,3 +68,35 @@ def peek(redis: Redis, key: str, limit: int, window_s: int, *, now: float | None
 def reset(redis: Redis, key: str, window_s: int, *, now: float | None = None) -> None:
     """Forget the current window's count (a successful login clears its failures)."""
     redis.delete(_slot(key, window_s, time.time() if now is None else now)[0])
+
+
+# Failure counting (log-ins): the window starts at the first hit, and the hit that reaches the limit restarts
+# it, so a lockout lasts a whole window from the failure that caused it whenever that fell.
+_FAIL = """
+local used = redis.call('INCRBY', KEYS[1], ARGV[1])
+if used == tonumber(ARGV[1]) or used >= tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return {used, redis.call('TTL', KEYS[1])}
+"""
+
+
+def fail(redis: Redis, key: str, limit: int, window_s: int) -> Window:
+    """Count a failure against `key`: its window runs from the first failure, or from the one reaching `limit`."""
+    script = getattr(redis, "_kiket_fail_script", None)
+    if script is None:
+        script = redis._kiket_fail_script = redis.register_script(_FAIL)
+    used, ttl = script(keys=[PREFIX + key], args=[1, window_s, limit])
+    return Window(limit=limit, used=int(used), window_s=window_s, reset_in=max(1, int(ttl)))
+
+
+def failures(redis: Redis, key: str, limit: int, window_s: int) -> Window:
+    """Where `key`'s failures stand, without counting."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.get(PREFIX + key)
+    pipe.ttl(PREFIX + key)
+    used, ttl = pipe.execute()
+    return Window(limit=limit, used=int(used or 0), window_s=window_s, reset_in=max(1, int(ttl)))
+
+
+def clear(redis: Redis, key: str) -> None:
+    """Forget `key`'s failures (a successful log-in)."""
+    redis.delete(PREFIX + key)

@@ -7,7 +7,8 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from app.blueprints.auth.schemas import JoinSchema, LoginSchema, PasswordSchema, SignupSchema
 from app.blueprints.forms import load_form
-from app.services import accounts
+from app.queue import redis_connection
+from app.services import accounts, throttle
 from app.services.errors import Invalid
 
 bp = Blueprint("auth", __name__)
@@ -49,10 +50,19 @@ def login():
         data = load_form(LoginSchema(), request.form)
     except Invalid as error:
         return render_template("auth/login.html", form=request.form, problems=error.problems), 422
+    redis, subject = redis_connection(), throttle.account(data["email"])
+    # Checked before the password: during a lockout even the right one is refused (and costs no hashing).
+    lockout = throttle.check(redis, subject, request.remote_addr)
+    if lockout is not None:
+        return _locked_out("auth/login.html", lockout, form=request.form, problems={})
     user = accounts.authenticate(data["email"], data["password"])
     if user is None:
+        lockout = throttle.failed(redis, subject, request.remote_addr)
+        if lockout is not None:
+            return _locked_out("auth/login.html", lockout, form=request.form, problems={})
         problems = {"password": "That email and password do not match an account."}
         return render_template("auth/login.html", form=request.form, problems=problems), 422
+    throttle.succeeded(redis, subject)
     login_user(user, remember=bool(request.form.get("remember")))
     return redirect(safe_next(data["next"]), 303)
 
@@ -76,19 +86,46 @@ def sign_out_everywhere():
     return render_template("auth/password.html", problems={}, done=False, signed_out=True)
 
 
+def _locked_out(template: str, lockout: throttle.Lockout, **context):
+    """429 with `Retry-After` and the page saying why and for how long."""
+    context.setdefault("problem", lockout.message)
+    context["locked_out"] = lockout.message
+    return render_template(template, **context), 429, {"Retry-After": str(lockout.retry_after)}
+
+
+# What a wrong guess at an invitation looks like: a bad link, or another address than the one invited.
+GUESSED = ("token", "email")
+
+
 @bp.route("/join/<token>", methods=["GET", "POST"])
 def join(token: str):
+    redis, address = redis_connection(), request.remote_addr
+    lockout = throttle.check(redis, None, address)
+    if lockout is not None:
+        return _locked_out("auth/join_invalid.html", lockout)
     try:
         invitation = accounts.open_invitation(token)
     except Invalid as error:
+        lockout = throttle.failed(redis, None, address)
+        if lockout is not None:
+            return _locked_out("auth/join_invalid.html", lockout)
         return render_template("auth/join_invalid.html", problem=error.problems["token"]), 410
     if request.method == "GET":
         return render_template("auth/join.html", invitation=invitation, token=token, form={"email": invitation.email or ""}, problems={})
+    subject = throttle.invitation(invitation.id)
+    lockout = throttle.check(redis, subject, address)
+    if lockout is not None:
+        return _locked_out("auth/join_invalid.html", lockout)
     try:
         data = load_form(JoinSchema(), request.form)
         user = accounts.accept_invitation(token, data["email"], data["name"], data["password"])
     except Invalid as error:
+        if any(key in error.problems for key in GUESSED):
+            lockout = throttle.failed(redis, subject, address)
+            if lockout is not None:
+                return _locked_out("auth/join_invalid.html", lockout)
         return render_template("auth/join.html", invitation=invitation, token=token, form=request.form, problems=error.problems), 422
+    throttle.succeeded(redis, subject)
     logout_user()
     login_user(user)
     return redirect(url_for("projects.index"), 303)
