@@ -10,7 +10,7 @@ from app.kiket.durations import format_duration
 from app.kiket.model import ConfigRevision, to_plain
 
 ChangeKind = Literal["added", "removed", "changed"]
-ELEMENT_KINDS = ("workflow", "state", "transition", "board", "column", "issue_type", "role")
+ELEMENT_KINDS = ("workflow", "state", "transition", "board", "column", "issue_type", "role", "member", "automation")
 # Fields of a parent compared through their own child elements, not as a change of the parent.
 _CHILD_FIELDS = {"workflow": {"states", "transitions", "version"}, "board": {"columns"}}
 # Nested values are compared key by key down to this depth; deeper differences show the whole value.
@@ -87,7 +87,8 @@ class RevisionDiff:
         return not self.changes
 
     def of_kind(self, kind: str) -> tuple[Change, ...]:
-        """Changes of one element kind (`workflow`, `state`, `transition`, `board`, `column`, `issue_type`, `role`)."""
+        """Changes of one element kind (`workflow`, `state`, `transition`, `board`, `column`, `issue_type`, `role`,
+        `member`, `automation`)."""
         return tuple(c for c in self.changes if c.kind == kind)
 
     def find(self, kind: str, key: str, parent: str | None = None) -> Change | None:
@@ -150,4 +151,6 @@ def diff_configs(a: ConfigRevision, b: ConfigRevision) -> RevisionDiff:
                             {c.key: c for c in b.boards[board_id].columns}, board_id)
     changes += _compare("issue_type", a.issue_types, b.issue_types)
     changes += _compare("role", a.team.roles, b.team.roles)
+    changes += _compare("member", {m.identity: m for m in a.team.members}, {m.identity: m for m in b.team.members})
+    changes += _compare("automation", a.automations, b.automations)
     return RevisionDiff(tuple(changes))

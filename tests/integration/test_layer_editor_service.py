@@ -145,3 +145,19 @@ def test_a_workflow_recipe_file_is_a_layer_file_too(app, setup):
     assert automation.prov.layer == "project_override"
     infos = {info.path: info.elements for info in layers.layer_file_infos(project=project)}
     assert infos["workflows/triage/automation_recipes/closed.yaml"] == 1
+
+
+def test_what_changed_covers_members_and_automations(app, setup):
+    from app.services.sync import layers
+
+    owner, project = setup
+    team = "team:\n  members: [{user: owner@example.com, roles: [developer]}]\n"
+    saved = layers.save_layer_file(owner, "team.yaml", team, project=project)
+    assert saved.changes.find("member", "owner@example.com").change == "added"
+    again = layers.save_layer_file(owner, "team.yaml", team.replace("developer", "reviewer"), project=project)
+    [value] = again.changes.find("member", "owner@example.com").values
+    assert (value.path, value.old, value.new) == ("roles", "developer", "reviewer")
+    automation = ("automations:\n  - id: hello\n    name: Hello\n    trigger: issue.created\n"
+                  "    actions:\n      - {type: add_label, label: new}\n")
+    added = layers.save_layer_file(owner, "automations/hello.yaml", automation, project=project)
+    assert added.saved and added.changes.find("automation", "hello").change == "added"
