@@ -66,10 +66,11 @@ def listing(editor: LayerEditor) -> dict[str, Any]:
 
 def _page(editor: LayerEditor, status: int = 200, *, path: str = "", text: str = "", new: bool = False,
           problems: dict | None = None, result: layers.LayerSaveResult | None = None,
-          diagnostics: list | None = None, headers: dict | None = None, created: bool = False):
+          diagnostics: list | None = None, headers: dict | None = None, created: bool = False,
+          version: str | None = None):
     response = render_view(
         "layers/file.html", "layers/_file_editor.html", status=status, layer=editor, path=path, text=text, new=new,
-        problems=problems or {}, result=result, created=created,
+        problems=problems or {}, result=result, created=created, version=version,
         diagnostics=diagnostics if diagnostics is not None else (result.diagnostics if result else []),
     )
     response.headers.update(headers or {})
@@ -86,7 +87,7 @@ def edit_file(editor: LayerEditor, path: str):
     """The editor of one stored file, with the diagnostics it has now."""
     row = layers.get_layer_file(current_user, path, **editor.scope)
     check = layers.check_layer_file(current_user, row.path, row.yaml_text, **editor.scope)
-    return _page(editor, path=row.path, text=row.yaml_text, diagnostics=check.diagnostics)
+    return _page(editor, path=row.path, text=row.yaml_text, diagnostics=check.diagnostics, version=str(row.version))
 
 
 def validate_file(editor: LayerEditor):
@@ -114,19 +115,21 @@ def save_file(editor: LayerEditor):
     """Save the typed text; refused (422) with the same diagnostics and the text kept when it would break."""
     new = bool(request.form.get("new"))
     path, text = request.form.get("path", ""), request.form.get("yaml_text", "")
+    version = request.form.get("version", "")
     try:
         data = load_form(LayerFileSchema(), request.form)
         path = layers.normalize_path(data["path"])
-        if new and layers.file_exists(path, **editor.scope):
-            raise Invalid({"path": _exists(path)})
-        result = layers.save_layer_file(current_user, path, data["yaml_text"], **editor.scope)
+        result = layers.save_layer_file(current_user, path, data["yaml_text"], create=new,
+                                        expected_version=int(version) if version.isdigit() else None, **editor.scope)
     except Invalid as error:
         layers.check_permission(current_user, **editor.scope)
-        return _page(editor, 422, path=path, text=text, new=new, problems=error.problems)
+        return _page(editor, 422, path=path, text=text, new=new, problems=error.problems,
+                     version=version if version.isdigit() else None)
     if not result.saved:
-        return _page(editor, 422, path=path, text=text, new=new, result=result)
+        return _page(editor, 422, path=path, text=text, new=new, result=result, version=version)
     headers = {"HX-Push-Url": editor.url("edit", path=path)} if new and is_htmx() else None
-    return _page(editor, path=path, text=text, result=result, headers=headers, created=new)
+    return _page(editor, path=path, text=text, result=result, headers=headers, created=new,
+                 version=str(result.layer.version))
 
 
 def delete_file(editor: LayerEditor, path: str):

@@ -232,3 +232,30 @@ def test_a_delete_is_refused_while_the_rest_would_not_load(app, client, project)
 def test_unknown_or_traversing_paths_are_not_found(app, client, project, path):
     assert client.get(f"{OVERRIDES}/files/{path}").status_code == 404
     assert post_form(client, f"{OVERRIDES}/delete/{path}").status_code == 404
+
+
+def test_a_save_over_a_newer_version_is_refused_with_the_text_kept(app, client, project):
+    from app.services.sync import layers
+
+    hx_post(client, OVERRIDES, {"new": "1", "path": "workflows/triage.yaml", "yaml_text": WORKFLOW})
+    editor = client.get(f"{OVERRIDES}/files/workflows/triage.yaml").get_data(as_text=True)
+    assert 'name="version" value="1"' in editor
+    # Meanwhile someone else saves version 2.
+    layers.save_layer_file(_ada(), "workflows/triage.yaml", WORKFLOW.replace("Triage", "Theirs"), project=project)
+    mine = WORKFLOW.replace("Triage", "Mine")
+    refused = hx_post(client, OVERRIDES, {"path": "workflows/triage.yaml", "yaml_text": mine, "version": "1"})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "was changed by" in html and "now version 2" in html
+    assert textarea(html) == mine and 'name="version" value="1"' in html
+    assert rows() == {"workflows/triage.yaml": WORKFLOW.replace("Triage", "Theirs")}
+    # Reopened, it saves over version 2.
+    assert 'name="version" value="2"' in client.get(f"{OVERRIDES}/files/workflows/triage.yaml").get_data(as_text=True)
+    saved = hx_post(client, OVERRIDES, {"path": "workflows/triage.yaml", "yaml_text": mine, "version": "2"})
+    assert saved.status_code == 200 and 'name="version" value="3"' in saved.get_data(as_text=True)
+    assert rows() == {"workflows/triage.yaml": mine}
+
+
+def _ada():
+    from app.models import User
+
+    return db.session.scalar(select(User).where(User.email == "ada@example.com"))

@@ -195,17 +195,27 @@ def check_layer_file(actor: User, path: str, yaml_text: str, *, project: Project
 
 
 def save_layer_file(actor: User, path: str, yaml_text: str, *, project: Project | None = None,
-                    organization_id: int | None = None) -> LayerSaveResult:
+                    organization_id: int | None = None, expected_version: int | None = None,
+                    create: bool = False) -> LayerSaveResult:
     """Validate and save one file of a project's overrides (`project=`) or an organization's defaults.
 
     `path` is relative to `.kiket/` (`project.yaml`, `team.yaml`, `workflows/bug.yaml`…). The file is
     validated with the engine together with the configuration it affects; with a fatal problem nothing is
     saved and the diagnostics say why. A valid save bumps the version and reloads the affected projects
     that have an active revision (their reload revision ids are returned for the first one).
+    An editor passes `create=True` for a new file (refused if one has the name) or the `expected_version` it
+    opened (refused if someone saved another since, so neither edit is lost silently).
     """
     organization_id = _check_layer_permission(actor, project, organization_id)
     path = normalize_path(path)
     candidate, row = _candidate(path, yaml_text, project, organization_id)
+    if create and row is not None:
+        raise Invalid({"path": f"{path} already exists in this layer; open it from the list to edit it."})
+    if expected_version is not None and (row.version if row else 0) != expected_version:
+        who = row.updated_by.display_name if row is not None and row.updated_by else "someone"
+        raise Invalid({"version": f"{path} was changed by {who} since you opened it (now version "
+                                  f"{row.version if row else 'deleted'}). Your text is kept below: copy what you need, "
+                                  "then reopen the file from the list."})
     check = _check(candidate.layer, project, organization_id, replace=candidate)
     if not check.ok:
         return LayerSaveResult(saved=False, layer=row, diagnostics=check.diagnostics)
