@@ -126,6 +126,9 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         # Git remotes at loopback, private, link-local or metadata addresses are refused unless listed here.
         "KIKET_GIT_ALLOWED_HOSTS": parse_host_list("KIKET_GIT_ALLOWED_HOSTS", env("KIKET_GIT_ALLOWED_HOSTS", "")),
         "KIKET_MAX_ATTACHMENT_BYTES": parse_int("KIKET_MAX_ATTACHMENT_BYTES", env("KIKET_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024)), minimum=1),
+        # Request bodies (app/request_limits.py): ordinary forms, and the overrides/defaults editor's YAML files.
+        "KIKET_MAX_FORM_BYTES": parse_int("KIKET_MAX_FORM_BYTES", env("KIKET_MAX_FORM_BYTES", str(1024 * 1024)), minimum=64 * 1024),
+        "KIKET_MAX_CONFIG_FORM_BYTES": parse_int("KIKET_MAX_CONFIG_FORM_BYTES", env("KIKET_MAX_CONFIG_FORM_BYTES", str(2 * 1024 * 1024)), minimum=64 * 1024),
         # Unset: emails stay in the outbox (admins read them there) instead of being sent.
         "KIKET_SMTP_URL": parse_smtp_url("KIKET_SMTP_URL", env("KIKET_SMTP_URL", "")),
         # Outbound webhooks to loopback, private, link-local and metadata addresses are refused unless set.

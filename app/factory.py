@@ -48,9 +48,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.blueprints.auth import session as auth_session
     from app.cli import kiket_cli, worker_command
     from app.htmx import register_template_helpers
-    from app import security_headers, template_filters
+    from app import request_limits, security_headers, template_filters
 
     security_headers.init_app(app)
+    request_limits.init_app(app)
     auth_session.init_app(app)
     errors.init_app(app)
     register_template_helpers(app)

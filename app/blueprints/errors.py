@@ -36,6 +36,9 @@ def _respond(status: int, title: str, detail: str, headers: dict | None = None, 
     return _standalone(status, title, detail), status, headers
 
 
+respond = _respond  # other modules' error answers (request_limits: 413)
+
+
 def _standalone(status: int, title: str, detail: str) -> str:
     """The error page or fragment rendered without context processors: flask-login's loads the user."""
     template = "errors/_problem.html" if is_htmx() else "errors/standalone.html"

@@ -19,7 +19,7 @@ from app.services.sync.runs import request_sync
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB; app/request_limits.py refuses bigger bodies unread
 
 
 @dataclass(frozen=True)
