@@ -57,6 +57,7 @@ def test_diagnostics_appear_as_typed_and_a_fixed_file_saves(new_page):
     expect(status).to_be_focused()
     expect(page).to_have_url(re.compile(r"/overrides/files/workflows/triage\.yaml$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("workflows/triage.yaml")
+    expect(page.get_by_role("link", name="Delete file…")).to_be_visible()
 
     page.goto("/projects/BUG/configuration")
     expect(page.locator("#layer-editor")).to_contain_text("workflows/triage.yaml")
