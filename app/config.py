@@ -140,6 +140,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict:
         "KIKET_BASE_URL": parse_base_url("KIKET_BASE_URL", env("KIKET_BASE_URL") or f"http://127.0.0.1:{web_port}"),
         # The `iss` of runtime tokens; the official SDKs expect kiket.dev.
         "KIKET_TOKEN_ISSUER": env("KIKET_TOKEN_ISSUER") or "kiket.dev",
+        # /hooks/github requests per minute and client address (GitHub sends from shared addresses: keep it generous).
+        "KIKET_GITHUB_HOOK_RATE_LIMIT": parse_int("KIKET_GITHUB_HOOK_RATE_LIMIT", env("KIKET_GITHUB_HOOK_RATE_LIMIT", "120"), minimum=1),
         # API requests per minute and credential.
         "KIKET_API_RATE_LIMIT": parse_int("KIKET_API_RATE_LIMIT", env("KIKET_API_RATE_LIMIT", "1200"), minimum=1),
         # Extensions installed at loopback addresses get deliveries in development (make run), never in production.

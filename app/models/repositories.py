@@ -207,7 +207,8 @@ class GithubDelivery(db.Model):
     event: Mapped[str] = mapped_column(String(50))
     repository_id: Mapped[int | None] = mapped_column(ForeignKey("workflow_repositories.id", ondelete="SET NULL"),
                                                       index=True)
-    # synced, joined, ignored_branch, ignored_path, ignored_event, pong, bad_signature, unknown_repository
+    # synced, ignored_branch, ignored_deleted, ignored_path, ignored_event, already_active, already_syncing, pong
+    # (bad_signature and unknown_repository: rows from before such requests were only logged)
     outcome: Mapped[str] = mapped_column(String(32))
     sync_run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
     detail: Mapped[str] = mapped_column(String(255), default="")

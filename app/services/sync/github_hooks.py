@@ -1,4 +1,10 @@
-"""GitHub push webhooks: verify the signature, log the delivery, and sync when the tracked config changes."""
+"""GitHub push webhooks: verify the signature, log the delivery, and sync when the tracked config changes.
+
+Only verified deliveries are stored (`GithubDelivery`); unsigned or forged requests are logged and answered
+401, never written. A push whose head commit is already active, or already being synced (a queued or
+running run that resolved it, a pending revision of it), starts nothing: a replay under a new delivery id
+included. The web view throttles `/hooks/github` per client address before reading the body.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +20,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import GithubDelivery, WorkflowRepository
+from app.models import ConfigRevision, GithubDelivery, SyncRun, WorkflowRepository
+from app.models.repositories import SYNC_IN_FLIGHT
 from app.services.sync.repositories import webhook_secret
 from app.services.sync.runs import request_sync
 
 log = logging.getLogger(__name__)
+
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB; app/request_limits.py refuses bigger bodies unread
 
@@ -75,7 +85,7 @@ def touches_config(payload: dict, config_path: str) -> bool:
 
 
 def handle_delivery(*, event: str, delivery_id: str, signature: str, body: bytes,
-                    repository_id: int | None = None) -> HookResult:
+                    repository_id: int | None = None, client: str | None = None) -> HookResult:
     """Handle one GitHub delivery: 401 on a bad signature, pong, ignore, or request a sync (trigger `webhook`)."""
     if not event or not delivery_id or len(delivery_id) > 100:
         return HookResult(400, {"ok": False, "error": "X-GitHub-Event and X-GitHub-Delivery headers are required"})
@@ -90,9 +100,10 @@ def handle_delivery(*, event: str, delivery_id: str, signature: str, body: bytes
     candidates = _candidates(payload, repository_id)
     verified = [r for r in candidates if verify_signature(webhook_secret(r), body, signature)]
     if not verified:
+        # Logged, not stored: anyone can send these, and a row each would let them fill the table.
         outcome = "bad_signature" if candidates else "unknown_repository"
-        _log_unverified(event, delivery_id, candidates, outcome)
-        log.warning("github delivery=%s event=%s refused: %s", delivery_id, event, outcome)
+        log.warning("github delivery refused: %s (claimed delivery=%.100r event=%.50r repositories=%s client=%s)",
+                    outcome, delivery_id, event, [r.id for r in candidates][:5], client)
         return HookResult(401, {"ok": False, "error": "signature does not match any repository's webhook secret"})
     repository = verified[0]
     record = GithubDelivery(delivery_id=delivery_id, event=event, repository_id=repository.id, outcome="received")
@@ -117,28 +128,58 @@ def _dispatch(event: str, payload: dict, repositories: list[WorkflowRepository],
         record.outcome = "ignored_event"
         return HookResult(202, {"ok": True, "ignored": f"event {event} is not handled"})
     ref = payload.get("ref")
+    head = payload.get("after") if isinstance(payload.get("after"), str) and _SHA.fullmatch(payload["after"]) else None
     runs = []
     outcome = "ignored_branch"
     for repository in repositories:
         if ref != f"refs/heads/{repository.branch}":
             continue
+        if payload.get("deleted") is True:
+            outcome = "ignored_deleted"
+            continue
         if not touches_config(payload, repository.config_path):
             outcome = "ignored_path"
+            continue
+        already = _already_handled(repository, head)
+        if already is not None:
+            outcome = already
             continue
         runs.append(request_sync(repository.id, trigger="webhook"))
     if not runs:
         record.outcome = outcome
-        why = "the push does not touch the config path" if outcome == "ignored_path" else \
-            "the push is not to the tracked branch"
-        return HookResult(202, {"ok": True, "ignored": why})
+        why = _IGNORED[outcome].format(commit=(head or "")[:12])
+        return HookResult(200 if outcome.startswith("already_") else 202, {"ok": True, "ignored": why})
     record.outcome = "synced"
     record.sync_run_id = runs[0].id
     return HookResult(202, {"ok": True, "sync_run_ids": [run.id for run in runs]})
 
 
-def _log_unverified(event: str, delivery_id: str, candidates: list[WorkflowRepository], outcome: str) -> None:
-    # The claimed delivery id is kept as detail only, so a forged request cannot burn a real delivery's id.
-    db.session.add(GithubDelivery(delivery_id=None, event=event[:50], outcome=outcome,
-                                  repository_id=candidates[0].id if len(candidates) == 1 else None,
-                                  detail=f"claimed delivery {delivery_id}"[:255]))
-    db.session.commit()
+_IGNORED = {
+    "ignored_branch": "the push is not to the tracked branch",
+    "ignored_deleted": "the push deletes the tracked branch",
+    "ignored_path": "the push does not touch the config path",
+    "already_active": "commit {commit} is already active",
+    "already_syncing": "commit {commit} is already being synced",
+}
+
+
+def _already_handled(repository: WorkflowRepository, head: str | None) -> str | None:
+    """`already_active` or `already_syncing` when a sync of `head` would start nothing new, else None.
+
+    Being synced: a run in flight that resolved `head`, or a revision of it still pending activation. A run
+    still queued (no commit yet) is joined by `request_sync` as before; it will fetch the branch's tip.
+    """
+    if head is None:
+        return None
+    if repository.active_revision_id is not None:
+        active = db.session.get(ConfigRevision, repository.active_revision_id)
+        if active is not None and active.status == "active" and active.commit_sha == head:
+            return "already_active"
+    syncing = db.session.scalar(select(SyncRun.id).where(
+        SyncRun.repository_id == repository.id, SyncRun.status.in_(SYNC_IN_FLIGHT), SyncRun.commit_sha == head)
+        .limit(1))
+    if syncing is None:
+        syncing = db.session.scalar(select(ConfigRevision.id).where(
+            ConfigRevision.repository_id == repository.id, ConfigRevision.status == "pending",
+            ConfigRevision.commit_sha == head).limit(1))
+    return "already_syncing" if syncing is not None else None
