@@ -141,7 +141,8 @@ class ConfigEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    # activated, rolled_back, rejected, override_saved, default_saved, activation_confirmed
+    # activated, rolled_back, rejected, override_saved, override_deleted, default_saved, default_deleted,
+    # activation_confirmed
     kind: Mapped[str] = mapped_column(String(32))
     revision_id: Mapped[int | None] = mapped_column(ForeignKey("config_revisions.id", ondelete="SET NULL"))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -59,6 +59,13 @@ def test_a_save_reports_what_changed_and_a_delete_takes_it_back(app, setup):
     deleted = layers.delete_layer_file(owner, "workflows/triage.yaml", project=project)
     assert deleted.saved and deleted.changes.find("workflow", "triage").change == "removed"
     assert layers.list_layer_files(project=project) == []
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import ConfigEvent
+
+    events = [(e.kind, e.detail["version"]) for e in db.session.scalars(select(ConfigEvent).order_by(ConfigEvent.id))]
+    assert events == [("override_saved", 1), ("override_saved", 2), ("override_deleted", 2)]
     assert "triage" not in configuration.project_config(project).workflows
 
 
