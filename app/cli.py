@@ -60,6 +60,19 @@ def create_user(email: str, password: str | None, org_role: str, name: str) -> N
         click.echo(f"Password: {password}")
 
 
+@user_cli.command("password")
+@click.argument("email")
+def reset_password(email: str) -> None:
+    """Give an account a new generated password, print it, and end the account's sessions."""
+    password = secrets.token_urlsafe(12)
+    try:
+        user = accounts.reset_password(email, password)
+    except ServiceError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"New password for {user.email}: {password}")
+    click.echo("Every browser signed in to this account has been signed out.")
+
+
 def _wait_for_redis(timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import Invitation, Organization, OrganizationMembership, User
 from app.models.accounts import ORG_ROLES
 from app.models.base import utcnow
-from app.services.errors import Conflict, Invalid
+from app.services.errors import Conflict, Invalid, NotFound
 
 MIN_PASSWORD_LENGTH = 10
 INVITATION_SALT = "kiket.invitation"
@@ -108,6 +108,17 @@ def change_password(user: User, current: str, new: str) -> None:
     check_password_rules(new)
     user.set_password(new)  # a new session generation: other sessions end
     db.session.commit()
+
+
+def reset_password(email: str, new: str) -> User:
+    """Set a new password without the old one (command line); every session of the account ends."""
+    user = find_user(email)
+    if user is None:
+        raise NotFound(f"No account has the email {email}.")
+    check_password_rules(new)
+    user.set_password(new)
+    db.session.commit()
+    return user
 
 
 def sign_out_everywhere(user: User) -> None:

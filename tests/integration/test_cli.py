@@ -27,6 +27,26 @@ def test_user_create_with_password_and_duplicate(app):
     assert duplicate.exit_code == 1 and "already exists" in duplicate.output
 
 
+def test_user_password_resets_it_and_ends_the_sessions(app, owner, login, client):
+    login()
+    assert client.get("/projects").status_code == 200
+    result = app.test_cli_runner().invoke(args=["kiket", "user", "password", "OWNER@example.com"])
+    assert result.exit_code == 0, result.output
+    password = result.output.split("New password for owner@example.com: ")[1].split()[0]
+    db.session.expire_all()
+    user = db.session.scalar(select(User))
+    assert user.check_password(password) and not user.check_password("correct horse battery")
+    assert client.get("/projects").status_code == 302
+    login(password=password)
+    assert client.get("/projects").status_code == 200
+
+
+def test_user_password_of_an_unknown_email_changes_nothing(app, owner):
+    result = app.test_cli_runner().invoke(args=["kiket", "user", "password", "nobody@example.com"])
+    assert result.exit_code == 1 and "No account has the email nobody@example.com." in result.output
+    assert db.session.scalar(select(User)).check_password("correct horse battery")
+
+
 def test_demo_is_idempotent(app):
     runner = app.test_cli_runner()
     first = runner.invoke(args=["kiket", "demo"])
