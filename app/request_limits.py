@@ -113,6 +113,25 @@ class LimitedRequest(Request):
         return io.BytesIO()
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def return_large_buffers_to_the_system() -> None:
+    """Make glibc serve every allocation above 1 MiB with its own mmap, unmapped again when freed.
+
+    A large body is read in large blocks. By default glibc raises its mmap threshold after the first such
+    block is freed (up to 32 MiB) and then keeps later ones in the thread's heap for reuse: one hostile
+    25 MiB hook body per worker thread would leave the process that much bigger for good. A fixed
+    threshold turns that off. Elsewhere (not glibc) nothing happens.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, MIB)
+    except (OSError, AttributeError):
+        pass
+
+
 def _is_api() -> bool:
     from app.blueprints.api.core import _is_api as is_api
 
@@ -139,6 +158,7 @@ def limit_body():
 
 
 def init_app(app: Flask) -> None:
+    return_large_buffers_to_the_system()
     app.request_class = LimitedRequest
     app.config["MAX_CONTENT_LENGTH"] = backstop(app.config)
     # First of all before_request functions: CSRF protection reads the form, so it must come after.
