@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
 
 from flask import Flask
 
 from app.kiket.diagnostics import group_diagnostics, severity_counts
+from app.kiket.issue_types import web_url  # the only values rendered as links: never javascript:, data:
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
@@ -34,15 +34,19 @@ def utc(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
 
 
-def web_url(value: object) -> bool:
-    """True for an absolute http(s) URL with a host: the only values rendered as links (never javascript:, data:)."""
-    if not isinstance(value, str) or any(ch.isspace() or ord(ch) < 32 for ch in value):
+def markdown_link(url: str) -> bool:
+    """Links Markdown may render (after markdown-it's normalizing): http(s) URLs with a host, `mailto:`, and links
+    within this site (`/path`, `#anchor`, `?query`, `page`). Anything else with a scheme, or with something that
+    could pass for one (`java%09script:`), stays text: never javascript:, data:, vbscript: or file:."""
+    if not isinstance(url, str):
         return False
-    try:
-        parts = urlsplit(value)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    head = url.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if ":" not in head:
+        return not url.startswith("//") or web_url("https:" + url)
+    scheme = head.split(":", 1)[0].lower()
+    if scheme == "mailto":
+        return len(url) > len("mailto:")
+    return scheme in ("http", "https") and web_url(url)
 
 
 def register(app: Flask) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.kiket.filecache import per_file
 from app.kiket.model import DocumentDef, FieldDef, IssueType
@@ -133,12 +134,29 @@ def _field(ctx: FileContext, node: Any, ptr: str) -> FieldDef | None:
                  "Use one of: " + ", ".join(sorted(FIELD_TYPES)) + ".", join(ptr, "type"))
         ftype = "string"
     label_value, label_ptr = ctx.pick(node, ptr, "label", "name")
+    default = node.get("default")
+    if ftype == "url" and default is not None and not web_url(default):
+        ctx.diag("invalid_value", f"Field '{key}' has the default {str(default)[:80]!r}, which is not an http(s) URL; "
+                 "no default is used.", "Write an address like https://example.com/, or leave the default out.",
+                 join(ptr, "default"))
+        default = None
     return FieldDef(
         key=key, label=ctx.text(label_value, label_ptr, "The label") or humanize(key), type=ftype,
         required=ctx.boolean(node.get("required"), join(ptr, "required"), "required", False),
-        options=_options(ctx, node.get("options"), join(ptr, "options")), default=node.get("default"),
+        options=_options(ctx, node.get("options"), join(ptr, "options")), default=default,
         min=node.get("min"), max=node.get("max"), prov=ctx.locate(ptr), extra=extra,
     )
+
+
+def web_url(value: Any) -> bool:
+    """An absolute http(s) URL with a host and no whitespace or control characters (what a url field holds)."""
+    if not isinstance(value, str) or any(ch.isspace() or ord(ch) < 32 for ch in value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _document(ctx: FileContext, node: Any, ptr: str) -> DocumentDef | None:

@@ -20,6 +20,7 @@ from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.runtime import access, automation_runs, issue_page, issue_queries, issues, transitions
 from app.services.runtime.effects import gated_runs
 from app.services.sync import configuration
+from app.template_filters import markdown_link
 
 from .schemas import (
     ApprovalSchema, ChecklistTickSchema, CommentSchema, ForceSchema, IssueFilterSchema, IssueSchema, TransitionSchema,
@@ -28,8 +29,11 @@ from .schemas import (
 
 bp = Blueprint("issues", __name__)
 
-# "js-default": CommonMark without raw HTML, and links limited to safe schemes.
+# "js-default": CommonMark without raw HTML.
 _markdown = MarkdownIt("js-default")
+# Tighter than markdown-it's own check (which lets ftp:, data:image and any unknown scheme through): http(s),
+# mailto and links within the site only; any other link stays text.
+_markdown.validateLink = markdown_link
 STANDARD_EDITABLE = ("title", "description", "priority", "assignee", "labels", "due_date")
 
 

@@ -6,12 +6,12 @@ import math
 import re
 from datetime import date, datetime, timezone
 from typing import Any, Mapping, Sequence
-from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.kiket import model as km
+from app.kiket.issue_types import web_url
 from app.models import Project, User
 from app.models.issues import Issue
 from app.services.projects import project_role
@@ -129,9 +129,8 @@ def coerce_field(fdef: km.FieldDef, raw: Any, organization_id: int | None = None
         return text
     if kind == "url":
         text = str(raw).strip()
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc or len(text) > 2000:
-            raise ValueError("must be an http(s) URL")
+        if not web_url(text) or len(text) > 2000:
+            raise ValueError("must be an http(s) URL like https://example.com/ (no javascript:, data: or other schemes)")
         return text
     if kind == "user":
         text = str(raw).strip()

@@ -67,6 +67,13 @@ def perform_actions(scope: Scope, actions: Sequence[tuple[str, km.Action]], even
         tag = f"{automation_id or 'hook'}:{phase}:{index}"
         try:
             detail = perform(scope, directive, event, emitted_chain, tag)
+        except changes.InvalidValue as error:
+            # The value fails the issue page's checks: nothing stored, and a retry would fail the same way.
+            db.session.rollback()
+            log.warning("action refused issue=%s type=%s: %s", _issue_key(scope), action.type, error)
+            outcomes.append(Outcome(phase, action.type, "failed", f"refused: {error}"[:500]))
+            scope.issue = db.session.get(Issue, scope.issue.id) if scope.issue is not None else None
+            continue
         except Exception as error:  # noqa: BLE001 - one failed action never stops the others
             db.session.rollback()
             log.exception("action failed issue=%s type=%s", _issue_key(scope), action.type)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.extensions import db
+from app.kiket import model as km
 from app.kiket.runtime.events import Event
 from app.models.issues import Comment, Issue, Watcher
 from app.queue import redis_connection
@@ -16,7 +17,7 @@ from app.services import audit
 from app.services.runtime import events, issues, transitions
 from app.services.runtime.effects import notify
 from app.services.runtime.effects.scope import Scope, email_of, rotation_key, user_ids_of
-from app.services.runtime.fields import validate_custom_fields
+from app.services.runtime.fields import MAX_TEXT, MAX_TITLE, check_priority, clean_labels, validate_custom_fields
 
 # Fields an action edits on the row itself; anything else lands in custom_fields.
 ROW_FIELDS = ("title", "description", "priority", "due_date", "labels", "assignee")
@@ -50,8 +51,61 @@ def _json(value: Any) -> Any:
     return value
 
 
-def set_issue_field(issue: Issue, path: str, value: Any) -> tuple[Any, Any] | None:
-    """Set a standard or custom field of the row; (old, new) when it changed, else None."""
+class InvalidValue(ValueError):
+    """A value an action would write fails the checks the issue pages apply: the action fails, nothing is stored,
+    and it is not retried (the same value would fail again)."""
+
+
+def checked_row_value(config: km.ConfigRevision, path: str, value: Any) -> Any:
+    """A standard field's value as the issue page would store it; InvalidValue with the page's message."""
+    problems: dict[str, Any] = {}
+    if path == "title":
+        value = str(value if value is not None else "").strip()
+        if not value:
+            problems[path] = "Give the issue a title."
+        elif len(value) > MAX_TITLE:
+            problems[path] = f"At most {MAX_TITLE} characters."
+    elif path == "description":
+        value = "" if value is None else str(value)
+        if len(value) > MAX_TEXT:
+            problems[path] = f"At most {MAX_TEXT} characters."
+    elif path == "priority":
+        value = check_priority(config, None if value is None else str(value), problems)
+    elif path == "labels":
+        items = value if isinstance(value, (list, tuple)) else [value]
+        value = clean_labels([str(v) for v in items if v not in (None, "")], problems)
+    elif path == "due_date":
+        if value in (None, ""):
+            value = None
+        elif not (isinstance(value, date) and not isinstance(value, datetime)):
+            try:
+                value = date.fromisoformat(str(value).strip()[:10])
+            except ValueError:
+                problems[path] = "must be a date like 2026-01-31"
+    if problems:
+        raise InvalidValue(f"{path}: {problems[path]}")
+    return value
+
+
+def custom_field_def(config: km.ConfigRevision, issue: Issue, key: str) -> tuple[km.IssueType | None, km.FieldDef | None]:
+    """The issue type and the declaration of custom field `key` in the active configuration (None when undeclared)."""
+    itype = config.issue_types.get(issue.issue_type)
+    return itype, next((f for f in itype.fields if f.key == key), None) if itype is not None else None
+
+
+def checked_custom_value(itype: km.IssueType, fdef: km.FieldDef, value: Any, organization_id: int) -> Any:
+    """A declared custom field's value typed and checked as the issue page does; InvalidValue with its message."""
+    values, problems = validate_custom_fields(itype, {fdef.key: value}, organization_id=organization_id,
+                                              partial=False, defaults=False)
+    if fdef.key in problems:
+        raise InvalidValue(f"custom_fields.{fdef.key}: {problems[fdef.key]}; nothing was stored")
+    return values.get(fdef.key)
+
+
+def set_issue_field(scope: Scope, path: str, value: Any) -> tuple[Any, Any] | None:
+    """Set a standard or custom field of the row, checked as the issue page checks it; (old, new) when it
+    changed, else None. A value the page would refuse raises InvalidValue."""
+    issue = scope.issue
     if path.startswith("custom_fields."):
         path = path.split(".", 1)[1]
     elif path in ROW_FIELDS:
@@ -59,13 +113,10 @@ def set_issue_field(issue: Issue, path: str, value: Any) -> tuple[Any, Any] | No
             old = email_of(issue.assignee)
             ids, _ = user_ids_of([value] if value else [])
             if value and not ids:
-                raise ValueError(f"{value!r} is not an account")
+                raise InvalidValue(f"{value!r} is not an account")
             issue.assignee_id = ids[0] if ids else None
             return (old, value) if old != value else None
-        if path == "labels":
-            value = [str(v) for v in (value if isinstance(value, (list, tuple)) else [value]) if v not in (None, "")]
-        if path == "due_date" and isinstance(value, str):
-            value = date.fromisoformat(value[:10]) if value else None
+        value = checked_row_value(scope.active, path, value)
         old = getattr(issue, path)
         if old == value:
             return None
@@ -74,7 +125,13 @@ def set_issue_field(issue: Issue, path: str, value: Any) -> tuple[Any, Any] | No
     fields = dict(issue.custom_fields or {})
     parts = path.split(".")
     old = fields.get(parts[0])
-    if len(parts) > 1:
+    itype, fdef = custom_field_def(scope.active, issue, parts[0])
+    if fdef is not None:
+        if len(parts) > 1:
+            raise InvalidValue(f"custom_fields.{parts[0]} is a {fdef.type} field; it has no part "
+                               f"{'.'.join(parts[1:])!r}")
+        value = checked_custom_value(itype, fdef, value, scope.project.organization_id)
+    elif len(parts) > 1:
         nested = dict(old or {}) if isinstance(old, Mapping) else {}
         nested[".".join(parts[1:])] = value
         value = nested
@@ -87,7 +144,7 @@ def set_issue_field(issue: Issue, path: str, value: Any) -> tuple[Any, Any] | No
 
 def assign(scope: Scope, p: dict, event: Event | None, chain: tuple[str, ...], tag: str) -> str:
     field_path = p.get("field") or "assignee"
-    change = set_issue_field(scope.issue, field_path, p["user"])
+    change = set_issue_field(scope, field_path, p["user"])
     if p.get("role") and p.get("rotation_index") is not None:
         redis_connection().hset(rotation_key(scope.project.id), p["role"], int(p["rotation_index"]))
     _save(scope, {field_path: list(change)} if change else {}, "issue.assigned", chain)
@@ -95,7 +152,7 @@ def assign(scope: Scope, p: dict, event: Event | None, chain: tuple[str, ...], t
 
 
 def set_field(scope: Scope, p: dict, event: Event | None, chain: tuple[str, ...], tag: str) -> str:
-    change = set_issue_field(scope.issue, p["field"], p.get("value"))
+    change = set_issue_field(scope, p["field"], p.get("value"))
     _save(scope, {p["field"]: list(change)} if change else {}, "issue.updated", chain)
     return f"{p['field']} = {p.get('value')!r}" + ("" if change else " (unchanged)")
 
