@@ -89,3 +89,32 @@ def test_live_server_origins_join_connect_src(url, origins):
 ])
 def test_only_http_links_render_as_links(value, linked):
     assert web_url(value) is linked
+
+
+@pytest.mark.parametrize(("source", "link"), [
+    ("[a](https://example.com/x)", '<a href="https://example.com/x">'),
+    ("<https://example.com>", '<a href="https://example.com">'),
+    ("[a](mailto:ada@example.com)", '<a href="mailto:ada@example.com">'),
+    ("[a](/projects/ENG/issues/1)", '<a href="/projects/ENG/issues/1">'),
+    ("[a](#comments)", '<a href="#comments">'),
+    ("[a](javascript:alert(1))", None),
+    ("[a](JaVaScRiPt:alert(1))", None),
+    ("[a](&#x6A;avascript:alert(1))", None),
+    ("[a](java&#09;script:alert(1))", None),
+    ("[a](<java\tscript:alert(1)>)", None),
+    ("<javascript:alert(1)>", None),
+    ("[a](data:text/html,x)", None),
+    ("![a](data:image/png;base64,AAAA)", None),
+    ("[a](vbscript:msgbox(1))", None),
+    ("[a](file:///etc/passwd)", None),
+    ("[a](ftp://example.com/)", None),
+    ("[a](https:no-host)", None),
+])
+def test_markdown_links_only_for_http_mailto_and_this_site(source, link):
+    from app.blueprints.issues.views import render_markdown
+
+    html = str(render_markdown(source))
+    if link is None:
+        assert "<a " not in html and "<img" not in html, html
+    else:
+        assert link in html, html
