@@ -43,7 +43,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.blueprints import (
         admin, auth, boards, errors, health, hooks, issues, live, migrations, notifications, projects, repositories,
     )
-    from app.blueprints import account, api, extensions as extension_pages
+    from app.blueprints import account, api, audit as audit_pages, extensions as extension_pages
     from app.blueprints.admin import rq as rq_admin
     from app.blueprints.auth import session as auth_session
     from app.cli import kiket_cli, worker_command
@@ -71,6 +71,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(extension_pages.bp)
     app.register_blueprint(boards.bp)
     app.register_blueprint(live.bp)
+    app.register_blueprint(audit_pages.bp)
     rq_admin.init_app(app)
     app.cli.add_command(kiket_cli)
     app.cli.add_command(worker_command)

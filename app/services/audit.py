@@ -7,17 +7,19 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from app.extensions import db
 from app.models.audit import AuditEvent
 from app.models.base import utcnow
-from app.models.issues import ProjectCounter
+from app.models import Project, User
+from app.models.issues import Issue, ProjectCounter
 from app.services.prepared import Prepared
-from app.services.projects import ensure_counter
+from app.services.errors import Forbidden
+from app.services.projects import ensure_counter, get_project, project_role
 
 log = logging.getLogger(__name__)
 
@@ -152,3 +154,92 @@ def verify(project_id: int) -> VerifyResult:
             return VerifyResult(ok=False, checked=checked, first_broken=BrokenLink(event.seq, event.id, reason))
         expected_prev = event.hash
     return VerifyResult(ok=True, checked=checked)
+
+
+AUDIT_ROLES = ("owner", "admin")
+PER_PAGE = 50
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """What the audit page narrows the trail to; every field is optional."""
+
+    issue: str | None = None
+    actor: str | None = None
+    kind: str | None = None
+    since: date | None = None
+    until: date | None = None
+
+    def args(self) -> dict[str, str]:
+        """The filters as URL arguments (the page keeps them in its URL)."""
+        values = {"issue": self.issue, "actor": self.actor, "kind": self.kind,
+                  "since": self.since.isoformat() if self.since else None,
+                  "until": self.until.isoformat() if self.until else None}
+        return {k: v for k, v in values.items() if v}
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    event: AuditEvent
+    actor: str
+    issue_key: str | None
+    issue_number: int | None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    rows: list[AuditRow]
+    page: int
+    pages: int
+    total: int
+    kinds: list[str]
+    actors: list[tuple[str, str]]
+
+
+def audited_project(actor: User, key: str) -> Project:
+    """The project whose trail the actor may read: 404 for strangers, 403 for members who are not admins."""
+    project = get_project(actor, key)
+    if project_role(actor, project) not in AUDIT_ROLES:
+        raise Forbidden("Only project owners and admins can see the audit trail.")
+    return project
+
+
+def events_page(project_id: int, filters: AuditFilters, page: int = 1, per_page: int = PER_PAGE) -> AuditPage:
+    """One page of the project's chain, newest first, narrowed by the filters."""
+    query = select(AuditEvent).where(AuditEvent.project_id == project_id)
+    if filters.issue:
+        number = filters.issue.rsplit("-", 1)[-1].strip()
+        issue_ids = select(Issue.id).where(Issue.project_id == project_id, or_(
+            Issue.key == filters.issue.strip().upper(), Issue.number == (int(number) if number.isdigit() else -1)))
+        query = query.where(AuditEvent.issue_id.in_(issue_ids))
+    if filters.actor == "system":
+        query = query.where(AuditEvent.actor_id.is_(None))
+    elif filters.actor and filters.actor.isdigit():
+        query = query.where(AuditEvent.actor_id == int(filters.actor))
+    if filters.kind:
+        query = query.where(AuditEvent.kind == filters.kind)
+    if filters.since:
+        query = query.where(AuditEvent.created_at >= datetime.combine(filters.since, time.min, timezone.utc))
+    if filters.until:
+        query = query.where(AuditEvent.created_at < datetime.combine(filters.until + timedelta(days=1), time.min,
+                                                                     timezone.utc))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    events = list(db.session.scalars(query.order_by(AuditEvent.seq.desc())
+                                     .offset((page - 1) * per_page).limit(per_page)))
+    user_ids = {e.actor_id for e in events if e.actor_id is not None}
+    issue_ids = {e.issue_id for e in events if e.issue_id is not None}
+    people = {u.id: u.display_name for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))} \
+        if user_ids else {}
+    issues = {i.id: (i.key, i.number) for i in db.session.scalars(select(Issue).where(Issue.id.in_(issue_ids)))} \
+        if issue_ids else {}
+    rows = [AuditRow(e, people.get(e.actor_id, f"user {e.actor_id}") if e.actor_id is not None else "Kiket",
+                     *(issues.get(e.issue_id) or (None, None))) for e in events]
+    kinds = list(db.session.scalars(select(AuditEvent.kind).where(AuditEvent.project_id == project_id)
+                                    .distinct().order_by(AuditEvent.kind)))
+    actor_ids = select(AuditEvent.actor_id).where(AuditEvent.project_id == project_id).distinct()
+    actors = [("system", "Kiket (automations, hooks, jobs)")] + [
+        (str(u.id), u.display_name) for u in db.session.scalars(
+            select(User).where(User.id.in_(actor_ids)).order_by(User.email))]
+    return AuditPage(rows, page, pages, total, kinds, actors)
