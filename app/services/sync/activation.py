@@ -157,7 +157,7 @@ def activate(revision: ConfigRevision, config: km.ConfigRevision, *, kind: str, 
     if revision.repository is not None:
         revision.repository.active_revision_id = revision.id
     _apply_project(project, config.project)
-    _apply_team(project, config.team)
+    apply_team(project, config.team)
     db.session.add(ConfigEvent(project_id=project.id, kind=kind, revision_id=revision.id, actor_id=actor_id,
                                detail={"commit": revision.commit_sha, "branch": revision.branch}))
     for listener in _listeners.values():
@@ -171,7 +171,7 @@ def _apply_project(project: Project, settings: km.Project) -> None:
         project.description = settings.description.strip()
 
 
-def _project_role_for(roles: tuple[str, ...]) -> str:
+def project_role_for(roles: tuple[str, ...]) -> str:
     """The app's project role for a member's configured roles (the repository never grants owner)."""
     if "admin" in roles:
         return "admin"
@@ -180,17 +180,30 @@ def _project_role_for(roles: tuple[str, ...]) -> str:
     return "member"
 
 
-def _apply_team(project: Project, team: km.Team) -> None:
-    """Members with accounts get their project role; unknown emails become pending invitations."""
+def apply_team(project: Project, team: km.Team, previous: km.Team | None = None) -> None:
+    """Members with accounts get their project role; unknown emails become pending invitations.
+
+    With `previous` (the team before a lower layer changed), people it named whom `team` no longer names lose
+    their membership, unless they own the project (an owner is made in the app, never by a file).
+    The caller commits.
+    """
+    memberships = {m.user_id: m for m in project.memberships}
+    if previous is not None:
+        named = {m.identity.strip().lower() for m in team.members}
+        gone = {m.identity.strip().lower() for m in previous.members} - named
+        if gone:
+            for membership in list(project.memberships):
+                if membership.role != "owner" and membership.user.email.lower() in gone:
+                    project.memberships.remove(membership)
+                    memberships.pop(membership.user_id, None)
     if not team.members:
         return
     organization: Organization = project.organization
     users = {u.email.lower(): u for u in db.session.scalars(
         select(User).join(OrganizationMembership).where(OrganizationMembership.organization_id == organization.id))}
-    memberships = {m.user_id: m for m in project.memberships}
     for member in team.members:
         identity = member.identity.strip().lower()
-        role = _project_role_for(member.roles)
+        role = project_role_for(member.roles)
         user = users.get(identity)
         if user is not None:
             membership = memberships.get(user.id)

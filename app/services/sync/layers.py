@@ -20,7 +20,7 @@ from app.models.base import utcnow
 from app.services.errors import Forbidden, Invalid, NotFound
 from app.services.projects import project_role
 from app.services.sync import workflow_sources
-from app.services.sync.activation import request_reload
+from app.services.sync.activation import apply_team, request_reload
 from app.services.sync.configuration import (
     LowerLayers, active_revision, load_files, lower_layers, organization_scope, project_config, project_scope,
     template_source,
@@ -220,6 +220,7 @@ def save_layer_file(actor: User, path: str, yaml_text: str, *, project: Project 
     if not check.ok:
         return LayerSaveResult(saved=False, layer=row, diagnostics=check.diagnostics)
     before = _current_config(project, organization_id)
+    teams = _teams_before(project, organization_id, before)
     if row is None:
         row = ConfigLayer(scope=candidate.scope, layer=candidate.layer, organization_id=organization_id,
                           project_id=project.id if project else None, path=path)
@@ -232,6 +233,7 @@ def save_layer_file(actor: User, path: str, yaml_text: str, *, project: Project 
                                kind="override_saved" if project else "default_saved", actor_id=actor.id,
                                detail={"path": path, "version": candidate.version}))
     db.session.commit()
+    _apply_teams(teams)
     return LayerSaveResult(saved=True, layer=row, diagnostics=check.diagnostics,
                            reload_revision_id=_reload(actor, project, organization_id),
                            changes=_changes(before, check.revision))
@@ -247,19 +249,52 @@ def delete_layer_file(actor: User, path: str, *, project: Project | None = None,
     if not check.ok:
         return LayerSaveResult(saved=False, layer=row, diagnostics=check.diagnostics)
     before = _current_config(project, organization_id)
+    teams = _teams_before(project, organization_id, before)
     db.session.delete(row)
     db.session.add(ConfigEvent(project_id=project.id if project else None, organization_id=organization_id,
                                kind="override_deleted" if project else "default_deleted", actor_id=actor.id,
                                detail={"path": path, "version": row.version}))
     db.session.commit()
+    _apply_teams(teams)
     return LayerSaveResult(saved=True, layer=None, diagnostics=check.diagnostics,
                            reload_revision_id=_reload(actor, project, organization_id),
                            changes=_changes(before, check.revision))
 
 
-def _reload(actor: User, project: Project | None, organization_id: int) -> int | None:
-    projects = [project] if project is not None else list(db.session.scalars(
+def _affected_projects(project: Project | None, organization_id: int) -> list[Project]:
+    return [project] if project is not None else list(db.session.scalars(
         select(Project).where(Project.organization_id == organization_id)))
+
+
+def _teams_before(project: Project | None, organization_id: int,
+                  before: km.ConfigRevision | None) -> dict[int, km.Team | None]:
+    """The team each affected project runs with before a layer change (None: its configuration does not load)."""
+    if project is not None:
+        return {project.id: before.team if before is not None else None}
+    teams: dict[int, km.Team | None] = {}
+    for affected in _affected_projects(None, organization_id):
+        try:
+            teams[affected.id] = project_config(affected).team
+        except Exception:  # an unloadable active revision: its memberships are left as they are
+            teams[affected.id] = None
+    return teams
+
+
+def _apply_teams(before: dict[int, km.Team | None]) -> None:
+    """Memberships follow the team a layer change gives each project at once, on template projects as on those a
+    repository feeds (whose reload applies the same team again): added, re-roled, or gone with their entry."""
+    for project_id, previous in before.items():
+        project = db.session.get(Project, project_id)
+        try:
+            config = project_config(project)
+        except Exception:  # as above: nothing to apply
+            continue
+        apply_team(project, config.team, previous=previous)
+    db.session.commit()
+
+
+def _reload(actor: User, project: Project | None, organization_id: int) -> int | None:
+    projects = _affected_projects(project, organization_id)
     reloads = [request_reload(p.id, actor_id=actor.id) for p in projects]
     reloads = [r for r in reloads if r is not None]
     return reloads[0] if reloads else None
