@@ -173,6 +173,10 @@ def app(_schema, settings):
     application = create_app(settings)
     application.test_client_class = IsolatedClient
     application.extensions["redis"].flushdb()
+    # Cached configurations are keyed by row ids and versions, which repeat once the tables are emptied.
+    from app.services.sync import configuration
+
+    configuration.clear_cache()
     with application.app_context():
         yield application
         from app.extensions import db
