@@ -131,7 +131,10 @@ def _action_phrase(action: Mapping[str, Any], names: Names) -> str:
                "escalate": "escalated it", "request_approval": "asked for approval"}
     if kind in phrases:
         return phrases[kind]
-    if kind in ("assign", "set_field", "add_label", "remove_label"):
+    if kind in ("add_label", "remove_label"):  # detail: "added triaged" / "removed fresh, stale"
+        verb, _, labels = detail.partition(" ")
+        return f"{verb} the label{'s' if ',' in labels else ''} {labels}" if labels else kind.replace("_", " ")
+    if kind in ("assign", "set_field"):
         return f"set {detail}" if detail else kind.replace("_", " ")
     return f"ran {kind.replace('_', ' ')}" + (f" ({detail})" if detail else "")
 

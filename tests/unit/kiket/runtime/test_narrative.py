@@ -59,3 +59,10 @@ def test_events_name_people_fields_and_checklist_items(names):
                           run_actions=[{"type": "notify", "status": "applied", "target": "#oncall"}]) == \
         "Automation 'Critical bug alert' notified #oncall"
     assert event_sentence("something.new", "Ada", {}, names) == "Ada: something new"
+
+
+def test_label_actions_say_which_labels(names):
+    assert automation_sentence(names, "critical_alert", "applied",
+                               [{"type": "add_label", "status": "applied", "detail": "added triaged"},
+                                {"type": "remove_label", "status": "applied", "detail": "removed fresh, stale"}]) == \
+        "Automation 'Critical bug alert' added the label triaged and removed the labels fresh, stale"
