@@ -216,38 +216,3 @@ def test_missing_secret_fails_the_webhook_before_any_request(app, setup):
     assert actions[0]["status"] == "failed" and "HOOK_URL" in actions[0]["detail"]
     assert receiver.requests == [] and db.session.scalar(select(WebhookDelivery)) is None
     assert db.session.get(Issue, issue.id).state == "triaging"
-
-
-def test_history_reads_in_words(app, setup, client, login):
-    from app.extensions import db
-    from app.models import Issue
-
-    owner, dev, lead, project, receiver = setup
-    issue = make_issue(project, "Crash on upload", issue_type="ticket", reporter=owner,
-                       custom_fields={"severity": "low"})
-    save_override(owner, project, "automations/triage.yaml", TRIAGE_AUTOMATION)
-    run_default(app)
-    move(db.session.get(Issue, issue.id), "triaging", owner)
-    run_default(app)
-    login()
-    page = client.get(f"/projects/OPS/issues/{issue.number}").get_data(as_text=True)
-    history = page[page.index('class="card history"'):]
-    history = history[:history.index("</section>")]
-    assert "owner@example.com moved it from Reported to Triaging (Start Triage)" in history
-    assert "Hooks of Reported ran: 1 action, 1 skipped" in history
-    assert "Hooks of Triaging ran: 14 actions, 1 skipped" in history
-    assert "Kiket set the priority to high" in history
-    assert "Automation &#39;Tag triaged issues&#39; added the label triaged</li>" in history
-    assert history.count("Tag triaged issues") == 1, history
-    assert "hooks.run" not in history and "reported__triaging" not in history and "system" not in history
-
-
-TRIAGE_AUTOMATION = """model_version: "1.0"
-automations:
-  - id: tag-triaged
-    name: Tag triaged issues
-    trigger: issue.transitioned
-    actions:
-      - type: add_label
-        label: triaged
-"""

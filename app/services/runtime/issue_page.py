@@ -11,7 +11,6 @@ from sqlalchemy import select
 from app.extensions import db
 from app.kiket import model as km
 from app.kiket.runtime.approvals import approval_status, can_decide, messages as approval_messages
-from app.kiket.runtime import narrative
 from app.kiket.runtime.checklists import checklist_progress, tickable_checklists
 from app.kiket.runtime.sla import SlaClock, state_clock
 from app.kiket.runtime.snapshot import Actor, ApprovalRecord, IssueSnapshot, to_context
@@ -19,7 +18,7 @@ from app.kiket.runtime.transitions import Verdict, available_transitions, outgoi
 from app.models import Project, User
 from app.models.audit import AuditEvent
 from app.models.base import utcnow
-from app.models.issues import Approval, Attachment, AutomationRun, Comment, Issue, IssueTransition, Watcher
+from app.models.issues import Approval, Attachment, Comment, Issue, IssueTransition, Watcher
 from app.services.runtime.access import require, runtime_actor
 from app.services.runtime.issue_queries import members
 from app.services.runtime.snapshots import (
@@ -111,75 +110,52 @@ def _approval_view(issue: Issue, workflow: km.Workflow, snapshot: IssueSnapshot,
 
 
 def history(issue: Issue) -> list[HistoryEntry]:
-    """State changes and audited facts, oldest first, in sentences that name people, states and automations."""
-    config = configuration.project_config(issue.project)
-    workflow = issue_workflow(issue, config)
-    people: dict[int, str] = {}
+    """State changes and audited facts, oldest first."""
+    users: dict[int, str] = {}
 
     def who(user_id: int | None, kind: str = "user") -> str:
-        if user_id is None or kind == "automation":
-            return {"automation": "An automation", "migration": "Kiket"}.get(kind, "Kiket")
-        if user_id not in people:
+        if user_id is None:
+            return "system" if kind == "user" else kind
+        if user_id not in users:
             user = db.session.get(User, user_id)
-            people[user_id] = user.display_name if user else f"user {user_id}"
-        return people[user_id]
-
-    events = list(db.session.scalars(select(AuditEvent).where(
-        AuditEvent.project_id == issue.project_id, AuditEvent.issue_id == issue.id).order_by(AuditEvent.seq)))
-    for event in events:  # the people an edit names, so an assignment reads "assigned it to Grace"
-        change = (event.data or {}).get("assignee_id")
-        if isinstance(change, Mapping) and isinstance(change.get("to"), int):
-            who(change["to"])
-    itype = config.issue_types.get(issue.issue_type)
-    names = narrative.Names(
-        workflow=workflow, people=people, automations={a.id: a.name for a in config.automations.values()},
-        fields={f"custom_fields.{f.key}": f.label for f in (itype.fields if itype else ())})
+            users[user_id] = user.display_name if user else f"user {user_id}"
+        return users[user_id]
 
     out = []
     for row in db.session.scalars(select(IssueTransition).where(IssueTransition.issue_id == issue.id)):
-        forced = {"reason": row.force_reason, "skipped": [
-            f"{g.get('gate')}: {' '.join(g.get('reasons') or [])}".strip() for g in row.skipped_gates or ()]} \
-            if row.forced else None
-        text = narrative.transition_sentence(who(row.actor_id, row.actor_kind), row.from_state, row.to_state,
-                                             row.transition_id, names, forced=forced)
-        if row.comment and row.actor_kind == "migration":
+        text = f"created in {row.to_state}" if row.from_state is None else f"{row.from_state} → {row.to_state}"
+        if row.transition_id:
+            text += f" ({row.transition_id})"
+        if row.forced:
+            skipped = "; ".join(f"{g.get('gate')}: {' '.join(g.get('reasons') or [])}".strip()
+                                for g in row.skipped_gates or ())
+            text = f"forced {text}: {row.force_reason}" + (f" — skipped {skipped}" if skipped else "")
+        elif row.comment and row.actor_kind == "migration":
             text += f": {row.comment}"
         out.append(HistoryEntry(row.at, "forced" if row.forced else "transition", who(row.actor_id, row.actor_kind),
                                 text))
-    run_actions = _automation_run_actions(issue)
-    for event in events:
+    for event in db.session.scalars(select(AuditEvent).where(AuditEvent.project_id == issue.project_id,
+                                                             AuditEvent.issue_id == issue.id)):
         if event.kind in ("issue.created", "issue.transitioned", "issue.forced"):
             continue
-        data = event.data or {}
-        actor = who(event.actor_id)
-        if data.get("by") == "automation":  # an automation's action names it last in the chain; a hook's does not
-            chain = data.get("chain") or ()
-            if chain and chain[-1] in names.automations:
-                continue  # its run's own sentence says what it did
-            actor = "Kiket"
-        reason = None
-        if event.kind == "approval.decided" and data.get("approval"):
-            approval = db.session.get(Approval, data["approval"])
-            reason = approval.reason if approval is not None else None
-        actions = run_actions.get(data.get("automation"), []).pop(0) if event.kind == "automation.run" \
-            and run_actions.get(data.get("automation")) else ()
-        out.append(HistoryEntry(event.created_at, event.kind, actor,
-                                narrative.event_sentence(event.kind, actor, data, names, run_actions=actions,
-                                                         reason=reason)))
+        out.append(HistoryEntry(event.created_at, event.kind, who(event.actor_id), _describe_event(event)))
     return sorted(out, key=lambda e: e.at)
 
 
-def _automation_run_actions(issue: Issue) -> dict[str, list[list[dict]]]:
-    """Each automation's runs on the issue, oldest first, as the actions they performed.
-
-    A run and its `automation.run` audit event are written together, so the n-th event of an automation
-    is its n-th run.
-    """
-    runs: dict[str, list[list[dict]]] = {}
-    for run in db.session.scalars(select(AutomationRun).where(AutomationRun.issue_id == issue.id)
-                                  .order_by(AutomationRun.id)):
-        runs.setdefault(run.automation_id, []).append(list((run.input or {}).get("actions") or ()))
-    return runs
+def _describe_event(event: AuditEvent) -> str:
+    data = event.data or {}
+    if event.kind == "issue.updated":
+        names = {"assignee_id": "assignee", "due_date": "due date", "custom_fields": "custom fields"}
+        return "changed " + ", ".join(names.get(k, k) for k in sorted(data))
+    if event.kind == "approval.decided":
+        return f"{data.get('decision')} in {data.get('state')}"
+    if event.kind == "checklist.ticked":
+        return f"{'checked' if data.get('checked') else 'unchecked'} {data.get('checklist')}/{data.get('item')}"
+    if event.kind == "issue.commented":
+        return "commented"
+    if event.kind == "attachment.added":
+        return f"attached {data.get('filename')}"
+    return event.kind
 
 
 def issue_view(actor: User, issue: Issue, *, now: datetime | None = None) -> IssueView:

@@ -104,7 +104,7 @@ def run_issue_event(kind: str, issue_id: int, record: str, actor_id: int | None,
 
     if kind not in ("sla.warning", "sla.breach", "approval.overdue"):
         sla.sync_timer(scope)
-    outcomes = run_hooks(scope, hooks, emitted[0] if emitted else None, chain, entered or issue.state) if hooks else []
+    outcomes = run_hooks(scope, hooks, emitted[0] if emitted else None, chain) if hooks else []
     if entered is not None and workflow is not None and entered == issue.state and requests_approval(workflow, entered):
         emitted.append(request_state_approval(scope, entered, actor, chain))
     runs = []
@@ -114,15 +114,13 @@ def run_issue_event(kind: str, issue_id: int, record: str, actor_id: int | None,
 
 
 def run_hooks(scope: Scope, hooks: Sequence[tuple[str, km.Action]], event: Event | None,
-              chain: Sequence[str], state: str) -> list[Outcome]:
-    """Perform hook actions in order; one audit event records the whole run with each outcome and the state
-    the issue is in once they ran (the history says "Hooks of Fixing ran")."""
+              chain: Sequence[str]) -> list[Outcome]:
+    """Perform hook actions in order; one audit event records the whole run with each outcome."""
     started = time.perf_counter()
     outcomes = perform_actions(scope, hooks, event, None, tuple(chain), automation_id=None)
     duration = int((time.perf_counter() - started) * 1000)
     audit.record(scope.project.id, "hooks.run", None, scope.issue.id, {
-        "event": event.name if event else None, "state": state, "actions": [o.as_dict() for o in outcomes],
-        "duration_ms": duration,
+        "event": event.name if event else None, "actions": [o.as_dict() for o in outcomes], "duration_ms": duration,
     })
     db.session.commit()
     log.info("hooks ran issue=%s event=%s actions=%d failed=%d ms=%d", scope.issue.key, event.name if event else None,
