@@ -10,6 +10,7 @@ from app.blueprints.forms import load_form
 from app.queue import redis_connection
 from app.services import accounts, throttle
 from app.services.errors import Invalid
+from app.services.sync import people
 
 bp = Blueprint("auth", __name__)
 
@@ -126,6 +127,8 @@ def join(token: str):
                 return _locked_out("auth/join_invalid.html", lockout)
         return render_template("auth/join.html", invitation=invitation, token=token, form=request.form, problems=error.problems), 422
     throttle.succeeded(redis, subject)
+    # Projects whose team (a repository's team.yaml, an override, a default) names the new member open to them now.
+    people.join_configured_projects(user)
     logout_user()
     login_user(user)
     return redirect(url_for("projects.index"), 303)
