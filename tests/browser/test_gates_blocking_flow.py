@@ -116,7 +116,7 @@ def test_a_guard_and_a_predicate_refuse_until_the_fields_are_edited_inline(new_p
     expect(blocked(seller, "Open negotiation")).to_have_count(0)
     open_negotiation.click()
     expect(state).to_have_text("Negotiating")
-    expect(seller.locator(".history")).to_contain_text("drafting → negotiating")
+    expect(seller.locator(".history")).to_contain_text("from Drafting to Negotiating (Open negotiation)")
 
 
 def test_a_full_blocking_column_refuses_until_a_deal_leaves_it(new_page, deals, _schema):
@@ -147,7 +147,7 @@ def test_a_full_blocking_column_refuses_until_a_deal_leaves_it(new_page, deals, 
     expect(blocked(seller, "Revive")).to_have_count(0)
     seller.get_by_role("button", name="Revive", exact=True).click()
     expect(state).to_have_text("Negotiating")
-    expect(seller.locator(".history")).to_contain_text("lost → negotiating")
+    expect(seller.locator(".history")).to_contain_text("from Lost to Negotiating (Revive)")
 
     # The revived deal fills the column again: the other one may not come back now.
     seller.goto(busy_url)

@@ -125,4 +125,4 @@ def test_checklist_approval_comment_and_document_gates_in_the_browser(new_page, 
     expect(blocked(ada, "Sign Internally")).to_have_count(0)
     ada.get_by_role("button", name="Sign Internally", exact=True).click()
     expect(state).to_contain_text("Countersigned")
-    expect(ada.locator(".history")).to_contain_text("pending_signature → countersigned")
+    expect(ada.locator(".history")).to_contain_text("to Countersigned (Sign Internally)")

@@ -123,7 +123,7 @@ def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
     comment = page.locator(".comment").last
     expect(comment.locator(".markdown strong")).to_have_text("guarding")
     expect(comment).to_contain_text("<script>alert(1)</script>")
-    expect(page.locator(".history")).to_contain_text("triaging → fixing")
+    expect(page.locator(".history")).to_contain_text("moved it from Triaging to Fixing (Accept)")
 
     # The assignee, in a browser of her own, sees the worker's notification of the comment arrive.
     grace = new_page()

@@ -24,8 +24,9 @@ def record(project_id: int, automation_id: str, issue_id: int | None, trigger_ev
                         trigger_event=trigger_event[:64], input=data, outcome=outcome[:255],
                         duration_ms=duration_ms, depth=depth)
     db.session.add(run)
+    db.session.flush()
     audit.record(project_id, "automation.run", None, issue_id, {
-        "automation": automation_id, "event": trigger_event, "outcome": outcome[:255], "duration_ms": duration_ms,
+        "run": run.id, "automation": automation_id, "event": trigger_event, "outcome": outcome[:255], "duration_ms": duration_ms,
         "depth": depth})
     db.session.commit()
     log.info("automation run project=%s automation=%s issue=%s event=%s outcome=%s ms=%d", project_id,

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.kiket import model as km
+from app.kiket.runtime import narrative
 from app.kiket.runtime.approvals import approval_status, can_decide, messages as approval_messages
 from app.kiket.runtime.checklists import checklist_progress, tickable_checklists
 from app.kiket.runtime.sla import SlaClock, state_clock
@@ -18,7 +19,7 @@ from app.kiket.runtime.transitions import Verdict, available_transitions, outgoi
 from app.models import Project, User
 from app.models.audit import AuditEvent
 from app.models.base import utcnow
-from app.models.issues import Approval, Attachment, Comment, Issue, IssueTransition, Watcher
+from app.models.issues import Approval, Attachment, AutomationRun, Comment, Issue, IssueTransition, Watcher
 from app.services.runtime.access import require, runtime_actor
 from app.services.runtime.issue_queries import members
 from app.services.runtime.snapshots import (
@@ -109,53 +110,75 @@ def _approval_view(issue: Issue, workflow: km.Workflow, snapshot: IssueSnapshot,
                         why is None, why, approval_messages(policy, context, snapshot.approvals), status.skipped)
 
 
-def history(issue: Issue) -> list[HistoryEntry]:
-    """State changes and audited facts, oldest first."""
-    users: dict[int, str] = {}
+def history(issue: Issue, config: km.ConfigRevision | None = None) -> list[HistoryEntry]:
+    """State changes and audited facts, oldest first, as sentences: people, states, transitions and automations
+    by name (`app.kiket.runtime.narrative`), never raw ids."""
+    config = config or configuration.project_config(issue.project)
+    rows = list(db.session.scalars(select(IssueTransition).where(IssueTransition.issue_id == issue.id)))
+    events = [e for e in db.session.scalars(select(AuditEvent).where(
+        AuditEvent.project_id == issue.project_id, AuditEvent.issue_id == issue.id).order_by(AuditEvent.seq))
+        if e.kind not in ("issue.created", "issue.transitioned", "issue.forced")]
+    user_ids = {r.actor_id for r in rows} | {e.actor_id for e in events}
+    for event in events:
+        for change in _field_changes_of(event):
+            user_ids.update(v for v in change if isinstance(v, int))
+    user_ids.discard(None)
+    people = {u.id: u.display_name for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))} \
+        if user_ids else {}
+    names = narrative.Names(workflow=issue_workflow(issue, config), people=people,
+                            automations={a.id: a.name for a in config.automations.values()},
+                            fields=field_labels(config, issue.issue_type))
+    runs = {r.id: r for r in db.session.scalars(select(AutomationRun).where(AutomationRun.issue_id == issue.id))}
+    unmatched = sorted(runs.values(), key=lambda r: r.id)
+    reasons = dict(db.session.execute(select(Approval.id, Approval.reason).where(Approval.issue_id == issue.id)).all())
 
-    def who(user_id: int | None, kind: str = "user") -> str:
-        if user_id is None:
-            return "system" if kind == "user" else kind
-        if user_id not in users:
-            user = db.session.get(User, user_id)
-            users[user_id] = user.display_name if user else f"user {user_id}"
-        return users[user_id]
+    def who(user_id: int | None, kind: str | None = None) -> str:
+        if user_id is not None:
+            return people.get(user_id, f"user {user_id}")
+        return "An automation" if kind == "automation" else "Kiket"
 
     out = []
-    for row in db.session.scalars(select(IssueTransition).where(IssueTransition.issue_id == issue.id)):
-        text = f"created in {row.to_state}" if row.from_state is None else f"{row.from_state} → {row.to_state}"
-        if row.transition_id:
-            text += f" ({row.transition_id})"
-        if row.forced:
-            skipped = "; ".join(f"{g.get('gate')}: {' '.join(g.get('reasons') or [])}".strip()
-                                for g in row.skipped_gates or ())
-            text = f"forced {text}: {row.force_reason}" + (f" — skipped {skipped}" if skipped else "")
-        elif row.comment and row.actor_kind == "migration":
+    for row in rows:
+        forced = {"reason": row.force_reason, "skipped": [
+            f"{g.get('gate')}: {' '.join(g.get('reasons') or [])}".strip() for g in row.skipped_gates or ()]} \
+            if row.forced else None
+        text = narrative.transition_sentence(who(row.actor_id, row.actor_kind), row.from_state, row.to_state,
+                                             row.transition_id, names, forced=forced)
+        if row.comment and row.actor_kind == "migration" and not row.forced:
             text += f": {row.comment}"
         out.append(HistoryEntry(row.at, "forced" if row.forced else "transition", who(row.actor_id, row.actor_kind),
                                 text))
-    for event in db.session.scalars(select(AuditEvent).where(AuditEvent.project_id == issue.project_id,
-                                                             AuditEvent.issue_id == issue.id)):
-        if event.kind in ("issue.created", "issue.transitioned", "issue.forced"):
-            continue
-        out.append(HistoryEntry(event.created_at, event.kind, who(event.actor_id), _describe_event(event)))
+    for event in events:
+        data = event.data or {}
+        actor = who(event.actor_id, "automation" if data.get("by") == "automation" else None)
+        run_actions: list = []
+        if event.kind == "automation.run":
+            run = runs.get(data.get("run")) or next(
+                (r for r in unmatched if r.automation_id == data.get("automation") and r.outcome == data.get("outcome")),
+                None)
+            if run is not None:
+                if run in unmatched:
+                    unmatched.remove(run)
+                run_actions = list((run.input or {}).get("actions") or ())
+        text = narrative.event_sentence(event.kind, actor, data, names, run_actions=run_actions,
+                                        reason=reasons.get(data.get("approval")))
+        out.append(HistoryEntry(event.created_at, event.kind, actor, text))
     return sorted(out, key=lambda e: e.at)
 
 
-def _describe_event(event: AuditEvent) -> str:
+def _field_changes_of(event: AuditEvent) -> list[tuple]:
+    """The (old, new) pairs of an edit's assignee, whose ids the sentences name."""
     data = event.data or {}
-    if event.kind == "issue.updated":
-        names = {"assignee_id": "assignee", "due_date": "due date", "custom_fields": "custom fields"}
-        return "changed " + ", ".join(names.get(k, k) for k in sorted(data))
-    if event.kind == "approval.decided":
-        return f"{data.get('decision')} in {data.get('state')}"
-    if event.kind == "checklist.ticked":
-        return f"{'checked' if data.get('checked') else 'unchecked'} {data.get('checklist')}/{data.get('item')}"
-    if event.kind == "issue.commented":
-        return "commented"
-    if event.kind == "attachment.added":
-        return f"attached {data.get('filename')}"
-    return event.kind
+    if event.kind not in ("issue.updated", "issue.assigned"):
+        return []
+    pairs = []
+    for key in ("assignee_id", "assignee"):
+        if isinstance(data.get(key), Mapping):
+            pairs.append((data[key].get("from"), data[key].get("to")))
+        changes = data.get("changes")
+        if isinstance(changes, Mapping) and isinstance(changes.get(key), (list, tuple)):
+            pairs.append(tuple(changes[key]))
+    return pairs
 
 
 def issue_view(actor: User, issue: Issue, *, now: datetime | None = None) -> IssueView:
@@ -204,7 +227,7 @@ def issue_view(actor: User, issue: Issue, *, now: datetime | None = None) -> Iss
                                          .order_by(Comment.created_at, Comment.id))),
         attachments=list(db.session.scalars(select(Attachment).where(Attachment.issue_id == issue.id)
                                             .order_by(Attachment.created_at, Attachment.id))),
-        watchers=watchers, watching=any(w.id == actor.id for w in watchers), history=history(issue),
+        watchers=watchers, watching=any(w.id == actor.id for w in watchers), history=history(issue, config),
         document_options=type_docs + required_docs, members=members(project),
         can_update=runtime.can("issue.update"), can_comment=runtime.can("issue.comment"),
         can_transition=runtime.can("issue.transition"), can_force=runtime.org_admin,

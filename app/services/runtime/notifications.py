@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -14,6 +15,8 @@ from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models.accounts import User
+from app.models.issues import Issue
+from app.models.projects import Project
 from app.models.base import utcnow
 from app.models.notifications import EmailOutbox, NOTIFICATION_LEVELS, Notification
 from app.services import live
@@ -141,3 +144,23 @@ def mark_read(user_id: int, ids: Iterable[int] | Literal["all"]) -> int:
 def outbox(limit: int = 100) -> list[EmailOutbox]:
     """The latest emails, sent or kept, newest first (for admins)."""
     return list(db.session.execute(select(EmailOutbox).order_by(EmailOutbox.id.desc()).limit(limit)).scalars())
+
+
+@dataclass(frozen=True)
+class IssueLink:
+    """What a notification's issue is called by and where it lives."""
+
+    project_key: str
+    number: int
+    key: str
+    title: str
+
+
+def issue_links(items: Iterable[Notification]) -> dict[int, IssueLink]:
+    """The issues these notifications are about, by id: key, title and where to link."""
+    ids = {n.issue_id for n in items if n.issue_id is not None}
+    if not ids:
+        return {}
+    rows = db.session.execute(select(Issue.id, Project.key, Issue.number, Issue.key, Issue.title)
+                              .join(Project, Project.id == Issue.project_id).where(Issue.id.in_(ids))).all()
+    return {row[0]: IssueLink(row[1], row[2], row[3], row[4]) for row in rows}

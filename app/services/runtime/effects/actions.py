@@ -85,12 +85,31 @@ def perform_actions(scope: Scope, actions: Sequence[tuple[str, km.Action]], even
             outcomes.append(Outcome(phase, action.type, "failed", f"{type(error).__name__}: {error} (retrying)"[:500]))
             scope.issue = db.session.get(Issue, scope.issue.id)
             continue
-        outcomes.append(Outcome(phase, action.type, "applied", detail, directive.missing))
+        outcomes.append(Outcome(phase, action.type, "applied", detail, directive.missing,
+                                notify_target(action.params) if action.type == "notify" else None))
         if directive.kind in MUTATING and scope.issue is not None:
             db.session.expire_all()
             scope.issue = db.session.get(Issue, scope.issue.id)
             context = template_ctx(scope, event, actor)
     return outcomes
+
+
+def notify_target(params: Mapping[str, Any]) -> str | None:
+    """Whom a notify action names, as written: a channel other than in-app or email, else its recipients."""
+    channel = params.get("channel")
+    if isinstance(channel, str) and channel not in ("in_app", "email"):
+        return channel
+    spec = params.get("recipients")
+    if isinstance(spec, Mapping):
+        refs = [("@" + str(r).lstrip("@")) for r in _listed(spec.get("roles"))]
+        refs += [str(r) for key in ("user", "users", "fields", "emails", "email") for r in _listed(spec.get(key))]
+    else:
+        refs = [str(r) for r in _listed(spec)]
+    return ", ".join(refs)[:200] or None
+
+
+def _listed(value: Any) -> list:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _issue_key(scope: Scope) -> str | None:

@@ -46,6 +46,7 @@ def run_issue_event(kind: str, issue_id: int, record: str, actor_id: int | None,
     hooks: list[tuple[str, km.Action]] = []
     emitted: list[Event] = []
     entered: str | None = None
+    hooks_state: str | None = None
 
     if kind == "issue.created":
         emitted.append(Event("issue.created", actor, {}, chain))
@@ -81,6 +82,7 @@ def run_issue_event(kind: str, issue_id: int, record: str, actor_id: int | None,
         if workflow is not None:
             hooks = [("on_complete", a) for a in checklist_complete_effects(workflow, record)]
         checklist = workflow.checklist(record) if workflow is not None else None
+        hooks_state = checklist.state if checklist is not None else None
         emitted.append(Event("checklist.completed", actor,
                              {"checklist": {"id": record, "state": checklist.state if checklist else None}}, chain))
     elif kind == "approval.decided":
@@ -104,7 +106,9 @@ def run_issue_event(kind: str, issue_id: int, record: str, actor_id: int | None,
 
     if kind not in ("sla.warning", "sla.breach", "approval.overdue"):
         sla.sync_timer(scope)
-    outcomes = run_hooks(scope, hooks, emitted[0] if emitted else None, chain) if hooks else []
+    # The state whose hooks these are, named in the history ("Hooks of Fixing ran").
+    hooks_state = entered or hooks_state or extra.get("state") or issue.state
+    outcomes = run_hooks(scope, hooks, emitted[0] if emitted else None, chain, state=hooks_state) if hooks else []
     if entered is not None and workflow is not None and entered == issue.state and requests_approval(workflow, entered):
         emitted.append(request_state_approval(scope, entered, actor, chain))
     runs = []
@@ -114,13 +118,14 @@ def run_issue_event(kind: str, issue_id: int, record: str, actor_id: int | None,
 
 
 def run_hooks(scope: Scope, hooks: Sequence[tuple[str, km.Action]], event: Event | None,
-              chain: Sequence[str]) -> list[Outcome]:
+              chain: Sequence[str], *, state: str | None = None) -> list[Outcome]:
     """Perform hook actions in order; one audit event records the whole run with each outcome."""
     started = time.perf_counter()
     outcomes = perform_actions(scope, hooks, event, None, tuple(chain), automation_id=None)
     duration = int((time.perf_counter() - started) * 1000)
     audit.record(scope.project.id, "hooks.run", None, scope.issue.id, {
         "event": event.name if event else None, "actions": [o.as_dict() for o in outcomes], "duration_ms": duration,
+        **({"state": state} if state else {}),
     })
     db.session.commit()
     log.info("hooks ran issue=%s event=%s actions=%d failed=%d ms=%d", scope.issue.key, event.name if event else None,

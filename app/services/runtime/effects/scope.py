@@ -37,11 +37,15 @@ class Outcome:
     status: str
     detail: str = ""
     missing: tuple[str, ...] = ()
+    # Whom a notify was for, as the configuration wrote it ("@oncall", "#oncall"): the history names it.
+    target: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {"phase": self.phase, "type": self.action_type, "status": self.status, "detail": self.detail}
         if self.missing:
             out["missing"] = list(self.missing)
+        if self.target:
+            out["target"] = self.target
         return out
 
 
