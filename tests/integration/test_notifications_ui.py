@@ -77,4 +77,9 @@ def test_an_assignee_sees_a_hook_notification_arrive(app, client, make_user, log
     login()
     html = client.get("/notifications/bell", headers=HX).get_data(as_text=True)
     assert '<span class="badge">1</span>' in html
-    assert f"Bug {issue.id} (Broken upload) is fixed." in client.get("/notifications").get_data(as_text=True)
+    listing = client.get("/notifications").get_data(as_text=True)
+    assert f"Bug {issue.id} (Broken upload) is fixed." in listing
+    # The issue by its key and title, linked; no empty approvals card above the list.
+    assert (f'<a class="notification-issue" href="/projects/BUG/issues/{issue.number}">'
+            f'<span class="key">{issue.key}</span> Broken upload</a>') in listing
+    assert '<section id="automation-approvals" aria-label' in listing

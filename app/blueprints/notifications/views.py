@@ -23,7 +23,7 @@ def require_login():
 def _list_context() -> dict:
     before = request.args.get("before", type=int)
     items = notifications.list_for(current_user.id, limit=PAGE_SIZE, before_id=before)
-    return {"items": items, "unread": notifications.unread_count(current_user.id),
+    return {"items": items, "issues": notifications.issue_links(items), "unread": notifications.unread_count(current_user.id),
             "older": items[-1].id if len(items) == PAGE_SIZE else None}
 
 
