@@ -235,3 +235,60 @@ def list_members(actor: User) -> list[OrganizationMembership]:
             .order_by(OrganizationMembership.id)
         )
     )
+
+
+def can_change_member(actor: User, membership: OrganizationMembership) -> bool:
+    """Owners change anyone; admins only plain members (owners and admins are an owner's call)."""
+    if not actor.is_org_admin or membership.user.kind != "person":
+        return False
+    return actor.org_role == "owner" or membership.role == "member"
+
+
+def _managed_membership(actor: User, membership_id: int) -> OrganizationMembership:
+    membership = db.session.get(OrganizationMembership, membership_id)
+    if membership is None or actor.membership is None or membership.organization_id != actor.membership.organization_id:
+        raise NotFound("No such member of your organization.")
+    if not can_change_member(actor, membership):
+        raise Invalid({"member": "Only owners can change or remove owners and admins."})
+    return membership
+
+
+def _check_not_last_owner(membership: OrganizationMembership) -> None:
+    if membership.role != "owner":
+        return
+    owners = db.session.scalar(select(func.count()).select_from(OrganizationMembership).where(
+        OrganizationMembership.organization_id == membership.organization_id, OrganizationMembership.role == "owner"))
+    if owners <= 1:
+        raise Invalid({"member": f"{membership.user.display_name} is the organization's last owner: make someone "
+                                 "else owner first."})
+
+
+def change_member_role(actor: User, membership_id: int, role: str) -> OrganizationMembership:
+    """Give a member another organization role; only owners grant or take away owner and admin."""
+    membership = _managed_membership(actor, membership_id)
+    if role not in ORG_ROLES:
+        raise Invalid({"role": "Choose owner, admin or member."})
+    if role in ("owner", "admin") and actor.org_role != "owner":
+        raise Invalid({"role": "Only owners can make someone an owner or admin."})
+    if role != "owner":
+        _check_not_last_owner(membership)
+    membership.role = role
+    db.session.commit()
+    return membership
+
+
+def remove_member(actor: User, membership_id: int) -> User:
+    """Take someone out of the organization: its projects close to them and their sessions end at once."""
+    from app.models import Project, ProjectMembership
+
+    membership = _managed_membership(actor, membership_id)
+    _check_not_last_owner(membership)
+    user = membership.user
+    for row in db.session.scalars(select(ProjectMembership).join(Project, Project.id == ProjectMembership.project_id)
+                                  .where(ProjectMembership.user_id == user.id,
+                                         Project.organization_id == membership.organization_id)):
+        db.session.delete(row)
+    db.session.delete(membership)
+    user.revoke_sessions()
+    db.session.commit()
+    return user

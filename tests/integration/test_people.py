@@ -196,3 +196,57 @@ def test_routes_refuse_members_and_strangers_and_need_csrf(app, client, project,
     # A project admin manages the project's people.
     assert status("get", PEOPLE, {}) == 200
     assert status("post", f"{PEOPLE}/role", {"identity": "bob@example.com", "role": "viewer"}) == 200
+
+
+def test_organization_members_roles_and_removal(app, client, project, make_user, login):
+    from app.models import OrganizationMembership, User
+
+    make_user("bob@example.com", "member")
+    make_user("cy@example.com", "admin")
+    hx_post(client, PEOPLE, {"email": "bob@example.com", "role": "developer"})
+
+    def member_id(email):
+        db.session.expire_all()
+        return db.session.scalar(select(OrganizationMembership.id).join(User).where(User.email == email))
+
+    def roles():
+        db.session.expire_all()
+        return {m.user.email: m.role for m in db.session.scalars(select(OrganizationMembership))}
+
+    page = client.get("/admin/").get_data(as_text=True)
+    assert "<h1>Organization</h1>" in page and 'id="org-members"' in page and 'name="csrf_token"' in page
+    assert 'id="invitations"' in page
+    ada = member_id("ada@example.com")
+    # The last owner stays owner, and in.
+    refused = hx_post(client, f"/admin/members/{ada}/role", {"role": "admin"})
+    assert refused.status_code == 422 and "last owner" in refused.get_data(as_text=True)
+    assert hx_post(client, f"/admin/members/{ada}/remove", {}).status_code == 422
+    assert hx_post(client, f"/admin/members/{member_id('bob@example.com')}/role", {"role": "boss"}).status_code == 422
+    changed = hx_post(client, f"/admin/members/{member_id('cy@example.com')}/role", {"role": "owner"})
+    assert changed.status_code == 200 and "is now owner" in changed.get_data(as_text=True)
+    assert hx_post(client, f"/admin/members/{ada}/role", {"role": "member"}).status_code == 200  # cy owns it now
+    assert roles() == {"ada@example.com": "member", "bob@example.com": "member", "cy@example.com": "owner"}
+
+    # An admin changes plain members only; a member or a stranger to the route changes nothing.
+    switch(client, login, "cy@example.com")
+    assert hx_post(client, f"/admin/members/{ada}/role", {"role": "admin"}).status_code == 200
+    switch(client, login, "ada@example.com")
+    assert hx_post(client, f"/admin/members/{member_id('cy@example.com')}/remove", {}).status_code == 422
+    assert hx_post(client, f"/admin/members/{member_id('bob@example.com')}/role", {"role": "admin"}).status_code == 422
+    assert hx_post(client, "/admin/members/999/remove", {}).status_code == 404
+    assert client.post(f"/admin/members/{member_id('bob@example.com')}/remove", headers=HX).status_code == 400  # no CSRF
+    switch(client, login, "bob@example.com")
+    assert client.get("/projects/ENG").status_code == 200
+    for url in (f"/admin/members/{ada}/role", f"/admin/members/{ada}/remove"):
+        assert hx_post(client, url, {"role": "member"}).status_code == 403
+    assert roles()["ada@example.com"] == "admin"
+
+    # Removed by an admin: the project closes and the session ends at once.
+    bob = app.test_client()
+    post_form(bob, "/login", {"email": "bob@example.com", "password": "correct horse battery"})
+    assert bob.get("/projects/ENG").status_code == 200
+    switch(client, login, "ada@example.com")
+    removed = hx_post(client, f"/admin/members/{member_id('bob@example.com')}/remove", {})
+    assert removed.status_code == 200 and "Removed bob@example.com from the organization." in removed.get_data(as_text=True)
+    assert "bob@example.com" not in roles() and "bob@example.com" not in memberships(project)
+    assert bob.get("/projects/ENG").status_code == 302  # signed out: to the login page

@@ -24,6 +24,8 @@ def _page(status: int = 200, **context):
     context.setdefault("form", {})
     context.setdefault("problems", {})
     context.setdefault("link", None)
+    context.setdefault("member_problems", {})
+    context.setdefault("member_message", None)
     return render_view(
         "admin/index.html", "admin/_invitations.html", status=status,
         members=accounts.list_members(current_user), invitations=accounts.list_invitations(current_user), **context,
@@ -53,6 +55,34 @@ def renew_invitation(invitation_id: int):
     except Invalid as error:
         return _page(422, problems=error.problems)
     return _page(link=url_for("auth.join", token=token, _external=True))
+
+
+def _members(status: int = 200, **context):
+    context.setdefault("member_problems", {})
+    context.setdefault("member_message", None)
+    return render_view("admin/index.html", "admin/_members.html", status=status, form={}, problems={}, link=None,
+                       members=accounts.list_members(current_user), invitations=accounts.list_invitations(current_user),
+                       **context)
+
+
+@bp.route("/members/<int:membership_id>/role", methods=["POST"])
+def change_member_role(membership_id: int):
+    """Change someone's organization role (owners for owners and admins; never the last owner away)."""
+    try:
+        membership = accounts.change_member_role(current_user, membership_id, request.form.get("role", ""))
+    except Invalid as error:
+        return _members(422, member_problems=error.problems)
+    return _members(member_message=f"{membership.user.display_name} is now {membership.role}.")
+
+
+@bp.route("/members/<int:membership_id>/remove", methods=["POST"])
+def remove_member(membership_id: int):
+    """Take someone out of the organization: every project closes to them and their sessions end."""
+    try:
+        user = accounts.remove_member(current_user, membership_id)
+    except Invalid as error:
+        return _members(422, member_problems=error.problems)
+    return _members(member_message=f"Removed {user.display_name} from the organization.")
 
 
 def _defaults() -> layer_editor.LayerEditor:
