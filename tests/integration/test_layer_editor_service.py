@@ -168,3 +168,17 @@ def test_what_changed_covers_members_and_automations(app, setup):
                   "    actions:\n      - {type: add_label, label: new}\n")
     added = layers.save_layer_file(owner, "automations/hello.yaml", automation, project=project)
     assert added.saved and added.changes.find("automation", "hello").change == "added"
+
+
+def test_a_file_made_again_after_a_delete_is_not_served_from_the_cache(app, setup):
+    from app.services.sync import configuration, layers
+
+    owner, project = setup
+    for scope in ({"project": project}, {"organization_id": project.organization_id}):
+        layers.save_layer_file(owner, "workflows/triage.yaml", WORKFLOW, **scope)
+        assert configuration.project_config(project).workflows["triage"].name == "Triage"
+        assert layers.delete_layer_file(owner, "workflows/triage.yaml", **scope).saved
+        again = layers.save_layer_file(owner, "workflows/triage.yaml", WORKFLOW.replace("Triage", "Again"), **scope)
+        assert again.saved and again.layer.version == 2  # numbering goes on from the deleted file's
+        assert configuration.project_config(project).workflows["triage"].name == "Again"
+        assert layers.delete_layer_file(owner, "workflows/triage.yaml", **scope).saved

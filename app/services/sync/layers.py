@@ -179,10 +179,26 @@ def _candidate(path: str, yaml_text: str, project: Project | None, organization_
         raise Invalid({"yaml_text": "The file is larger than 512 KiB."})
     layer, scope = _scope(project, organization_id)
     row = db.session.scalar(select(ConfigLayer).where(ConfigLayer.scope == scope, ConfigLayer.path == path))
+    version = row.version + 1 if row else _deleted_version(path, project, organization_id) + 1
     candidate = ConfigLayer(scope=scope, layer=layer, organization_id=organization_id,
                             project_id=project.id if project else None, path=path, yaml_text=yaml_text,
-                            version=(row.version + 1) if row else 1, id=row.id if row else 0)
+                            version=version, id=row.id if row else 0)
     return candidate, row
+
+
+def _deleted_version(path: str, project: Project | None, organization_id: int) -> int:
+    """The last version of a deleted file at `path` (0 if none): a file made again continues its numbering.
+
+    Cached configurations are keyed by each layer row's path, version and id, and SQLite may give a new row the
+    id of a deleted one; a version never used before for the path keeps the new file's key from naming the old.
+    """
+    events = select(ConfigEvent.detail).where(ConfigEvent.organization_id == organization_id)
+    if project is not None:
+        events = events.where(ConfigEvent.project_id == project.id, ConfigEvent.kind == "override_deleted")
+    else:
+        events = events.where(ConfigEvent.project_id.is_(None), ConfigEvent.kind == "default_deleted")
+    versions = [int(d.get("version") or 0) for d in db.session.scalars(events) if d and d.get("path") == path]
+    return max(versions, default=0)
 
 
 def check_layer_file(actor: User, path: str, yaml_text: str, *, project: Project | None = None,
