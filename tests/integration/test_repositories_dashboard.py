@@ -104,7 +104,7 @@ def test_diff_and_rollback_between_branches(app, client, owner, tmp_path):
     html = page.get_data(as_text=True)
     assert "Changes from" in html and ("issue type" in html.lower())
     rolled = client.post(f"/repositories/revisions/{older.id}/rollback", headers={**HX, "X-CSRFToken": csrf_token(client)})
-    assert rolled.status_code == 204 and rolled.headers["HX-Redirect"] == f"/repositories/{repository.id}"
+    assert rolled.status_code == 200 and 'id="history"' in rolled.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(ConfigRevision, older.id).status == "active"
 
@@ -152,3 +152,36 @@ def test_project_configuration_page_and_overrides(app, client, owner):
     assert "project.yaml" in client.get("/projects/ENG/configuration").get_data(as_text=True)
     workflows = re.findall(r'href="(/projects/ENG/configuration/workflows/[^"]+)"', page)
     assert workflows and all("<svg" in client.get(url).get_data(as_text=True) for url in workflows)
+
+
+def test_a_rollback_shows_at_once_and_moves_the_tracked_branch(app, client, owner, tmp_path):
+    repository = connect(client, bare_remote(tmp_path, "engineering"))
+    project_page = client.get("/projects/ENG").get_data(as_text=True)
+    assert "Created from the <strong>Bug tracking</strong> template" in project_page
+    sync(client, app, repository)
+    sync(client, app, repository, branch="develop")
+    older, newer = db.session.scalars(select(ConfigRevision).order_by(ConfigRevision.id)).all()
+    assert "template" not in client.get("/projects/ENG").get_data(as_text=True).split('id="config-source"')[1][:400]
+
+    rolled = client.post(f"/repositories/revisions/{older.id}/rollback",
+                         headers={**HX, "X-CSRFToken": csrf_token(client)})
+    html = rolled.get_data(as_text=True)
+    # In place: the history, with the status card and the branch picker out of band; no redirect.
+    assert rolled.status_code == 200 and "HX-Redirect" not in rolled.headers and "<html" not in html
+    assert 'id="history"' in html
+    assert 'id="sync-status"' in html and 'hx-swap-oob="true"' in html
+    assert f"Active now: revision" in html and older.short_sha in html.split('id="active-revision"')[1][:400]
+    assert 'id="branch-picker"' in html and "Tracking <strong>main</strong>" in html
+    db.session.expire_all()
+    assert db.session.get(WorkflowRepository, repository.id).branch == "main"
+    picker = client.get(f"/repositories/{repository.id}/branches", headers=HX).get_data(as_text=True)
+    assert "main (tracked)" in picker and "develop (tracked)" not in picker
+    status = client.get(f"/repositories/{repository.id}/status", headers=HX).get_data(as_text=True)
+    assert 'id="active-revision"' in status
+    assert f'href="/repositories/revisions/{older.id}"' in client.get("/projects/ENG").get_data(as_text=True)
+
+    # Syncing the tracked branch again finds its commit active: no second row for the same commit.
+    sync(client, app, repository)
+    db.session.expire_all()
+    assert db.session.scalar(select(db.func.count()).select_from(ConfigRevision)) == 2
+    assert db.session.scalar(select(SyncRun).order_by(SyncRun.id.desc())).status == "unchanged"

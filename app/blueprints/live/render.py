@@ -217,7 +217,7 @@ def overview_row(viewer: Viewer, repository_id: int | None) -> str:
 
 
 def sync_status(viewer: Viewer, repository_id: int) -> str:
-    from app.services.sync import repositories, revisions, runs
+    from app.services.sync import configuration, repositories, revisions, runs
 
     user = as_viewer(viewer)
     if user is None:
@@ -229,10 +229,13 @@ def sync_status(viewer: Viewer, repository_id: int) -> str:
     recent = runs.list_sync_runs(repository.id)
     run = recent[0] if recent else None
     can_manage = repositories.can_manage(user, repository.project)
+    active = configuration.active_revision(repository.project_id)
     html = render_template("repositories/_sync_status.html", repository=repository, run=run, oob=True,
-                           can_manage=can_manage)
-    if run is not None and not run.in_flight:
-        # A finished run also changes the history (runs and revisions), as the page's own poll would show.
+                           can_manage=can_manage, active=active)
+    if run is None or not run.in_flight:
+        # A finished run (or a rollback) also changes the history and the tracked branch, as the page's own
+        # poll would show.
         html += render_template("repositories/_history.html", repository=repository, runs=recent,
                                 revisions=revisions.list_revisions(repository.project_id), can_manage=can_manage)
+        html += render_template("repositories/_branch_picker_loader.html", repository=repository, oob=True)
     return html

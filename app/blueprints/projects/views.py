@@ -64,8 +64,11 @@ def show(key: str):
     template = next((t for t in bundled.list_templates() if t.key == project.template), None)
     config = configuration.project_config(project)
     role = projects.project_role(current_user, project)
+    active = configuration.active_revision(project.id)
     return render_template(
         "projects/show.html", project=project, template=template, role=role,
+        # Once a repository's revision is active, the template the project started from no longer shapes it.
+        active_revision=active if active is not None and active.repository_id is not None else None,
         can_manage_secrets=secrets.can_manage(current_user, project),
         # The file's own name or key, told and never applied (§16), and issues with no place to run.
         identity_notes=[d for d in config.diagnostics if d.code in ("project_name_mismatch", "project_key_mismatch")],

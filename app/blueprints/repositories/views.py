@@ -64,6 +64,7 @@ def _show_context(repository_id: int) -> dict:
         "run": recent[0] if recent else None,
         "runs": recent,
         "revisions": revisions.list_revisions(repository.project_id),
+        "active": configuration.active_revision(repository.project_id),
         "can_manage": repositories.can_manage(current_user, repository.project),
     }
 
@@ -94,6 +95,7 @@ def sync_now(repository_id: int):
     run = runs.request_sync(repository_id, data["branch"], trigger="ui", actor=current_user)
     if is_htmx():
         return render_template("repositories/_sync_status.html", repository=run.repository, run=run,
+                               active=configuration.active_revision(run.repository.project_id),
                                can_manage=repositories.can_manage(current_user, run.repository.project))
     return redirect(url_for("repositories.show", repository_id=repository_id), 303)
 
@@ -208,6 +210,14 @@ def rollback(revision_id: int):
         return _revision_page(revision_id, 409, refusal.stranded)
     if request.form.get("confirm"):
         target = url_for("migrations.index", key=rev.project.key)
+    elif rev.repository_id is not None and is_htmx():
+        # In place, no reload: the history, and out of band the status card and the branch picker.
+        context = _show_context(rev.repository_id)
+        response = render_view("repositories/show.html", "repositories/_history.html", **context)
+        response.set_data(response.get_data(as_text=True)
+                          + render_template("repositories/_sync_status.html", oob=True, **context)
+                          + render_template("repositories/_branch_picker_loader.html", oob=True, **context))
+        return response
     elif rev.repository_id is None:
         return redirect(url_for("repositories.revision", revision_id=revision_id), 303)
     else:

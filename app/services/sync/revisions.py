@@ -12,6 +12,7 @@ from app.kiket.diff import RevisionDiff, diff_configs
 from app.kiket.loader import is_config_file
 from app.models import ConfigRevision, Project, User
 from app.models.issues import Issue
+from app.services import live
 from app.services.errors import Conflict, Invalid, NotFound
 from app.services.projects import project_role
 from app.services.sync import configuration, git, stranding, workflow_sources
@@ -135,6 +136,16 @@ def rollback(project: Project, revision_id: int, actor: User | None, *, confirm:
         raise WouldStrand(stranded)
     previous = configuration.active_revision(project.id)
     activate(revision, config, kind="rolled_back", actor_id=actor.id if actor else None)
+    repository = revision.repository
+    if repository is not None:
+        # The tracked branch is the active revision's: the picker's "(tracked)", the next Sync and a push to that
+        # branch follow what is live, not the branch synced last.
+        if repository.branch != revision.branch:
+            log.info("tracked branch of repo=%s follows the rollback %s -> %s", repository.id, repository.branch,
+                     revision.branch)
+            repository.branch = revision.branch
+        # Open dashboards refresh their status card, history, branch picker and overview row with this commit.
+        live.sync_changed(db.session(), project.organization_id, repository.id, None)
     db.session.commit()
     announce(project.id, revision.id)
     log.info("project=%s rolled back to revision=%s (was %s)", project.key, revision.id,
