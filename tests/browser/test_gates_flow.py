@@ -99,7 +99,7 @@ def test_checklist_approval_comment_and_document_gates_in_the_browser(new_page, 
     counsel.goto(contract_url)
     counsel.get_by_label("Reason (optional)").fill("Liability cap is fine")
     counsel.get_by_role("button", name="Approve", exact=True).click()
-    expect(counsel.locator("section.approval")).to_contain_text("Approved by counsel@example.com.")
+    expect(counsel.locator("section.approval")).to_contain_text("Approved by Grace.")
     expect(counsel.locator("section.approval")).to_contain_text("Grace: approved — Liability cap is fine")
 
     # Now only the comment is missing: the transition asks for one and refuses to go without it.

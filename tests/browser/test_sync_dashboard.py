@@ -66,6 +66,11 @@ def test_pick_sync_watch_inspect_compare_roll_back(signed_in, tmp_path):
     expect(page.get_by_role("heading", name=re.compile("Changes from"))).to_be_visible()
     expect(page.get_by_role("table", name="Summary of changes")).to_be_visible()
     page.go_back()
+    page.get_by_label("Branch", exact=True).select_option("develop")
+    page.evaluate("window.kiketNoReload = true")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Roll back to this").click()
     expect(page.get_by_role("table", name="Revisions").locator("tbody tr").last).to_contain_text("active")
+    # The branch picker follows at once, in place: the rolled-back revision's branch is the tracked one.
+    expect(page.locator("#f-branch option", has_text="(tracked)")).to_have_text("main (tracked)")
+    assert page.evaluate("window.kiketNoReload") is True

@@ -100,3 +100,8 @@ def test_strangers_get_a_404(client, login, project, make_user):
     make_user("dave@example.com", "member")
     login("dave@example.com")
     assert client.get("/projects/OPS/audit").status_code == 404
+
+
+def test_the_configuration_page_links_the_migrations_page_for_admins(client, login, project):
+    login("ada@example.com")
+    assert 'href="/projects/OPS/migrations/"' in client.get("/projects/OPS/configuration").get_data(as_text=True)

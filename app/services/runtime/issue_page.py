@@ -106,7 +106,10 @@ def _approval_view(issue: Issue, workflow: km.Workflow, snapshot: IssueSnapshot,
     decisions = list(db.session.scalars(select(Approval).where(
         Approval.issue_id == issue.id, Approval.state == issue.state, Approval.state_entry == issue.state_entry,
     ).order_by(Approval.at)))
-    return ApprovalView(policy, status.satisfied, status.denied, status.approved_by, status.reasons, decisions,
+    # Approvers by name, not by the email the rules match them on.
+    names = {d.approver.email.casefold(): d.approver.display_name for d in decisions if d.approver is not None}
+    approved_by = tuple(names.get(str(who).casefold(), who) for who in status.approved_by)
+    return ApprovalView(policy, status.satisfied, status.denied, approved_by, status.reasons, decisions,
                         why is None, why, approval_messages(policy, context, snapshot.approvals), status.skipped)
 
 
