@@ -250,3 +250,33 @@ def test_organization_members_roles_and_removal(app, client, project, make_user,
     assert removed.status_code == 200 and "Removed bob@example.com from the organization." in removed.get_data(as_text=True)
     assert "bob@example.com" not in roles() and "bob@example.com" not in memberships(project)
     assert bob.get("/projects/ENG").status_code == 302  # signed out: to the login page
+
+
+def test_a_repository_member_is_shown_read_only_with_its_file_and_line(app, client, project, make_user, tmp_path):
+    import re
+
+    from app.models import User
+    from tests.support.fixture_projects import sync_remote
+    from tests.support.sync_repos import new_remote
+
+    make_user("bob@example.com", "member")
+    team = "team:\n  members:\n    - {user: bob@example.com, roles: [developer]}\n"
+    ada = db.session.scalar(select(User).where(User.email == "ada@example.com"))
+    synced, _ = sync_remote(app, ada, new_remote(tmp_path, "team", {".kiket/team.yaml": team}), "REPO")
+    assert memberships(synced)["bob@example.com"] == "member"
+    page = client.get("/projects/REPO/people").get_data(as_text=True)
+    bob = row_of(page, "bob@example.com")
+    revision = re.search(r'href="/repositories/revisions/(\d+)/source/.kiket/team.yaml\?line=3#L3">.kiket/team.yaml:3</a>', bob)
+    assert revision, bob
+    assert "repository team.yaml" in bob and "Defined by the repository" in bob
+    assert "<form" not in bob and "issue.transition" in bob
+    source = client.get(f"/repositories/revisions/{revision.group(1)}/source/.kiket/team.yaml?line=3")
+    assert source.status_code == 200 and "bob@example.com" in source.get_data(as_text=True)
+    # Neither re-roled, removed nor added again here: the repository wins.
+    for url, data in (("/projects/REPO/people/role", {"identity": "bob@example.com", "role": "viewer"}),
+                      ("/projects/REPO/people/remove", {"identity": "bob@example.com"}),
+                      ("/projects/REPO/people", {"email": "bob@example.com", "role": "viewer"})):
+        refused = hx_post(client, url, data)
+        assert refused.status_code == 422, url
+    assert "repository team.yaml" in refused.get_data(as_text=True)
+    assert memberships(synced)["bob@example.com"] == "member" and override_team() is None
