@@ -211,3 +211,12 @@ def test_large_editor_saves_are_taken(app, client, login, project):
     response = post_form(client, "/projects/LEG/configuration/overrides",
                          {"path": "workflows/big.yaml", "yaml_text": text, "version": "0"})
     assert response.status_code != 413, response.get_data(as_text=True)[:300]
+
+
+def test_a_throttled_hook_request_is_refused_unread(app, client):
+    app.config["KIKET_GITHUB_HOOK_RATE_LIMIT"] = 1
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1"}
+    assert send(client, "POST", "/hooks/github", Tripwire(10), declared=10, headers=headers).status_code == 400
+    body = Tripwire(MIB)
+    response = send(client, "POST", "/hooks/github", body, declared=MIB, headers=headers)
+    assert response.status_code == 429 and "Retry-After" in response.headers and body.read_bytes == 0
