@@ -32,6 +32,8 @@ PAGES = [
     ("synced project configuration", "/projects/ENG/configuration"),
     ("workflow of the project", "/projects/ENG/configuration/workflows/incident"),
     ("project secrets", "/projects/ENG/secrets"),
+    ("project audit trail", "/projects/ENG/audit"),
+    ("project audit trail, filtered", "/projects/DEMO/audit?kind=issue.created"),
     ("issues", "/projects/ENG/issues"),
     ("new issue", "/projects/ENG/issues/new"),
     ("issue", "/projects/DEMO/issues/{issue}"),
