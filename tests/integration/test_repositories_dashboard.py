@@ -185,3 +185,41 @@ def test_a_rollback_shows_at_once_and_moves_the_tracked_branch(app, client, owne
     db.session.expire_all()
     assert db.session.scalar(select(db.func.count()).select_from(ConfigRevision)) == 2
     assert db.session.scalar(select(SyncRun).order_by(SyncRun.id.desc())).status == "unchanged"
+
+
+def test_open_dashboards_hear_of_a_rollback_and_redraw_from_the_active_revision(app, client, owner, tmp_path):
+    import json
+    import time
+
+    from app.blueprints.live import render
+    from app.blueprints.live.hub import Subscription, Viewer
+    from app.services import live
+
+    repository = connect(client, bare_remote(tmp_path, "engineering"))
+    sync(client, app, repository)
+    sync(client, app, repository, branch="develop")
+    older = db.session.scalars(select(ConfigRevision).order_by(ConfigRevision.id)).first()
+    redis = app.extensions["redis"]
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(live.redis_channel(redis))
+    post_form(client, f"/repositories/revisions/{older.id}/rollback")
+    messages, deadline = [], time.monotonic() + 5
+    while time.monotonic() < deadline and not any(m.get("kind") == "sync" for m in messages):
+        item = pubsub.get_message(timeout=0.2)
+        if item is not None:
+            messages.append(json.loads(item["data"]))
+    pubsub.close()
+    sync_message = next(m for m in messages if m.get("kind") == "sync")
+    assert sync_message["repository"] == repository.id and sync_message["ch"] == f"org:{owner.organization_id}"
+
+    # What the live socket sends an open dashboard for that message: status, history and the branch picker.
+    db.session.expire_all()
+    from app.models import User
+
+    ada = db.session.scalar(select(User).where(User.email == "ada@example.com"))
+    viewer = Viewer(ws=None, user_id=ada.id, session_version=0, organization_id=owner.organization_id, csrf=None,
+                    subscription=Subscription(repository=repository.id))
+    with app.test_request_context("/"):
+        html = render.sync_status(viewer, repository.id)
+    assert 'id="active-revision"' in html and older.short_sha in html
+    assert 'id="history"' in html and 'id="branch-picker"' in html and "Tracking <strong>main</strong>" in html
