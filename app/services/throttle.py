@@ -15,6 +15,7 @@ Redis restart.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 from dataclasses import dataclass
 
@@ -68,13 +69,26 @@ def invitation(ident: int | str) -> Subject:
     return ("invitation", str(ident))
 
 
+def client_network(address: str) -> str:
+    """What one client's address counts as: the IPv4 address, or its IPv6 /64 (one host gets a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def _keys(subject: Subject | None, address: str | None) -> list[tuple[str, str, int]]:
     """(scope, Redis key, limit) for the subject and the address; names are hashed (no emails in Redis)."""
     keys = []
     if subject is not None:
         keys.append((subject[0], f"auth:{subject[0]}:{_digest(subject[1])}", ACCOUNT_LIMIT))
     if address:
-        keys.append(("address", f"auth:address:{address}", ADDRESS_LIMIT))
+        keys.append(("address", f"auth:address:{client_network(address)}", ADDRESS_LIMIT))
     return keys
 
 

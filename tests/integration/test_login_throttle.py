@@ -165,3 +165,18 @@ def test_log_in_still_works_when_redis_is_unreachable(settings, app, owner):
         browser = no_redis.test_client()
         assert attempt(browser).status_code == 422
         assert attempt(browser, password=PASSWORD).status_code == 303
+
+
+def test_an_ipv6_client_counts_as_its_64():
+    assert throttle.client_network("2001:db8:1:2:aaaa::1") == throttle.client_network("2001:db8:1:2:bbbb::7") \
+        == "2001:db8:1:2::/64"
+    assert throttle.client_network("2001:db8:1:3::1") != throttle.client_network("2001:db8:1:2::1")
+    assert throttle.client_network("::ffff:192.0.2.1") == "192.0.2.1"
+    assert throttle.client_network("198.51.100.7") == "198.51.100.7"
+
+
+def test_failures_from_one_ipv6_64_add_up(client, owner):
+    for n in range(throttle.ADDRESS_LIMIT - 1):
+        assert attempt(client, f"guess{n}@example.com", address=f"2001:db8:0:1::{n + 1:x}").status_code == 422
+    assert_locked(attempt(client, "last@example.com", address="2001:db8:0:1:ffff::1"), "from your network address")
+    assert attempt(client, password=PASSWORD, address="2001:db8:0:2::1").status_code == 303
