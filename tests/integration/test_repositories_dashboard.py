@@ -178,6 +178,14 @@ def test_a_rollback_shows_at_once_and_moves_the_tracked_branch(app, client, owne
     assert "main (tracked)" in picker and "develop (tracked)" not in picker
     status = client.get(f"/repositories/{repository.id}/status", headers=HX).get_data(as_text=True)
     assert 'id="active-revision"' in status
+    # The develop run's revision is no longer live: neither the sync history nor the overview calls it active
+    # (the main run's revision is live again).
+    history = client.get(f"/repositories/{repository.id}/history", headers=HX).get_data(as_text=True)
+    runs_table = history.split('aria-label="Sync runs"')[1]
+    assert runs_table.count("status-active") == 1 and runs_table.count("status-superseded") == 1
+    overview = client.get("/repositories/").get_data(as_text=True)
+    row = overview.split(f'id="repository-{repository.id}"')[1].split("</tr>")[0]
+    assert "status-superseded" in row and "status-active" not in row
     assert f'href="/repositories/revisions/{older.id}"' in client.get("/projects/ENG").get_data(as_text=True)
 
     # Syncing the tracked branch again finds its commit active: no second row for the same commit.

@@ -235,7 +235,7 @@ def sync_status(viewer: Viewer, repository_id: int) -> str:
     if run is None or not run.in_flight:
         # A finished run (or a rollback) also changes the history and the tracked branch, as the page's own
         # poll would show.
-        html += render_template("repositories/_history.html", repository=repository, runs=recent,
+        html += render_template("repositories/_history.html", repository=repository, runs=recent, active=active,
                                 revisions=revisions.list_revisions(repository.project_id), can_manage=can_manage)
         html += render_template("repositories/_branch_picker_loader.html", repository=repository, oob=True)
     return html
