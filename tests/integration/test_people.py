@@ -280,3 +280,12 @@ def test_a_repository_member_is_shown_read_only_with_its_file_and_line(app, clie
         assert refused.status_code == 422, url
     assert "repository team.yaml" in refused.get_data(as_text=True)
     assert memberships(synced)["bob@example.com"] == "member" and override_team() is None
+
+
+def test_a_new_project_takes_in_the_people_a_default_team_names(app, client, project, make_user, login):
+    make_user("bob@example.com", "member")
+    default = "team:\n  members:\n    - {user: bob@example.com, roles: [reviewer]}\n"
+    assert hx_post(client, "/admin/defaults", {"new": "1", "path": "team.yaml", "yaml_text": default}).status_code == 200
+    assert post_form(client, "/projects", {"key": "OPS", "name": "Operations", "template": "kanban"}).status_code == 303
+    switch(client, login, "bob@example.com")
+    assert client.get("/projects/OPS").status_code == 200 and client.get("/projects/ENG").status_code == 200

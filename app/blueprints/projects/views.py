@@ -12,7 +12,7 @@ from app.kiket.diagram import layout_workflow
 from app.services import projects
 from app.services.errors import Invalid, NotFound
 from app.services.runtime import seeding, stranded
-from app.services.sync import configuration, repositories
+from app.services.sync import configuration, people, repositories
 from app.services.webhooks import secrets
 
 bp = Blueprint("projects", __name__)
@@ -52,6 +52,8 @@ def create():
             "projects/new.html", "projects/_form.html", status=422,
             templates=bundled.list_templates(), form=request.form, problems=error.problems,
         )
+    # People an organization default's team.yaml names are in it from the start.
+    people.apply_configured_team(project)
     target = url_for("projects.show", key=project.key)
     if is_htmx():
         return "", 204, {"HX-Redirect": target}

@@ -320,6 +320,16 @@ def remove_person(actor: User, project: Project, identity: str) -> None:
     _settle(project, person.user, None)
 
 
+def apply_configured_team(project: Project) -> None:
+    """A new template project takes in the people its configuration's team names (organization defaults)."""
+    try:
+        team = project_config(project).team
+    except Exception:  # a configuration that does not load: its first activation applies the team
+        return
+    apply_team(project, team)
+    db.session.commit()
+
+
 def join_configured_projects(user: User) -> list[Project]:
     """After an invitation is accepted: the projects whose team names the new member take them in."""
     if user.membership is None:
