@@ -282,6 +282,26 @@ def test_a_repository_member_is_shown_read_only_with_its_file_and_line(app, clie
     assert memberships(synced)["bob@example.com"] == "member" and override_team() is None
 
 
+def test_a_sync_that_drops_someone_from_team_yaml_ends_their_membership(app, client, project, make_user, tmp_path):
+    from app.models import User
+    from tests.support.fixture_projects import sync_again, sync_remote
+    from tests.support.sync_repos import new_remote, push_change
+
+    make_user("bob@example.com", "member")
+    make_user("cy@example.com", "member")
+    team = "team:\n  members:\n    - {user: bob@example.com, roles: [developer]}\n    - {user: cy@example.com, roles: [developer]}\n"
+    ada = db.session.scalar(select(User).where(User.email == "ada@example.com"))
+    remote = new_remote(tmp_path, "team", {".kiket/team.yaml": team})
+    synced, repository = sync_remote(app, ada, remote, "REPO")
+    assert {"bob@example.com", "cy@example.com"} <= memberships(synced).keys()
+    push_change(remote, "main", ".kiket/team.yaml",
+                "team:\n  members:\n    - {user: cy@example.com, roles: [developer]}\n", "Bob moved on")
+    assert sync_again(app, repository.id).status == "active"
+    after = memberships(synced)
+    assert "bob@example.com" not in after and after["cy@example.com"] == "member"
+    assert after["ada@example.com"] == "owner"
+
+
 def test_a_new_project_takes_in_the_people_a_default_team_names(app, client, project, make_user, login):
     make_user("bob@example.com", "member")
     default = "team:\n  members:\n    - {user: bob@example.com, roles: [reviewer]}\n"

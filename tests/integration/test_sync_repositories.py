@@ -389,13 +389,14 @@ def test_a_failing_load_rolls_back_everything_and_keeps_the_previous_revision(ap
     from app.extensions import db
     from app.models import ConfigRevision, Invitation
     from app.services.runtime import seeding
-    from app.services.sync import configuration, layers
+    from app.services.sync import configuration
 
     remote = bare_remote(tmp_path, "engineering")
     project, repository = connect(owner, remote)
     monkeypatch.setattr(seeding, "create_seed_issues", lambda project, seeds, config: 1 / 0)
-    team = "team:\n  members:\n    - {user: someone@example.com, roles: [member]}\n"
-    layers.save_layer_file(owner, "team.yaml", team, project=project)
+    # The repository's team names someone new: the activation would invite them, in its own transaction.
+    push_change(remote, "main", ".kiket/team.yaml", "team:\n  members:\n    - {user: someone@example.com, roles: [member]}\n",
+                "Invite someone")
 
     run = sync_now(app, repository.id)
 

@@ -144,6 +144,11 @@ def load_stored(revision: ConfigRevision) -> km.ConfigRevision | str:
 def activate(revision: ConfigRevision, config: km.ConfigRevision, *, kind: str, actor_id: int | None) -> None:
     """Make `revision` the project's active one and apply its settings and team; the caller commits."""
     project = revision.project
+    # The team it replaces: people it named whom the new one drops lose their membership.
+    try:
+        previous_team = configuration.project_config(project).team
+    except configuration.ConfigUnavailable:
+        previous_team = None
     for other in db.session.scalars(select(ConfigRevision).where(ConfigRevision.project_id == project.id,
                                                                  ConfigRevision.status == "active",
                                                                  ConfigRevision.id != revision.id)):
@@ -157,7 +162,7 @@ def activate(revision: ConfigRevision, config: km.ConfigRevision, *, kind: str, 
     if revision.repository is not None:
         revision.repository.active_revision_id = revision.id
     _apply_project(project, config.project)
-    apply_team(project, config.team)
+    apply_team(project, config.team, previous=previous_team)
     db.session.add(ConfigEvent(project_id=project.id, kind=kind, revision_id=revision.id, actor_id=actor_id,
                                detail={"commit": revision.commit_sha, "branch": revision.branch}))
     for listener in _listeners.values():
