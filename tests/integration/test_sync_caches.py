@@ -62,3 +62,20 @@ def read_tree(remote: Path, sha: str) -> dict[str, bytes]:
     from app.services.sync.config_sources import read_git_tree
 
     return read_git_tree(remote, sha)
+
+
+def test_a_project_with_layers_reads_its_configuration_from_the_cache(app, owner, monkeypatch):
+    from app.services import projects
+    from app.services.sync import configuration, layers
+
+    project = projects.create_project(owner, "ENG", "Engineering", "", "kanban")
+    layers.save_layer_file(owner, "team.yaml", "team:\n  members: []\n", project=project)
+    layers.save_layer_file(owner, "team.yaml", "team:\n  members: []\n", organization_id=project.organization_id)
+    first = configuration.project_config(project)
+
+    def unexpected(*args, **kwargs):
+        raise AssertionError("the one-query marker should have found the cached configuration")
+
+    # The marker (one query, no layer rows loaded) names the same state as the layer rows the first call read.
+    monkeypatch.setattr(configuration, "lower_layers", unexpected)
+    assert configuration.project_config(project) is first

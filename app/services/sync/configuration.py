@@ -88,9 +88,14 @@ def _layer_scopes(project: Project) -> list[str]:
 
 
 def _layers_version(rows) -> str:
-    """A name for the state of the layer rows (anything with scope, path, version and id)."""
+    """A name for the state of the layer rows (anything with scope, path, version, id and updated_at).
+
+    The save time is part of it: a row id and version can come back after a delete (SQLite reuses ids), and
+    a cached configuration of the old row must not stand in for the new one.
+    """
     rows = sorted(rows, key=lambda r: (r.scope, r.path))
-    marker = "|".join(f"{r.scope}:{r.path}:{r.version}:{r.id}" for r in rows)
+    marker = "|".join(f"{r.scope}:{r.path}:{r.version}:{r.id}:{r.updated_at.timestamp() if r.updated_at else ''}"
+                      for r in rows)
     return hashlib.sha256(marker.encode()).hexdigest()[:16] if rows else ""
 
 
@@ -153,6 +158,8 @@ def _config_marker(project: Project):
     rows, _ = marker.execute({"project_id": project.id, "project_scope": project_scope,
                               "organization_scope": organization_scope})
     rows = [SimpleNamespace(**dict(zip(marker.names, row))) for row in rows]
+    for row in rows:  # a layer row's save time comes in the revisions' activated_at column
+        row.updated_at = row.activated_at
     active = [r for r in rows if r.kind == "r"]
     # As `active_revision`: the latest activation wins should two rows ever be marked active.
     active.sort(key=lambda r: (r.activated_at.timestamp() if r.activated_at else 0.0, r.id), reverse=True)
@@ -169,7 +176,7 @@ def _marker_statement() -> Prepared:
         text.label("scope"), text.label("path"), number.label("version"),
     ).where(ConfigRevision.project_id == sa.bindparam("project_id"), ConfigRevision.status == "active")
     layers = select(
-        sa.literal("l"), ConfigLayer.id, number, text, sa.cast(sa.null(), ConfigRevision.activated_at.type),
+        sa.literal("l"), ConfigLayer.id, number, text, ConfigLayer.updated_at,
         ConfigLayer.scope, ConfigLayer.path, ConfigLayer.version,
     ).where(ConfigLayer.scope.in_([sa.bindparam("project_scope"), sa.bindparam("organization_scope")]))
     return Prepared(sa.union_all(revisions, layers))
