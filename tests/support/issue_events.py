@@ -20,9 +20,15 @@ def run_default(app) -> None:
     from app.extensions import db
     from app.services.runtime import events
 
-    # The commits so far have queued their drain job (their wake-ups go out from a background thread).
+    # The commits so far have queued their drain job (their wake-ups go out from a background thread). Jobs
+    # commit too: a burst worker can find the queue empty before their wake-ups arrive, so work until none come.
+    queue = get_queue("default")
     events.settle()
-    SimpleWorker([get_queue("default")], connection=app.extensions["redis"]).work(burst=True)
+    while True:
+        SimpleWorker([queue], connection=app.extensions["redis"]).work(burst=True)
+        events.settle()
+        if queue.count == 0:
+            break
     # Jobs ran in their own sessions: forget what this one loaded before.
     db.session.expire_all()
 
