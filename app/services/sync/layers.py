@@ -245,14 +245,8 @@ def save_layer_file(actor: User, path: str, yaml_text: str, *, project: Project 
     row.version = candidate.version
     row.updated_by_id = actor.id
     row.updated_at = utcnow()
-    db.session.add(ConfigEvent(project_id=project.id if project else None, organization_id=organization_id,
-                               kind="override_saved" if project else "default_saved", actor_id=actor.id,
-                               detail={"path": path, "version": candidate.version}))
-    db.session.commit()
-    _apply_teams(teams)
-    return LayerSaveResult(saved=True, layer=row, diagnostics=check.diagnostics,
-                           reload_revision_id=_reload(actor, project, organization_id),
-                           changes=_changes(before, check.revision))
+    return _commit_change(actor, project, organization_id, "saved", {"path": path, "version": candidate.version},
+                          row, check, before, teams)
 
 
 def delete_layer_file(actor: User, path: str, *, project: Project | None = None,
@@ -267,12 +261,19 @@ def delete_layer_file(actor: User, path: str, *, project: Project | None = None,
     before = _current_config(project, organization_id)
     teams = _teams_before(project, organization_id, before)
     db.session.delete(row)
+    return _commit_change(actor, project, organization_id, "deleted", {"path": path, "version": row.version},
+                          None, check, before, teams)
+
+
+def _commit_change(actor: User, project: Project | None, organization_id: int, done: str, detail: dict,
+                   layer: ConfigLayer | None, check, before, teams) -> LayerSaveResult:
+    """Record a saved or deleted layer file (`done`), commit, bring the teams up to date and say what changed."""
     db.session.add(ConfigEvent(project_id=project.id if project else None, organization_id=organization_id,
-                               kind="override_deleted" if project else "default_deleted", actor_id=actor.id,
-                               detail={"path": path, "version": row.version}))
+                               kind=f"override_{done}" if project else f"default_{done}", actor_id=actor.id,
+                               detail=detail))
     db.session.commit()
     _apply_teams(teams)
-    return LayerSaveResult(saved=True, layer=None, diagnostics=check.diagnostics,
+    return LayerSaveResult(saved=True, layer=layer, diagnostics=check.diagnostics,
                            reload_revision_id=_reload(actor, project, organization_id),
                            changes=_changes(before, check.revision))
 
