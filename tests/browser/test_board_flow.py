@@ -62,6 +62,22 @@ def drag(page, issue_id: int, key: str) -> None:
     page.mouse.up()
 
 
+def project_seq(page) -> int:
+    """The number of the last project message the page has applied (live.js keeps it on <html>)."""
+    seen = dict(word.split("=") for word in (page.locator("html").get_attribute("data-live-seen") or "").split())
+    return next((int(seq) for channel, seq in seen.items() if channel.startswith("project:")), 0)
+
+
+def settle(page, other) -> None:
+    """Wait until `page` has applied every project message `other` has: a page's own move comes back to it live
+    too, and a drag started while that swap lands would hold a card that is no longer in the page."""
+    expected = project_seq(other)
+    assert expected, "the other page has applied no project message"
+    page.wait_for_function(
+        """n => (document.documentElement.dataset.liveSeen || "").split(" ").some(
+             w => w.startsWith("project:") && parseInt(w.split("=")[1], 10) >= n)""", arg=expected)
+
+
 def open_board(new_page, email: str):
     page = new_page()
     sign_in(page, email)
@@ -78,6 +94,7 @@ def test_moves_show_live_and_refusals_explain_themselves(new_page, kanban):
     drag(ada, kanban["Write docs"], "in_progress")
     expect(column(bob, "in_progress").locator(f"#card-{kanban['Write docs']}")).to_be_visible(timeout=1000)
     expect(bob.locator("#colhead-in_progress .wip")).to_contain_text("3 / 5")
+    settle(ada, bob)
 
     drag(ada, kanban["Ship search"], "review")
     expect(ada.locator("#board-alert")).to_contain_text("Column 'Review' is at its WIP limit (3/3)")

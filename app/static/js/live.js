@@ -62,6 +62,10 @@
       if (!init && last[pair[0]] !== undefined && seq > last[pair[0]] + 1) gap = true;
       if (init || last[pair[0]] === undefined || seq > last[pair[0]]) last[pair[0]] = seq;
     });
+    // "channel=seq ..." of the messages applied so far: tests wait on it before acting on a swapped element.
+    document.documentElement.dataset.liveSeen = Object.keys(last).sort().map(function (channel) {
+      return channel + "=" + last[channel];
+    }).join(" ");
     if (gap && event.detail.socketWrapper) event.detail.socketWrapper.send("resync");
     if (words.indexOf("reload") >= 0) {
       var board = document.querySelector(".board[data-board]");
