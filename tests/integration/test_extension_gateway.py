@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import date, timedelta
 
 import jwt
 import pytest
@@ -295,3 +295,21 @@ def test_manifest_problems_name_their_line(client, token, extension):
         "projectKey": "ENG", "manifest": "id: com.example.x\nevents: issue.created\n", "url": extension.url})
     assert response.status_code == 422
     assert "extension.yaml:2" in response.get_json()["errors"]["manifest"][0]
+
+
+def test_a_due_date_from_a_reply_is_checked_like_the_issue_page(app, client, token, extension):
+    install(client, token, extension)
+    extension.replies["issue.created"] = {"actions": [
+        {"kind": "set_field", "field": "dueDate", "value": "2027-02-30"},
+        {"kind": "set_field", "field": "due_date", "value": "2027-03-01"},
+    ]}
+    issue = create_issue(client, token)
+    run_webhooks(app)
+
+    delivery = db.session.scalar(select(WebhookDelivery).where(WebhookDelivery.installation_id.is_not(None)))
+    refused, applied = delivery.reply["directives"]
+    assert refused["status"] == "failed" and "must be a date like 2026-01-31" in str(refused["detail"])
+    assert applied["status"] == "applied", applied
+    db.session.expire_all()
+    row = db.session.scalar(select(Issue).where(Issue.key == issue["key"]))
+    assert row.due_date == date(2027, 3, 1)

@@ -224,6 +224,19 @@ def check_priority(config: km.ConfigRevision, priority: str | None, problems: di
     return None
 
 
+def check_due_date(value: Any, problems: dict[str, Any]) -> date | None:
+    """A due date from a date or an ISO text ("2026-01-31", a time after it is ignored), None when blank."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        problems["due_date"] = "must be a date like 2026-01-31"
+        return None
+
+
 def check_assignee(project: Project, assignee_id: int | None, problems: dict[str, Any]) -> User | None:
     if assignee_id in (None, "", 0):
         return None

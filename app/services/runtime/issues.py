@@ -24,7 +24,8 @@ from app.services.projects import project_role
 from app.services.runtime import events, issue_keys
 from app.services.runtime.access import require, runtime_actor
 from app.services.runtime.fields import (
-    MAX_TEXT, MAX_TITLE, check_assignee, check_parent, check_priority, clean_labels, validate_custom_fields,
+    MAX_TEXT, MAX_TITLE, check_assignee, check_due_date, check_parent, check_priority, clean_labels,
+    validate_custom_fields,
 )
 from app.services.runtime.issue_queries import load_issue
 from app.services.sync import configuration
@@ -166,7 +167,7 @@ def update_issue(issue_id: int, actor: User, lock_version: int, **changes: Any) 
     if "labels" in changes:
         put("labels", clean_labels(changes["labels"], problems))
     if "due_date" in changes:
-        put("due_date", changes["due_date"])
+        put("due_date", check_due_date(changes["due_date"], problems))
     if "custom_fields" in changes:
         itype = config.issue_types.get(issue.issue_type)
         if itype is None:

@@ -17,7 +17,8 @@ from app.services import audit
 from app.services.runtime import events, issues, transitions
 from app.services.runtime.effects import notify
 from app.services.runtime.effects.scope import Scope, email_of, rotation_key, user_ids_of
-from app.services.runtime.fields import MAX_TEXT, MAX_TITLE, check_priority, clean_labels, validate_custom_fields
+from app.services.runtime.fields import (MAX_TEXT, MAX_TITLE, check_due_date, check_priority, clean_labels,
+                                         validate_custom_fields)
 
 # Fields an action edits on the row itself; anything else lands in custom_fields.
 ROW_FIELDS = ("title", "description", "priority", "due_date", "labels", "assignee")
@@ -75,13 +76,7 @@ def checked_row_value(config: km.ConfigRevision, path: str, value: Any) -> Any:
         items = value if isinstance(value, (list, tuple)) else [value]
         value = clean_labels([str(v) for v in items if v not in (None, "")], problems)
     elif path == "due_date":
-        if value in (None, ""):
-            value = None
-        elif not (isinstance(value, date) and not isinstance(value, datetime)):
-            try:
-                value = date.fromisoformat(str(value).strip()[:10])
-            except ValueError:
-                problems[path] = "must be a date like 2026-01-31"
+        value = check_due_date(value, problems)
     if problems:
         raise InvalidValue(f"{path}: {problems[path]}")
     return value
