@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,6 +123,26 @@ def sign_in(page, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+
+
+def sign_up_with_project(page, *, sample_issues: bool) -> None:
+    """Ada creates the organization on the first page, then the bug-tracking project BUG from its template."""
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    page.get_by_label("Organization name").fill("Analytical Engines")
+    page.get_by_label("Your name").fill("Ada")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create organization").click()
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    page.goto("/projects/new")
+    page.get_by_label("Name").fill("Bugs")
+    page.get_by_label("Key").fill("BUG")
+    page.get_by_label(re.compile("Bug tracking")).check()
+    page.get_by_label("Start with the template's sample issues").set_checked(sample_issues)
+    page.get_by_role("button", name="Create project").click()
+    expect(page).to_have_url(re.compile(r"/projects/BUG$"))
 
 
 def reload_until(page, locator, tries: int = 40) -> None:

@@ -13,34 +13,16 @@ from tests.browser.conftest import PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
 
-ALERT = """model_version: "1.0"
-automations:
-  - id: critical_alert
-    name: Critical bug alert
-    trigger: issue.created
-    actions:
-      - action: notify
-        recipients:
-          fields: [reporter]
-        message: "A new bug"
-"""
-
-
 @pytest.fixture
 def trail(_schema):
-    from tests.support.issue_events import run_default, save_override
+    from tests.support.issue_events import triaged_crash
 
-    from app.services import accounts, projects
-    from app.services.runtime import issues, transitions
+    from app.services import accounts
+    from app.services.runtime import transitions
 
     with _schema.app_context():
         ada = accounts.create_user("ada@example.com", PASSWORD, "owner", name="Ada")
-        project = projects.create_project(ada, "BUG", "Bugs", "", "bug_tracking")
-        save_override(ada, project, "automations/alerts.yaml", ALERT)
-        issue = issues.create_issue(project, ada, issue_type="bug", title="Crash on save",
-                                    custom_fields={"severity": "critical"})
-        run_default(_schema)
-        transitions.apply_transition(issue.id, ada, transition="Start Triage")
+        project, issue = triaged_crash(_schema, ada)
         transitions.force_transition(issue.id, ada, transition="Accept", reason="urgent")
         return project.id
 

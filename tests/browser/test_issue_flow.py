@@ -6,26 +6,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PASSWORD, reload_until, sign_in
+from tests.browser.conftest import PASSWORD, reload_until, sign_in, sign_up_with_project
 
 pytestmark = pytest.mark.browser
-
-
-def sign_up_with_project(page) -> None:
-    page.goto("/")
-    page.get_by_label("Organization name").fill("Analytical Engines")
-    page.get_by_label("Your name").fill("Ada")
-    page.get_by_label("Email").fill("ada@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Create organization").click()
-    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
-    page.goto("/projects/new")
-    page.get_by_label("Name").fill("Bugs")
-    page.get_by_label("Key").fill("BUG")
-    page.get_by_label(re.compile("Bug tracking")).check()
-    page.get_by_label("Start with the template's sample issues").uncheck()
-    page.get_by_role("button", name="Create project").click()
-    expect(page).to_have_url(re.compile(r"/projects/BUG$"))
 
 
 def make_ada_a_developer(app) -> None:
@@ -66,7 +49,7 @@ def add_grace_to_the_project(app) -> None:
 
 def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
     page = new_page()
-    sign_up_with_project(page)
+    sign_up_with_project(page, sample_issues=False)
     make_ada_a_developer(_schema)
     add_grace_to_the_project(_schema)
 

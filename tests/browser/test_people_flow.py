@@ -6,26 +6,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PASSWORD, sign_in
+from tests.browser.conftest import PASSWORD, sign_in, sign_up_with_project
 
 pytestmark = pytest.mark.browser
-
-
-def sign_up_with_sample_project(page) -> None:
-    page.goto("/")
-    page.get_by_label("Organization name").fill("Analytical Engines")
-    page.get_by_label("Your name").fill("Ada")
-    page.get_by_label("Email").fill("ada@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Create organization").click()
-    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
-    page.goto("/projects/new")
-    page.get_by_label("Name").fill("Bugs")
-    page.get_by_label("Key").fill("BUG")
-    page.get_by_label(re.compile("Bug tracking")).check()
-    page.get_by_label("Start with the template's sample issues").check()
-    page.get_by_role("button", name="Create project").click()
-    expect(page).to_have_url(re.compile(r"/projects/BUG$"))
 
 
 def make_bob(app) -> None:
@@ -40,7 +23,7 @@ def make_bob(app) -> None:
 
 def test_an_added_developer_gains_access_and_a_removed_one_loses_it(new_page, _schema):
     ada = new_page()
-    sign_up_with_sample_project(ada)
+    sign_up_with_project(ada, sample_issues=True)
     make_bob(_schema)
     bob = new_page()
     sign_in(bob, "bob@example.com")

@@ -5,19 +5,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 
-from tests.support.issue_events import run_default, save_override
-
-ALERT = """model_version: "1.0"
-automations:
-  - id: critical_alert
-    name: Critical bug alert
-    trigger: issue.created
-    actions:
-      - action: notify
-        recipients:
-          fields: [reporter]
-        message: "A new bug"
-"""
+from tests.support.issue_events import run_default, triaged_crash
 
 
 def history_lines(client, key: str, number: int) -> list[str]:
@@ -30,18 +18,12 @@ def history_lines(client, key: str, number: int) -> list[str]:
 def test_history_reads_as_sentences(app, client, make_user, login):
     from app.extensions import db
     from app.models import Issue
-    from app.services import projects
     from app.services.runtime import issues, transitions
 
     ada = make_user("ada@example.com", "owner")
     ada.name = "Ada"
     db.session.commit()
-    project = projects.create_project(ada, "BUG", "Bugs", "", "bug_tracking")
-    save_override(ada, project, "automations/alerts.yaml", ALERT)
-    issue = issues.create_issue(project, ada, issue_type="bug", title="Crash on save",
-                                 custom_fields={"severity": "critical"})
-    run_default(app)
-    transitions.apply_transition(issue.id, ada, transition="Start Triage")
+    _, issue = triaged_crash(app, ada)
     issue = db.session.get(Issue, issue.id)
     issues.update_issue(issue.id, ada, issue.lock_version, assignee_id=ada.id, priority="high")
     transitions.force_transition(issue.id, ada, transition="Accept", reason="urgent")

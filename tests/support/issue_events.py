@@ -40,6 +40,34 @@ def save_override(owner, project, path: str, text: str) -> None:
     assert result.saved, result.diagnostics
 
 
+CRITICAL_ALERT = """model_version: "1.0"
+automations:
+  - id: critical_alert
+    name: Critical bug alert
+    trigger: issue.created
+    actions:
+      - action: notify
+        recipients:
+          fields: [reporter]
+        message: "A new bug"
+"""
+
+
+def triaged_crash(app, owner):
+    """Project BUG from the bug template with a 'Critical bug alert' automation, and its critical bug "Crash on
+    save" reported (the automation has run) and moved to Triaging. (project, issue)."""
+    from app.services import projects
+    from app.services.runtime import issues, transitions
+
+    project = projects.create_project(owner, "BUG", "Bugs", "", "bug_tracking")
+    save_override(owner, project, "automations/alerts.yaml", CRITICAL_ALERT)
+    issue = issues.create_issue(project, owner, issue_type="bug", title="Crash on save",
+                                custom_fields={"severity": "critical"})
+    run_default(app)
+    transitions.apply_transition(issue.id, owner, transition="Start Triage")
+    return project, issue
+
+
 def make_issue(project, title: str, *, issue_type: str = "bug", state: str | None = None, reporter=None,
                assignee=None, custom_fields=None, priority=None, entered_at: datetime | None = None,
                emit: bool = True):
