@@ -194,12 +194,22 @@ def open_invitation(token: str) -> Invitation:
     return invitation
 
 
+WRONG_RETURNING_PASSWORD = "You had an account here: enter that account's password to come back."
+
+
 def accept_invitation(token: str, email: str, name: str, password: str) -> User:
-    """Create the account an invitation allows and use the invitation up."""
+    """Create the account an invitation allows and use the invitation up. Someone removed from the organization
+    comes back with the account they had, by giving its password."""
     invitation = open_invitation(token)
     if invitation.email and normalize_email(email) != invitation.email:
         raise Invalid({"email": f"This invitation is for {invitation.email}."})
-    _check_new_account(email, password)
+    returning = find_user(email)
+    if returning is None:
+        _check_new_account(email, password)
+    elif returning.membership is not None:
+        raise Invalid({"email": "An account with this email already exists; log in instead."})
+    elif not returning.check_password(password):
+        raise Invalid({"password": WRONG_RETURNING_PASSWORD})
     # Mark it used with a conditional update, so two concurrent accepts cannot both win.
     used = db.session.execute(
         db.update(Invitation)
@@ -209,7 +219,7 @@ def accept_invitation(token: str, email: str, name: str, password: str) -> User:
     if used.rowcount != 1:
         db.session.rollback()
         raise Invalid({"token": "This invitation has already been used; log in instead."})
-    user = _new_user(email, name, password)
+    user = returning or _new_user(email, name, password)
     db.session.flush()
     invitation.accepted_by_id = user.id
     db.session.add(OrganizationMembership(organization_id=invitation.organization_id, user=user, role=invitation.role))

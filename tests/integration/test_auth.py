@@ -164,3 +164,36 @@ def test_a_pending_invitation_gets_a_new_link_and_the_old_one_stops(client, make
     assert joined.status_code == 303
     used = post_form(client, f"/admin/invitations/{invitation.id}/link")
     assert used.status_code == 422 and "already been used" in used.get_data(as_text=True)
+
+
+def test_a_removed_member_comes_back_through_a_new_invitation(client, make_user, login):
+    make_user("ada@example.com")
+    grace = make_user("grace@example.com", "member")
+    login("ada@example.com")
+    assert post_form(client, f"/admin/members/{grace.membership.id}/remove", {}).status_code == 200
+    db.session.expire_all()
+    assert grace.membership is None
+    link = invite(client, "grace@example.com")
+
+    returning = client.application.test_client()
+    wrong = post_form(returning, link, {"email": "grace@example.com", "name": "Grace", "password": "not her password"})
+    assert wrong.status_code == 422
+    assert "enter that account&#39;s password" in wrong.get_data(as_text=True)
+    assert db.session.scalar(select(Invitation).where(Invitation.email == "grace@example.com")).accepted_at is None
+    back = post_form(returning, link, {"email": "grace@example.com", "name": "Grace", "password": PASSWORD})
+    assert back.status_code == 303
+    db.session.expire_all()
+    assert db.session.scalar(select(db.func.count()).select_from(User).where(User.email == "grace@example.com")) == 1
+    assert grace.org_role == "member"
+    assert returning.get("/projects").status_code == 200
+
+
+def test_a_member_of_the_organization_cannot_take_an_invitation_with_their_password(client, make_user, login):
+    make_user("ada@example.com")
+    make_user("grace@example.com", "member")
+    login("ada@example.com")
+    link = invite(client, "grace@example.com", role="admin")
+    response = post_form(client.application.test_client(), link,
+                         {"email": "grace@example.com", "name": "Grace", "password": PASSWORD})
+    assert response.status_code == 422 and "already exists" in response.get_data(as_text=True)
+    assert db.session.scalar(select(User).where(User.email == "grace@example.com")).org_role == "member"

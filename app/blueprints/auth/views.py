@@ -94,7 +94,8 @@ def _locked_out(template: str, lockout: throttle.Lockout, **context):
     return render_template(template, **context), 429, {"Retry-After": str(lockout.retry_after)}
 
 
-# What a wrong guess at an invitation looks like: a bad link, or another address than the one invited.
+# What a wrong guess at an invitation looks like: a bad link, another address than the one invited, or (below) a
+# wrong password for the account of someone coming back.
 GUESSED = ("token", "email")
 
 
@@ -121,7 +122,8 @@ def join(token: str):
         data = load_form(JoinSchema(), request.form)
         user = accounts.accept_invitation(token, data["email"], data["name"], data["password"])
     except Invalid as error:
-        if any(key in error.problems for key in GUESSED):
+        if any(key in error.problems for key in GUESSED) or \
+                error.problems.get("password") == accounts.WRONG_RETURNING_PASSWORD:
             lockout = throttle.failed(redis, subject, address)
             if lockout is not None:
                 return _locked_out("auth/join_invalid.html", lockout)
