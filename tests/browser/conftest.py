@@ -125,7 +125,7 @@ def sign_in(page, email: str, password: str = PASSWORD) -> None:
     expect(page.get_by_role("heading", name="Projects")).to_be_visible()
 
 
-def sign_up_with_project(page, *, sample_issues: bool) -> None:
+def sign_up_with_project(page, *, sample_issues: bool = False) -> None:
     """Ada creates the organization on the first page, then the bug-tracking project BUG from its template."""
     from playwright.sync_api import expect
 

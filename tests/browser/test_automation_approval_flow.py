@@ -4,8 +4,7 @@ plan on the notifications page and approves it; the real worker ran the event, t
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import reload_until
-from tests.browser.test_issue_flow import sign_up_with_project
+from tests.browser.conftest import reload_until, sign_up_with_project
 
 pytestmark = pytest.mark.browser
 

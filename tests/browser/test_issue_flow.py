@@ -49,7 +49,7 @@ def add_grace_to_the_project(app) -> None:
 
 def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
     page = new_page()
-    sign_up_with_project(page, sample_issues=False)
+    sign_up_with_project(page)
     make_ada_a_developer(_schema)
     add_grace_to_the_project(_schema)
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_issue_flow import sign_up_with_project
+from tests.browser.conftest import sign_up_with_project
 
 pytestmark = pytest.mark.browser
 VALUE = "hunter2-never-shown"
