@@ -40,6 +40,7 @@ def test_audit_page_lists_filters_and_finds_a_tampered_row(new_page, _schema, tr
     for kind in ("issue.transitioned", "automation.run", "issue.forced"):
         expect(events.filter(has_text=kind)).to_have_count(1)
 
+    page.wait_for_load_state()  # htmx listens to the filters once the deferred scripts have run
     page.evaluate("window.kiketNoReload = true")
     page.get_by_label("Kind").select_option("issue.forced")
     expect(events).to_have_count(1)

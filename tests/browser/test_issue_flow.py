@@ -55,6 +55,8 @@ def test_create_block_satisfy_transition_and_comment(new_page, worker, _schema):
 
     page.get_by_role("link", name="New issue").click()
     expect(page.get_by_label("Severity")).to_be_visible()
+    # The form shows before the deferred scripts have run; htmx listens to the Type select only after them.
+    page.wait_for_load_state()
     page.get_by_label("Type").select_option("task")
     expect(page.get_by_label("Severity")).to_have_count(0)
     # The swapped-in select only listens once htmx has settled it.
