@@ -125,17 +125,24 @@ def sign_in(page, email: str, password: str = PASSWORD) -> None:
     expect(page.get_by_role("heading", name="Projects")).to_be_visible()
 
 
-def sign_up_with_project(page, *, sample_issues: bool = False) -> None:
-    """Ada creates the organization on the first page, then the bug-tracking project BUG from its template."""
+def create_organization(page) -> None:
+    """Ada fills in the first page of a fresh installation (open in `page`) and lands on her projects."""
     from playwright.sync_api import expect
 
-    page.goto("/")
     page.get_by_label("Organization name").fill("Analytical Engines")
     page.get_by_label("Your name").fill("Ada")
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create organization").click()
     expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+
+
+def sign_up_with_project(page, *, sample_issues: bool = False) -> None:
+    """Ada creates the organization, then the bug-tracking project BUG from its template."""
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    create_organization(page)
     page.goto("/projects/new")
     page.get_by_label("Name").fill("Bugs")
     page.get_by_label("Key").fill("BUG")

@@ -5,20 +5,16 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import PASSWORD, create_organization
+
 pytestmark = pytest.mark.browser
-PASSWORD = "correct horse battery"
 
 
 def test_sign_up_create_project_and_invite(new_page):
     owner = new_page()
     owner.goto("/")
     expect(owner.get_by_role("heading", name="Set up Kiket")).to_be_visible()
-    owner.get_by_label("Organization name").fill("Analytical Engines")
-    owner.get_by_label("Your name").fill("Ada")
-    owner.get_by_label("Email").fill("ada@example.com")
-    owner.get_by_label("Password").fill(PASSWORD)
-    owner.get_by_role("button", name="Create organization").click()
-    expect(owner.get_by_role("heading", name="Projects")).to_be_visible()
+    create_organization(owner)
 
     owner.get_by_role("link", name="New project").first.click()
     owner.get_by_label("Name").fill("Engineering")
