@@ -204,10 +204,8 @@ def accept_invitation(token: str, email: str, name: str, password: str) -> User:
     if invitation.email and normalize_email(email) != invitation.email:
         raise Invalid({"email": f"This invitation is for {invitation.email}."})
     returning = find_user(email)
-    if returning is None:
+    if returning is None or returning.membership is not None:
         _check_new_account(email, password)
-    elif returning.membership is not None:
-        raise Invalid({"email": "An account with this email already exists; log in instead."})
     elif not returning.check_password(password):
         raise Invalid({"password": WRONG_RETURNING_PASSWORD})
     # Mark it used with a conditional update, so two concurrent accepts cannot both win.
